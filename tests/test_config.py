@@ -1,0 +1,62 @@
+"""Pipeline TOML loading: built-ins resolve, bad files give one clear error."""
+
+import pytest
+
+from tfrecap import config as cfg
+
+
+def test_builtin_pipelines_load_with_paper_settings():
+    names = cfg.builtin_pipelines()
+    for size in (64, 128, 256, 512):
+        assert f"yang2016_{size}" in names and f"secure_{size}" in names
+    assert "demo" in names
+    secure = cfg.load_pipeline("secure_64")
+    assert secure.train.batch_size == 64 and secure.defence.fusion_count == 32
+    assert secure.defence.fusion_weight == 0.2
+    assert (secure.defence.eps_min, secure.defence.eps_max) == (1.0, 5.0)
+    assert secure.train.learning_rate == 1e-4 and secure.train.lr_decay_rate == 0.9
+    assert secure.train.lr_decay_steps == 10_000 and secure.train.steps == 100_000
+    assert secure.defence.penalty_weight > 0
+    baseline = cfg.load_pipeline("yang2016_256")
+    assert baseline.is_baseline and baseline.data.patch_size == 256
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[train\nsteps = 3", "invalid TOML"),
+        ("[train]\nstepz = 3", "unknown key 'stepz'"),
+        ("[trian]\nsteps = 3", "unknown key 'trian'"),
+        ("[train]\nsteps = 'many'", "steps: expected int, got str"),
+        ("[train]\nbatch_size = 8\n[defence]\nfusion_count = 9", "fusion_count (k)"),
+        ("[defence]\neps_min = 5.0\neps_max = 1.0", "eps_min (5.0) must not exceed eps_max"),
+        ("[model]\nwidths = [8, 8]", "widths must be 5"),
+        ("[train]\nprecision = 'half'", "precision must be one of"),
+    ],
+)
+def test_bad_pipeline_files_give_one_clear_error(tmp_path, text, needle):
+    path = _write(tmp_path, text)
+    with pytest.raises(cfg.ConfigError) as err:
+        cfg.load_pipeline(path)
+    assert needle in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_builtin_lists_known_names():
+    with pytest.raises(cfg.ConfigError, match="secure_64"):
+        cfg.load_pipeline("no_such_pipeline")
+
+
+def test_override_validates_and_accepts_int_for_float():
+    base = cfg.load_pipeline("demo")
+    changed = cfg.override(base, **{"train.steps": 7, "defence.penalty_weight": 1})
+    assert changed.train.steps == 7 and changed.defence.penalty_weight == 1.0
+    assert base.train.steps != 7  # frozen original untouched
+    with pytest.raises(cfg.ConfigError, match="fusion_count"):
+        cfg.override(base, **{"train.batch_size": 4})
