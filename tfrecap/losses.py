@@ -32,7 +32,7 @@ def direction_stable_cross_entropy(labels, logits):
     logits = tf.cast(logits, tf.float32)
     labels = tf.cast(labels, tf.int32)
     num_classes = tf.shape(logits)[-1]
-    onehot = tf.one_hot(labels, num_classes, dtype=tf.bool)
+    onehot = tf.one_hot(labels, num_classes, on_value=True, off_value=False, dtype=tf.bool)
     true_logit = tf.reduce_sum(tf.where(onehot, logits, 0.0), axis=-1)
     # logsumexp over the other classes: mask the true class with -inf.
     others = tf.where(onehot, tf.constant(-float("inf"), logits.dtype), logits)
