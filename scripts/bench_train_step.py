@@ -1,0 +1,162 @@
+"""Benchmark the secure train step against the plain step, side by side in one run.
+
+Every variant runs ``SecureForensicModel.train_step`` wrapped in one
+``tf.function`` (XLA off, as on CPU in training), on the same random batch, with
+the same initial weights and the same harness:
+
+* ``keras``          reference: the detector with Keras' built-in ``train_step``;
+* ``plain``          lambda = 0, k = 0: Yang's baseline (must cost what ``keras`` does);
+* ``fusion``         k > 0 only: FGSM batch fusion (eqs. 2, 7);
+* ``penalty``        lambda > 0 only: input-gradient penalty (eq. 5);
+* ``penalty+fusion`` the secure step of Zhao et al. 2018.
+
+Variants are timed in interleaved rounds, so a burst of load from another
+process hurts all variants alike. Two clocks: wall time (fastest round, the
+least disturbed) and this process's CPU time (median round), which other
+processes on a shared machine disturb much less. On shared CPUs the absolute
+images/s mean little; the ratios (cost relative to ``plain``) are the figure
+to read, and the CPU-time ratio the steadier one.
+
+Run:
+    python scripts/bench_train_step.py                      # full width, 64x64, batch 64
+    python scripts/bench_train_step.py --widths 8,16,16,32,32 --steps 3 --rounds 2
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfrecap.models import DEFAULT_WIDTHS, SecureForensicModel, build_detector  # noqa: E402
+
+SCHEMA_VERSION = 1
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--widths",
+        default=",".join(map(str, DEFAULT_WIDTHS)),
+        help="5 comma-separated conv widths (default: full width)",
+    )
+    parser.add_argument("--size", type=int, default=64, help="patch side (default 64)")
+    parser.add_argument("--batch-size", type=int, default=64, help="m (default 64)")
+    parser.add_argument("--fusion-count", type=int, default=32, help="k (default 32)")
+    parser.add_argument("--penalty-weight", type=float, default=0.1, help="lambda (default 0.1)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps after tracing")
+    parser.add_argument(
+        "--dtype", default="float32", help="dtype policy: float32, mixed_float16, mixed_bfloat16"
+    )
+    parser.add_argument(
+        "--json", default="runs/bench_train_step.json", help="output JSON path (runs/ is ignored)"
+    )
+    return parser.parse_args(argv)
+
+
+def make_step(args, widths, penalty_weight, fusion_count):
+    keras.utils.set_random_seed(0)  # same initial weights for every variant
+    detector = build_detector(args.size, widths, dtype=args.dtype)
+    if penalty_weight is None:  # Keras' own train_step, for reference
+        detector.compile(
+            optimizer=keras.optimizers.Adam(1e-4),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=False,
+        )
+        detector.optimizer.build(detector.trainable_variables)
+        return tf.function(detector.train_step, jit_compile=False)
+    model = SecureForensicModel(
+        detector, penalty_weight=penalty_weight, fusion_count=fusion_count, seed=0
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=False)
+    model.optimizer.build(model.trainable_variables)
+    return tf.function(model.train_step, jit_compile=False)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(0, 255, (args.batch_size, args.size, args.size, 3)), tf.float32)
+    y = tf.constant(np.arange(args.batch_size) % 2, tf.int32)
+    variants = {
+        "keras": (None, 0),
+        "plain": (0.0, 0),
+        "fusion": (0.0, args.fusion_count),
+        "penalty": (args.penalty_weight, 0),
+        "penalty+fusion": (args.penalty_weight, args.fusion_count),
+    }
+    steps = {}
+    for name, (lam, k) in variants.items():
+        steps[name] = make_step(args, widths, lam, k)
+        for _ in range(1 + args.warmup):  # trace, then warm up
+            logs = steps[name]((x, y))
+        float(logs["loss"])
+
+    wall = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(args.steps):
+                logs = step((x, y))
+            float(logs["loss"])  # wait for the last step
+            wall[name].append((time.perf_counter() - start) / args.steps)
+            cpu[name].append((time.process_time() - start_cpu) / args.steps)
+
+    wall_s = {name: min(times) for name, times in wall.items()}
+    cpu_s = {name: statistics.median(times) for name, times in cpu.items()}
+    results = {
+        name: {
+            "wall_seconds_per_step": wall_s[name],
+            "images_per_s": args.batch_size / wall_s[name],
+            "wall_cost_vs_plain": wall_s[name] / wall_s["plain"],
+            "cpu_seconds_per_step": cpu_s[name],
+            "cpu_cost_vs_plain": cpu_s[name] / cpu_s["plain"],
+            "wall_rounds_s": wall[name],
+            "cpu_rounds_s": cpu[name],
+        }
+        for name in variants
+    }
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "config": {**vars(args), "widths": list(widths), "jit_compile": False},
+        "host": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "devices": [d.device_type for d in tf.config.list_logical_devices()],
+        },
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+
+    print(
+        f"\n{args.size}x{args.size}, batch {args.batch_size}, widths {list(widths)}, "
+        f"k = {args.fusion_count}, lambda = {args.penalty_weight}, {args.dtype}, "
+        f"{args.rounds} interleaved rounds x {args.steps} steps\n"
+    )
+    print("| step | images/s (best wall) | cost vs plain, wall | CPU s/step | cost vs plain, CPU |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['images_per_s']:.1f} | {r['wall_cost_vs_plain']:.2f}x "
+            f"| {r['cpu_seconds_per_step']:.3f} | {r['cpu_cost_vs_plain']:.2f}x |"
+        )
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

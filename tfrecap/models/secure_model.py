@@ -1,0 +1,310 @@
+"""SecureForensicModel: a detector trained with the secure step of Zhao et al. 2018.
+
+One ``train_step`` for the baseline and the secured model (DESIGN.md, "The
+secure train_step"):
+
+1. FGSM batch fusion (eqs. 2, 7): the first k images of the batch become FGSM
+   images of the current weights, eps_i ~ U[eps_min, eps_max] per image.
+2. Input-gradient penalty (eqs. 5, 6): ``L_i = J_i + lambda ||grad_x J_i||_2``.
+3. Batch loss (eq. 7): ``(sum_clean L_i + alpha sum_adv L_i) / m``.
+
+BatchNorm in training mode couples the images of a batch: the penalty's
+per-image gradient is ``grad_{x_i} sum_j J_j``, which is close to but not
+exactly ``grad_{x_i} J_i`` (exact without BatchNorm). The FGSM pass runs on the
+k images it attacks only (half the cost at k = m/2), through ``stateless_call``
+in training mode: BatchNorm normalises them with their own batch statistics
+and its moving averages are updated once per step, by the training pass.
+Sample weights are not supported.
+
+With ``penalty_weight=0`` and ``fusion_count=0`` the step is Yang's baseline,
+exactly Keras' own ``fit`` step with ``SparseCategoricalCrossentropy
+(from_logits=True)``; the fusion pass and the inner tape are then left out at
+trace time, so the baseline pays for neither.
+
+Usage::
+
+    detector = build_detector(64)
+    model = SecureForensicModel(detector, penalty_weight=0.1, fusion_count=32)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=False)
+    model.fit(train_ds, validation_data=val_ds)
+
+``compile`` takes no ``loss`` or ``metrics``: the loss is eq. 7 and the
+metrics are built in. ``jit_compile``: off on CPU (XLA measurably slows these
+steps there) and under ``tf.distribute``; on GPU Keras' ``"auto"`` turns it on.
+
+Logged metrics (``model.metrics``):
+
+* ``loss`` - eq. 7 divided by m, plus any regularization losses;
+* ``cross_entropy`` - mean J over the fused batch (clean and adversarial);
+* ``penalty`` - mean ``||grad_x J||_2`` over the fused batch, *not* multiplied
+  by lambda (comparable across lambdas); only when ``penalty_weight > 0``;
+* ``accuracy`` - on the clean images of the fused batch;
+* ``adv_accuracy`` - on its FGSM images; only when ``fusion_count > 0``.
+
+Validation (``test_step``) runs on clean images in inference mode and reports
+``loss`` (mean of eq. 5: ``J + lambda * penalty``), ``cross_entropy``,
+``accuracy`` and, when ``penalty_weight > 0``, ``penalty``. That costs one
+input-gradient pass (no second-order term, about 3 forward passes), so that
+``val_loss`` means what ``loss`` means; without BatchNorm coupling in inference
+mode it is the exact per-image norm.
+
+Mixed precision: give the detector a ``mixed_float16`` policy; this model takes
+the same policy, so ``compile()`` wraps the optimizer in a
+``LossScaleOptimizer``. The step scales each loss inside its tape, unscales the
+input gradient in float32 and lets ``optimizer.apply`` unscale the weight
+gradients and skip non-finite steps. A skipped step (float16 overflow, e.g.
+the first step at the initial scale) is left out of the ``loss`` and
+``penalty`` means; in float32 a NaN is reported as is.
+
+Distribution: every term is reduced over the global batch
+(``tf.nn.compute_average_loss``); each replica fuses its own first
+``k * local / global`` images (see :func:`replica_fusion_count`). BatchNorm is
+per replica unless the detector uses ``synchronized_batchnorm``. All replicas
+draw the same eps sequence (one mirrored seed state), each for its own
+images.
+
+Export: only ``call`` (logits) is traced by ``model.export`` or
+``detector.export``; the attack and the training step are not in the graph.
+"""
+
+import keras
+import tensorflow as tf
+
+from tfrecap.models.adversarial_training import (
+    cross_entropy,
+    fgsm_fusion,
+    fused_batch_loss,
+    input_gradient_penalty,
+    replica_fusion_count,
+    sample_eps,
+)
+
+
+@keras.saving.register_keras_serializable(package="tfrecap")
+class SecureForensicModel(keras.Model):
+    """A detector with the secure training step of Zhao et al. 2018 (Sec. 3.2).
+
+    Args:
+        detector: a Keras model mapping float32 pixels in [0, 255] to logits,
+            normally :func:`tfrecap.models.build_detector`'s LaplacianCNN.
+        penalty_weight: lambda of eq. 5 (the paper does not give it); 0 turns
+            the penalty off.
+        fusion_count: k of eq. 7, the number of leading images of each batch
+            replaced by FGSM images (paper: 32 of m = 64); 0 turns fusion off.
+        fusion_weight: alpha of eq. 7, the weight of the FGSM images' losses
+            (paper: 0.2).
+        eps_min: lower bound of the per-image FGSM strength, pixel levels.
+        eps_max: upper bound (paper: eps in [1, 5]).
+        seed: seed of the ``keras.random.SeedGenerator`` that draws eps.
+        **kwargs: standard model arguments. ``dtype`` defaults to the
+            detector's policy, which decides loss scaling in ``compile``.
+    """
+
+    def __init__(
+        self,
+        detector,
+        penalty_weight=0.0,
+        fusion_count=0,
+        fusion_weight=0.2,
+        eps_min=1.0,
+        eps_max=5.0,
+        seed=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("dtype", detector.dtype_policy)
+        super().__init__(**kwargs)
+        if penalty_weight < 0:
+            raise ValueError(f"penalty_weight (lambda) must be >= 0, got {penalty_weight}")
+        if fusion_count < 0:
+            raise ValueError(f"fusion_count (k) must be >= 0, got {fusion_count}")
+        if fusion_weight < 0:
+            raise ValueError(f"fusion_weight (alpha) must be >= 0, got {fusion_weight}")
+        if not 0 <= eps_min <= eps_max:
+            raise ValueError(f"need 0 <= eps_min <= eps_max, got {eps_min}, {eps_max}")
+        self.detector = detector
+        self.penalty_weight = float(penalty_weight)
+        self.fusion_count = int(fusion_count)
+        self.fusion_weight = float(fusion_weight)
+        self.eps_min = float(eps_min)
+        self.eps_max = float(eps_max)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
+        self.penalty_tracker = keras.metrics.Mean(name="penalty")
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.adv_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="adv_accuracy")
+
+        build_config = detector.get_build_config() if detector.built else None
+        if build_config and "input_shape" in build_config:
+            self.build(build_config["input_shape"])
+
+    @property
+    def uses_penalty(self):
+        return self.penalty_weight > 0
+
+    @property
+    def uses_fusion(self):
+        return self.fusion_count > 0
+
+    def build(self, input_shape):
+        if not self.detector.built:
+            self.detector.build(input_shape)
+
+    def call(self, inputs, training=False):
+        return self.detector(inputs, training=training)
+
+    @property
+    def metrics(self):
+        trackers = [self.loss_tracker, self.cross_entropy_tracker]
+        if self.uses_penalty:
+            trackers.append(self.penalty_tracker)
+        trackers.append(self.accuracy_tracker)
+        if self.uses_fusion:
+            trackers.append(self.adv_accuracy_tracker)
+        return trackers
+
+    def _scale_loss(self, value):
+        # The optimizer's own scaling: a LossScaleOptimizer under
+        # mixed_float16, the identity otherwise.
+        return value if self.optimizer is None else self.optimizer.scale_loss(value)
+
+    def _overflow_mask(self, value):
+        """None, or 1.0/0.0 for "value is finite" when the loss is scaled.
+
+        The penalty comes from a gradient, so under loss scaling it overflows
+        float16 exactly when the step's gradients do; the LossScaleOptimizer
+        then skips the step and lowers the scale. Such a step is left out of
+        the loss and penalty means (else one skipped step makes the epoch's
+        loss NaN, and TerminateOnNaN stops training). Without loss scaling a
+        NaN is a real problem and is reported as is.
+        """
+        if not isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            return None
+        return tf.cast(tf.math.is_finite(value), tf.float32)
+
+    @staticmethod
+    def _track(tracker, values, sample_weight=None, mask=None):
+        if mask is None:
+            tracker.update_state(values, sample_weight=sample_weight)
+            return
+        values = tf.where(mask > 0, values, tf.zeros_like(values))
+        weight = mask if sample_weight is None else mask * tf.cast(sample_weight, tf.float32)
+        tracker.update_state(values, sample_weight=weight * tf.ones_like(values))
+
+    def _unpack(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("SecureForensicModel does not support sample weights.")
+        return tf.cast(x, tf.float32), tf.reshape(tf.cast(y, tf.int32), [-1])
+
+    def _attack_logits_fn(self):
+        """The current model for the FGSM pass, without side effects.
+
+        ``stateless_call`` with ``training=True``: BatchNorm normalises with
+        the batch statistics, as in the training pass, and the updated moving
+        statistics it returns are thrown away, so they change once per step.
+        """
+        trainable = [v.value for v in self.detector.trainable_variables]
+        non_trainable = [v.value for v in self.detector.non_trainable_variables]
+
+        def logits_fn(images):
+            logits, _ = self.detector.stateless_call(
+                trainable, non_trainable, images, training=True
+            )
+            return logits
+
+        return logits_fn
+
+    def train_step(self, data):
+        """One step of eq. 7 on a fused batch (Zhao et al. 2018, Sec. 3.2)."""
+        x, y = self._unpack(data)
+        local_batch = tf.shape(x)[0]
+        count = 0
+        if self.uses_fusion:
+            count = replica_fusion_count(self.fusion_count, local_batch)
+            eps = sample_eps(count, self.eps_min, self.eps_max, self.seed_generator)
+            x = fgsm_fusion(self._attack_logits_fn(), x, y, count, eps, scale_loss=self._scale_loss)
+
+        trainable = self.trainable_variables
+        with tf.GradientTape() as tape:
+            if self.uses_penalty:
+                logits, ce, norm = input_gradient_penalty(
+                    lambda images: self.detector(images, training=True),
+                    x,
+                    y,
+                    scale_loss=self._scale_loss,
+                )
+                per_image = ce + self.penalty_weight * norm
+            else:
+                logits = self.detector(x, training=True)
+                ce = cross_entropy(y, logits)
+                per_image = ce
+            loss = fused_batch_loss(per_image, count, self.fusion_weight)
+            if self.losses:
+                # Keras divides regularization losses by the replica count too.
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            scaled_loss = self._scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, trainable)
+        self.optimizer.apply(gradients, trainable)
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        mask = self._overflow_mask(loss)
+        # The tracker wants this replica's mean, not its share of the global mean.
+        self._track(self.loss_tracker, loss * replicas, local_batch, mask)
+        self.cross_entropy_tracker.update_state(ce)
+        if self.uses_penalty:
+            self._track(self.penalty_tracker, norm, mask=mask)
+        self.accuracy_tracker.update_state(y[count:], logits[count:])
+        if self.uses_fusion:
+            self.adv_accuracy_tracker.update_state(y[:count], logits[:count])
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        """Clean-image validation: mean eq. 5 loss, cross-entropy, accuracy (penalty)."""
+        x, y = self._unpack(data)
+        if self.uses_penalty:
+            logits, ce, norm = input_gradient_penalty(
+                lambda images: self.detector(images, training=False),
+                x,
+                y,
+                scale_loss=self._scale_loss,
+            )
+            per_image = ce + self.penalty_weight * norm
+            mask = self._overflow_mask(tf.reduce_sum(norm))
+            self._track(self.penalty_tracker, norm, mask=mask)
+        else:
+            logits = self.detector(x, training=False)
+            ce = per_image = cross_entropy(y, logits)
+            mask = None
+        self._track(self.loss_tracker, per_image, mask=mask)
+        self.cross_entropy_tracker.update_state(ce)
+        self.accuracy_tracker.update_state(y, logits)
+        logged = [self.loss_tracker, self.cross_entropy_tracker, self.accuracy_tracker]
+        if self.uses_penalty:
+            logged.append(self.penalty_tracker)
+        return {m.name: m.result() for m in logged}
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "detector": keras.saving.serialize_keras_object(self.detector),
+            "penalty_weight": self.penalty_weight,
+            "fusion_count": self.fusion_count,
+            "fusion_weight": self.fusion_weight,
+            "eps_min": self.eps_min,
+            "eps_max": self.eps_max,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        detector = keras.saving.deserialize_keras_object(config.pop("detector"))
+        dtype = config.pop("dtype", None)
+        if isinstance(dtype, dict):
+            dtype = keras.dtype_policies.deserialize(dtype)
+        return cls(detector, dtype=dtype, **config)
