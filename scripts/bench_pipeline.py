@@ -1,0 +1,110 @@
+"""Measure the tf.data input pipeline alone (no model), in images/s and images/s per core.
+
+    python scripts/bench_pipeline.py --data-dir ~/tensorflow_datasets --dataset synthetic_64
+
+Each variant runs one warm-up pass (which also fills the cache when there is one),
+then `--passes` timed passes over the split, the variants taking turns pass by pass;
+the median pass is reported. Variants, side by side in one run, so that the ratios
+mean something on a shared machine:
+
+* `decode`: `make_dataset` without cache: read + parse + PNG decode every pass;
+* `decode, no shard check`: the same without the per-shard record count;
+* `cached`: `make_dataset` with the decoded split cached in memory;
+* `tfds as_dataset`: TFDS's own reader (decodes all features) + the same batching.
+
+Two per-core figures: `/s/core` divides the wall-clock rate by the tf.data threads
+allowed (`--cores`, default: the CPUs this process may use); `per CPU-s` divides the
+images by the CPU time this process spent, which stays meaningful when other
+processes share the cores (the load average is printed for that reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+
+def _time_round_robin(variants, passes: int) -> dict[str, tuple[float, float, int]]:
+    """Median wall and CPU seconds per pass of each variant, passes taken in turn.
+
+    Taking the variants in turn, pass by pass, exposes them to the same load from
+    other processes, so their ratios hold even when the absolute numbers drift.
+    """
+    datasets, sizes = {}, {}
+    for name, make in variants:
+        datasets[name] = make()
+        # Warm-up: graph tracing, thread pools, cache fill.
+        sizes[name] = sum(int(labels.shape[0]) for _, labels in datasets[name])
+    walls = {name: [] for name in datasets}
+    cpus = {name: [] for name in datasets}
+    for _ in range(passes):
+        for name, ds in datasets.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _images, _labels in ds:
+                pass
+            walls[name].append(time.perf_counter() - wall)
+            cpus[name].append(time.process_time() - cpu)
+    return {
+        name: (statistics.median(walls[name]), statistics.median(cpus[name]), sizes[name])
+        for name in datasets
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--dataset", default="synthetic_64")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--skip-tfds", action="store_true", help="skip the as_dataset baseline")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from tfrecap.data import catalog, pipeline
+
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = args.cores
+
+    def ours(**kw):
+        def make():
+            ds = pipeline.make_dataset(
+                args.data_dir, args.dataset, args.split, args.batch_size, training=True, **kw
+            )
+            return ds.with_options(options)
+
+        return make
+
+    def tfds_reader():
+        builder = catalog.load_builder(args.data_dir, args.dataset)
+        ds = builder.as_dataset(split=args.split, shuffle_files=True, as_supervised=True)
+        ds = ds.shuffle(10_000).batch(args.batch_size, drop_remainder=True)
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+    variants = [
+        ("decode", ours(cache=False)),
+        ("decode, no shard check", ours(cache=False, check_shards=False)),
+        ("cached", ours(cache=True)),
+    ]
+    if not args.skip_tfds:
+        variants.append(("tfds as_dataset", tfds_reader))
+
+    print(
+        f"{args.dataset}/{args.split}, batch {args.batch_size}, {args.cores} tf.data threads, "
+        f"{args.passes} timed passes; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} CPUs"
+    )
+    print(f"{'variant':<24}{'images/pass':>12}{'images/s':>10}{'/s/core':>9}{'per CPU-s':>11}")
+    for name, (wall, cpu, n) in _time_round_robin(variants, args.passes).items():
+        rate = n / wall
+        print(f"{name:<24}{n:>12}{rate:>10.0f}{rate / args.cores:>9.0f}{n / cpu:>11.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Folder import: bad files are named once and counted, odd formats converted, splits by photo."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.data.conftest import save_image
+from tfrecap.data import builder, catalog, folder
+
+SIZE = 32
+
+
+def _png_bytes(seed=0, size=(64, 64)):
+    buf = io.BytesIO()
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(buf, "PNG")
+    return bytearray(buf.getvalue())
+
+
+def _corrupt(path):
+    data = _png_bytes()
+    data[data.find(b"IDAT") + 100] ^= 0xFF  # a bit flip in the compressed pixels
+    path.write_bytes(bytes(data))
+
+
+def _truncated(path):
+    data = _png_bytes()
+    path.write_bytes(bytes(data[: len(data) // 2]))
+
+
+def _non_image(path):
+    path.write_text("these are my notes, not a photo\n")
+
+
+def _grey(path):
+    save_image(path, size=(64, 64), mode="L")
+
+
+def _rgba(path):
+    save_image(path, size=(64, 64), mode="RGBA")
+
+
+def _cmyk(path):
+    save_image(path, size=(64, 64), mode="CMYK", quality=95)
+
+
+def _sixteen_bit(path):
+    Image.fromarray(np.full((64, 64), 32896, np.uint16)).save(path)
+
+
+def _too_small(path):
+    save_image(path, size=(SIZE - 1, 200))
+
+
+# name, writer, skipped?, category in the summary
+CASES = [
+    ("corrupt.png", _corrupt, True, "corrupt"),
+    ("truncated.png", _truncated, True, "truncated"),
+    ("notes.jpg", _non_image, True, "not an image"),
+    ("grey.png", _grey, False, "grey"),
+    ("rgba.png", _rgba, False, "RGBA"),
+    ("cmyk.jpg", _cmyk, False, "CMYK"),
+    ("deep.png", _sixteen_bit, False, "16-bit"),
+    ("small.bmp", _too_small, True, "too small"),
+]
+
+
+@pytest.mark.parametrize("name, write, skipped, category", CASES, ids=[c[3] for c in CASES])
+def test_bad_file_is_named_once_and_counted(photo_folders, name, write, skipped, category):
+    originals, recaptured = photo_folders(2)
+    bad = originals / name
+    write(bad)
+    lines = []
+    report = folder.scan_folders(originals, recaptured, SIZE, workers=2, warn=lines.append)
+
+    assert len(lines) == 1 and str(bad) in lines[0]
+    assert lines[0].startswith("skipped" if skipped else "converted")
+    kind = "skipped" if skipped else "converted"
+    assert report.counts()[kind] == {category: 1}
+    assert f"1 {kind} ({category} 1)" in report.summary()
+    usable = [r.path for r in report.records]
+    assert (str(bad) in usable) != skipped
+    assert len(usable) == 4 + (not skipped)
+
+
+def test_odd_formats_become_8bit_rgb(tmp_path):
+    for name, write, skipped, _ in CASES:
+        if skipped:
+            continue
+        write(tmp_path / name)
+        pixels, conversion = folder.read_rgb(tmp_path / name)
+        assert pixels.dtype == np.uint8 and pixels.shape == (64, 64, 3), name
+        assert conversion, name
+    deep, _ = folder.read_rgb(tmp_path / "deep.png")
+    assert np.all(deep == 128)  # 32896 / 257 = 128: scaled, not clipped at 255
+
+
+def test_stray_non_image_file_is_named(photo_folders):
+    originals, recaptured = photo_folders(2)
+    (recaptured / "README.txt").write_text("hi")
+    (recaptured / ".DS_Store").write_bytes(b"\0")  # hidden: ignored silently
+    lines = []
+    report = folder.scan_folders(originals, recaptured, SIZE, warn=lines.append)
+    assert len(lines) == 1 and "README.txt" in lines[0]
+    assert report.counts()["skipped"] == {"not an image": 1}
+
+
+def test_extensions_any_case_and_depth(tmp_path):
+    originals, recaptured = tmp_path / "o", tmp_path / "r"
+    for i, ext in enumerate([".jpg", ".JPEG", ".Png", ".tif", ".TIFF", ".bmp"]):
+        save_image(originals / "a" / "b" / f"x{i}{ext}", size=(40, 40), seed=i)
+    save_image(recaptured / "y.png", size=(40, 40))
+    report = folder.scan_folders(originals, recaptured, SIZE)
+    assert sum(r.label == 0 for r in report.records) == 6
+    assert not report.problems
+
+
+@pytest.mark.parametrize("which", ["missing", "empty", "unusable"])
+def test_fatal_folder_problems_name_the_folder(photo_folders, which):
+    originals, recaptured = photo_folders(2)
+    if which == "missing":
+        recaptured = recaptured.parent / "nowhere"
+    else:
+        for f in recaptured.iterdir():
+            f.unlink()
+        if which == "unusable":
+            _truncated(recaptured / "only.png")
+    with pytest.raises(folder.FolderImportError, match=str(recaptured)):
+        folder.scan_folders(originals, recaptured, SIZE, warn=lambda _: None)
+
+
+def test_tile_grid_is_capped_and_spread():
+    corners = folder.tile_positions(100, 200, 32, max_tiles=64)
+    assert corners[0] == (2, 4) and len(corners) == 3 * 6  # centred 3x6 grid
+    capped = folder.tile_positions(3200, 3200, 32, max_tiles=10)
+    assert len(capped) == 10 and capped[0] == (0, 0) and capped[-1] == (3168, 3168)
+
+
+def test_split_is_by_photo_and_keeps_pairs_together():
+    records = [
+        folder.ImageRecord(f"/x/{c}/p{i}.png", f"p{i}.png", label, 64, 64)
+        for i in range(20)
+        for label, c in enumerate("or")
+    ]
+    splits = folder.assign_splits(records, seed=3)
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [16, 4, 20]
+    for members in splits.values():
+        assert {r.group for r in members if r.label == 0} == {
+            r.group for r in members if r.label == 1
+        }
+    assert folder.assign_splits(records, seed=3) == splits
+    assert folder.assign_splits(records, seed=4) != splits
+
+
+def test_import_builds_dataset_with_tiles_never_crossing_splits(photo_folders, tmp_path):
+    import tensorflow_datasets as tfds
+
+    originals, recaptured = photo_folders(10, size=(70, 100))  # 2x3 tiles of 32 px each
+    _grey(originals / "grey.png")
+    _corrupt(recaptured / "corrupt.png")
+    config = builder.folder_config("mine", SIZE, originals, recaptured, seed=1)
+    result = catalog.build_dataset(config, tmp_path / "data", warn=lambda _: None)
+    assert result.status == "built"
+    assert "1 skipped (corrupt 1); 1 converted (grey 1)" in result.scan.summary()
+
+    tfds_builder = catalog.load_builder(tmp_path / "data", "mine")
+    sources = {}
+    for split in tfds_builder.info.splits:
+        ds = tfds_builder.as_dataset(split=split)
+        sources[split] = {ex["source"].decode() for ex in tfds.as_numpy(ds)}
+    assert sum(len(s) for s in sources.values()) == 21
+    assert not sources["train"] & sources["test"]
+    assert not sources["train"] & sources["validation"]
+    assert not sources["validation"] & sources["test"]
+    assert "original/grey.png" in set().union(*sources.values())
+
+    again = catalog.build_dataset(config, tmp_path / "data", warn=lambda _: None)
+    assert again.status == "already built"
+    save_image(originals / "new.png", size=(70, 100), seed=99)  # the folder changed
+    changed = catalog.build_dataset(config, tmp_path / "data", warn=lambda _: None)
+    assert changed.status == "rebuilt" and "fingerprint" in changed.message

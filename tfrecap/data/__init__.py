@@ -1,0 +1,1 @@
+"""Recapture datasets: offline simulator, TFDS builder, folder import, tf.data pipeline."""

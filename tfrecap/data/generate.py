@@ -1,0 +1,198 @@
+"""Deterministic, parallel generation of simulated original/recaptured patch pairs.
+
+No TensorFlow here: the TFDS builder imports this module and consumes plain numpy examples.
+
+Every pair gets its own generator, seeded from ``(seed, split index, pair index)``, so a
+split's examples are byte-identical whatever the number of worker processes. Pair ``i`` uses the
+region at position ``i mod n`` of a seeded permutation of the split's ``n`` regions: every
+region is used about equally often, with fresh random draws each time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import dataclasses
+import multiprocessing
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from tfrecap.data import simulator, sources
+
+SPLITS = sources.SPLITS
+SIZES = simulator.SIZES
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """One simulated patch.
+
+    Attributes:
+        image: uint8 [S, S, 3].
+        label: 0 = original, 1 = recaptured.
+        source: scene name.
+        region: id of the source region; a region belongs to exactly one split.
+        capture_id: unique per example, ``f"{split}-{pair:06d}-{label}"``.
+    """
+
+    image: np.ndarray
+    label: int
+    source: str
+    region: str
+    capture_id: str
+
+
+def split_counts(count_per_class: int) -> dict[str, int]:
+    """Examples per class in each split, 40/10/50, summing exactly to `count_per_class`.
+
+    Args:
+        count_per_class: total examples per class over all splits.
+
+    Returns:
+        ``{"train": n, "validation": n, "test": n}``.
+
+    Raises:
+        ValueError: if `count_per_class` < 1.
+    """
+    if count_per_class < 1:
+        raise ValueError(f"count_per_class must be >= 1, got {count_per_class}")
+    train = round(0.4 * count_per_class)
+    validation = round(0.1 * count_per_class)
+    return {
+        "train": train,
+        "validation": validation,
+        "test": count_per_class - train - validation,
+    }
+
+
+def _check_size(size: int) -> None:
+    if size not in SIZES:
+        raise ValueError(
+            f"synthetic patches come in sizes {SIZES}, got {size}; 256 and 512 need real data, "
+            "because a simulated patch that big would need upsampling, itself a trace"
+        )
+
+
+def _regions(size: int, split: str) -> tuple[sources.Region, ...]:
+    regions = sources.split_regions(size, simulator.window_radius(size), split)
+    if not regions:
+        raise ValueError(f"no usable source region for {size}-px patches in split {split!r}")
+    return regions
+
+
+def _region_order(size: int, seed: int, split: str) -> np.ndarray:
+    count = len(_regions(size, split))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), 2**31]))
+    return rng.permutation(count)
+
+
+def _make_pair(size: int, seed: int, split: str, pair: int, region_index: int) -> list[Example]:
+    region = _regions(size, split)[region_index]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), pair]))
+    window = sources.window(region, simulator.window_radius(size))
+    images = simulator.simulate_pair(window, size, rng)
+    return [
+        Example(image, label, region.scene, region.region, f"{split}-{pair:06d}-{label}")
+        for label, image in enumerate(images)
+    ]
+
+
+def _make_chunk(size: int, seed: int, split: str, pairs: list[tuple[int, int]]):
+    """Worker entry point (top level, so that `spawn` can pickle it)."""
+    return [
+        example for pair, region in pairs for example in _make_pair(size, seed, split, pair, region)
+    ]
+
+
+def _chunks(items: list, workers: int) -> list[list]:
+    # About 4 chunks per worker balances load; at least 8 pairs keeps pickling overhead small.
+    step = max(8, -(-len(items) // (4 * workers)))
+    return [items[i : i + step] for i in range(0, len(items), step)]
+
+
+_POOLS: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A process pool kept across calls: spawning and loading the photos costs ~2 s per pool."""
+    if workers not in _POOLS:
+        context = multiprocessing.get_context("spawn")  # forking after TensorFlow is unsafe
+        _POOLS[workers] = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+    return _POOLS[workers]
+
+
+def shutdown_workers() -> None:
+    """Stops the worker processes kept by `generate_split` (also done at interpreter exit)."""
+    while _POOLS:
+        _POOLS.popitem()[1].shutdown(wait=True, cancel_futures=True)
+
+
+atexit.register(shutdown_workers)
+
+
+def _run_parallel(size, seed, split, jobs, workers, progress) -> list[Example]:
+    chunks = _chunks(jobs, workers)
+    results: list = [None] * len(chunks)
+    pool = _pool(workers)
+    try:
+        futures = {
+            pool.submit(_make_chunk, size, seed, split, chunk): i for i, chunk in enumerate(chunks)
+        }
+        for future in concurrent.futures.as_completed(futures):
+            index = futures[future]
+            results[index] = future.result()
+            if progress is not None:
+                progress(len(results[index]))
+    except BaseException:
+        # A broken or interrupted pool is not reused.
+        _POOLS.pop(workers, None)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    return [example for chunk in results for example in chunk]
+
+
+def generate_split(
+    size: int,
+    count_per_class: int,
+    seed: int,
+    split: str,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Example]:
+    """Simulates one split: original/recaptured pairs of regions reserved for that split.
+
+    Args:
+        size: patch side, 64 or 128.
+        count_per_class: examples per class over all three splits (see `split_counts`).
+        seed: dataset seed; with the other arguments it fixes every byte of the output.
+        split: one of `SPLITS`.
+        workers: processes; None means `os.cpu_count()`, 1 runs in this process.
+        progress: called with the number of new examples each time some are done.
+
+    Returns:
+        ``2 * split_counts(count_per_class)[split]`` examples, ordered by pair, the original
+        (label 0) before its recapture (label 1).
+
+    Raises:
+        ValueError: for an unsupported size, a count < 1, an unknown split, or workers < 1.
+    """
+    _check_size(size)
+    pairs = split_counts(count_per_class)[split] if split in SPLITS else None
+    if pairs is None:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    order = _region_order(size, seed, split)
+    jobs = [(pair, int(order[pair % len(order)])) for pair in range(pairs)]
+    if workers == 1 or len(jobs) <= 8:
+        examples = []
+        for pair, region in jobs:
+            examples.extend(_make_pair(size, seed, split, pair, region))
+            if progress is not None:
+                progress(2)
+        return examples
+    return _run_parallel(size, seed, split, jobs, workers, progress)
