@@ -1,0 +1,292 @@
+"""`tfrecap data`: build, import, describe and look at recapture datasets.
+
+Thin commands: each parses its options and calls `tfrecap.data`. TensorFlow is
+imported inside the commands so that `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tfrecap import LABEL_NAMES
+from tfrecap.cli.options import data_dir_option, dataset_option
+
+INFO_SCHEMA_VERSION = 1
+
+
+@click.group("data")
+def data():
+    """Build, import, describe and preview recapture datasets (TFDS)."""
+
+
+@contextlib.contextmanager
+def _progress(desc: str, total: int | None, unit: str):
+    """A tqdm bar on stderr; yields the `progress(n)` callback the library takes."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True) as bar:
+        yield bar.update
+
+
+def _warn(line: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {line}", file=sys.stderr)
+
+
+def _quiet_tfds():
+    import tensorflow_datasets as tfds
+
+    # Our own bars show generation; TFDS's would add three more per split.
+    tfds.disable_progress_bar()
+
+
+@data.command("synth")
+@click.option(
+    "--size",
+    type=click.Choice(["64", "128"]),
+    default="64",
+    show_default=True,
+    help="Patch size. Synthetic data stops at 128: bigger patches would need upsampling, "
+    "itself a trace. Use `tfrecap data import` with real photos for 256 and 512.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=10),
+    default=3000,
+    show_default=True,
+    help="Patches per class over all splits (split 40/10/50 by scene region).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
+@data_dir_option
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Simulator processes [default: all CPUs]. The data do not depend on it.",
+)
+@click.option("--force", is_flag=True, help="Rebuild even if the same dataset is already built.")
+def synth(size, count, seed, data_dir, workers, force):
+    """Simulate recaptures of the bundled photos and build `synthetic_{SIZE}`.
+
+    Size, count and seed are the dataset's identity: running again with the same
+    values reuses the dataset, with other values rebuilds it (atomically).
+    """
+    from tfrecap.data import builder, catalog, generate
+
+    _quiet_tfds()
+    config = builder.synthetic_config(int(size), count, seed)
+    total = 2 * sum(generate.split_counts(count).values())
+    with _progress(f"Simulating {config.name}", total, "patch") as progress:
+        result = catalog.build_dataset(
+            config, data_dir, workers=workers, progress=progress, force=force
+        )
+    click.echo(result.message)
+
+
+@data.command("import")
+@click.option(
+    "--originals",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder of original photos, searched at any depth "
+    "(jpg, jpeg, png, tif, tiff, bmp; any letter case).",
+)
+@click.option(
+    "--recaptured",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder of recaptured photos (photos of a screen). A file with the same relative "
+    "path as an original (extension aside) is kept in the same split as it.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=8),
+    default=64,
+    show_default=True,
+    help="Tile size S: each photo is cut into a grid of non-overlapping SxS tiles.",
+)
+@data_dir_option
+@dataset_option(None)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the 40/10/50 split by source photo.",
+)
+@click.option(
+    "--max-tiles",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="At most this many tiles per photo, evenly spaced over it, so that one huge "
+    "photo cannot dominate the dataset.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Image-decoding threads [default: all CPUs]. The data do not depend on it.",
+)
+@click.option("--force", is_flag=True, help="Rebuild even if the same dataset is already built.")
+def import_(originals, recaptured, size, data_dir, dataset, seed, max_tiles, workers, force):
+    """Import your own originals and recaptures as dataset NAME (--dataset).
+
+    Bad files (corrupt, truncated, not images, too small) are skipped with one
+    warning each; grey, palette, RGBA, CMYK and 16-bit images are converted to 8-bit
+    RGB. Fails only when a folder is missing or empty, or has no usable image.
+    """
+    from tfrecap.data import builder, catalog, folder
+
+    if not dataset:
+        raise click.UsageError("--dataset NAME is required: the name to give the import.")
+    try:
+        config = builder.folder_config(dataset, size, originals, recaptured, seed, max_tiles)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--dataset/--size") from None
+    _quiet_tfds()
+    try:
+        if not force and catalog.is_built(config, data_dir):
+            # Same folders, files, size and seed: skip decoding every photo again.
+            meta = catalog.read_metadata(data_dir, dataset) or {}
+            click.echo(f"Import summary: {meta.get('import', {}).get('summary')}", err=True)
+            click.echo(f"{dataset}: already built in {catalog.dataset_dir(data_dir, dataset)}")
+            return
+        with _progress("Checking images", None, "file") as progress:
+            scan = folder.scan_folders(
+                config.originals,
+                config.recaptured,
+                size,
+                workers=workers,
+                progress=progress,
+                warn=_warn,
+            )
+        click.echo(f"Import summary: {scan.summary()}", err=True)
+        with _progress(f"Tiling into {dataset}", len(scan.records), "photo") as progress:
+            result = catalog.build_dataset(
+                config, data_dir, workers=workers, progress=progress, scan=scan, force=force
+            )
+    except folder.FolderImportError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(result.message)
+
+
+@data.command("info")
+@data_dir_option
+@dataset_option("synthetic_64")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with schema_version).")
+def info(data_dir, dataset, as_json):
+    """Examples per split and label, and what the dataset was built from."""
+    from tfrecap.data import catalog, pipeline
+
+    try:
+        builder = catalog.load_builder(data_dir, dataset)
+        counts = pipeline.count_examples(data_dir, dataset)
+    except (catalog.DatasetNotFoundError, pipeline.CorruptShardError) as err:
+        raise click.ClickException(str(err)) from None
+    meta = catalog.read_metadata(data_dir, dataset) or {}
+    identity = meta.get("identity", {})
+    if as_json:
+        out = {
+            "schema_version": INFO_SCHEMA_VERSION,
+            "dataset": dataset,
+            "path": str(catalog.dataset_dir(data_dir, dataset)),
+            "identity": identity,
+            "examples": counts,
+            "shards": {s: builder.info.splits[s].num_shards for s in counts},
+            "import": meta.get("import"),
+        }
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        return
+    lines = {"dataset": dataset, "path": catalog.dataset_dir(data_dir, dataset)}
+    for key in (
+        "kind",
+        "size",
+        "count_per_class",
+        "seed",
+        "originals",
+        "recaptured",
+        "max_tiles_per_image",
+    ):
+        if key in identity:
+            lines[key] = identity[key]
+    if "import" in meta:
+        lines["import"] = meta["import"]["summary"]
+    for key, value in lines.items():
+        click.echo(f"{key + ':':<21}{value}")
+    header = (
+        f"{'split':<11}{'shards':>7}" + "".join(f"{n:>12}" for n in LABEL_NAMES) + f"{'total':>9}"
+    )
+    click.echo(header)
+    for split, row in counts.items():
+        click.echo(
+            f"{split:<11}{builder.info.splits[split].num_shards:>7}"
+            + "".join(f"{row[n]:>12}" for n in LABEL_NAMES)
+            + f"{row['total']:>9}"
+        )
+
+
+def _save_grid(examples, output: Path, title: str) -> None:
+    """A row of originals over a row of recaptures, pixels shown 1:1 (no smoothing)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(len(v) for v in examples.values())
+    fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 4.2), squeeze=False)
+    for row, name in enumerate(LABEL_NAMES):
+        for col in range(n):
+            ax = axes[row][col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col < len(examples[name]):
+                image, source = examples[name][col]
+                ax.imshow(image, interpolation="nearest")
+                ax.set_title(Path(source).name[:18], fontsize=6)
+            else:
+                ax.axis("off")
+        axes[row][0].set_ylabel(name, fontsize=10)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=150)
+    plt.close(fig)
+
+
+@data.command("preview")
+@data_dir_option
+@dataset_option("synthetic_64")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("preview.png"),
+    show_default=True,
+    help="Where to write the picture (PNG).",
+)
+@click.option("--split", default="test", show_default=True, help="Split to draw from.")
+@click.option(
+    "--n",
+    type=click.IntRange(min=1, max=64),
+    default=8,
+    show_default=True,
+    help="Examples per class (one column each).",
+)
+def preview(data_dir, dataset, output, split, n):
+    """Save a picture of originals (top row) over recaptures (bottom row)."""
+    from tfrecap.data import catalog, pipeline
+
+    try:
+        examples = pipeline.take_examples(data_dir, dataset, split, n)
+    except (catalog.DatasetNotFoundError, pipeline.CorruptShardError) as err:
+        raise click.ClickException(str(err)) from None
+    except KeyError as err:
+        raise click.ClickException(str(err.args[0])) from None
+    _save_grid(examples, output, f"{dataset} / {split}: original (top) vs recaptured (bottom)")
+    click.echo(f"Wrote {output}")
