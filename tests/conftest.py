@@ -20,3 +20,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords or "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+TINY_COUNT = 20  # patches per class: 8/2/10 per class in train/validation/test
+TINY_SEED = 0
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_tfds():
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    """A data dir holding `synthetic_64` with 20 patches per class, seed 0. Do not modify."""
+    from tfrecap.data import builder, catalog
+
+    data_dir = tmp_path_factory.mktemp("synthetic")
+    catalog.build_dataset(
+        builder.synthetic_config(64, TINY_COUNT, TINY_SEED), data_dir, workers=1
+    )
+    return data_dir

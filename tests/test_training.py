@@ -1,0 +1,130 @@
+"""tfrecap train: resume after a kill, export round trip, clear errors."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tfrecap import config as cfg
+from tfrecap.cli.main import cli
+
+TINY_PIPELINE = """
+name = "tiny"
+[data]
+dataset = "synthetic_64"
+patch_size = 64
+[model]
+widths = [4, 4, 8, 8, 8]
+bn_momentum = 0.9
+[defence]
+penalty_weight = 0.1
+fusion_count = 4
+eps_min = 1.0
+eps_max = 5.0
+[train]
+batch_size = 8
+steps = 6
+learning_rate = 1e-3
+checkpoint_every = 2
+"""
+
+
+@pytest.fixture
+def tiny_pipeline(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_PIPELINE)
+    return path
+
+
+def _tfrecap(*args):
+    return [sys.executable, "-m", "tfrecap.cli.main", *map(str, args)]
+
+
+def test_resume_after_sigkill_finishes_at_requested_steps(tiny_pipeline, synthetic_dir, tmp_path):
+    run_dir, export_dir = tmp_path / "run", tmp_path / "export"
+    args = _tfrecap("train", "--pipeline", tiny_pipeline, "--data-dir", synthetic_dir,
+                    "--run-dir", run_dir, "--export-dir", export_dir, "--steps", 400,
+                    "--checkpoint-every", 10, "--quiet")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    index = run_dir / "checkpoints" / "checkpoint"
+    deadline = time.time() + 240
+    while not index.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert first.poll() is None, "training ended before it could be killed"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert not export_dir.exists() or not any(export_dir.iterdir())
+
+    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Resumed from step" in second.stdout
+    resumed = int(second.stdout.split("Resumed from step ")[1].split()[0])
+    assert 10 <= resumed < 400 and resumed % 10 == 0
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["epochs"][-1]["step"] == 400
+    steps = [h["step"] for h in history["epochs"]]
+    assert steps == sorted(set(steps))  # nothing counted twice
+    assert (export_dir / "1" / "saved_model.pb").exists()
+
+
+def test_export_reloads_in_a_fresh_process_with_same_logits(tiny_pipeline, tmp_path):
+    from tfrecap.export import export_detector, load_config_asset
+    from tfrecap.training import build_model
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    model = build_model(config)
+    images = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", images)
+    expected = model.detector(images, training=False).numpy()
+    version = export_detector(model.detector, tmp_path / "export", config)
+    assert version.name == "1"
+    assert load_config_asset(version)["defence"]["fusion_count"] == 4
+
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "m = tf.saved_model.load(sys.argv[1]); x = tf.constant(np.load(sys.argv[2]))\n"
+        "np.save(sys.argv[3], m.signatures['logits'](images=x)['logits'].numpy())\n"
+        "out = m.signatures['serving_default'](images=x)\n"
+        "np.save(sys.argv[4], out['probabilities'].numpy())\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(version), str(tmp_path / "x.npy"),
+                    str(tmp_path / "logits.npy"), str(tmp_path / "probs.npy")], check=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+    logits = np.load(tmp_path / "logits.npy")
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    probs = np.load(tmp_path / "probs.npy")
+    shifted = np.exp(expected - expected.max(-1, keepdims=True))
+    np.testing.assert_allclose(probs, shifted / shifted.sum(-1, keepdims=True), atol=1e-5)
+
+
+def test_missing_dataset_names_the_command_that_builds_it(tiny_pipeline, tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--pipeline", str(tiny_pipeline),
+                                      "--data-dir", str(tmp_path / "empty"),
+                                      "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code != 0
+    assert "tfrecap data synth" in result.output
+
+
+def test_bad_pipeline_is_a_usage_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nstepz = 3\n")
+    result = CliRunner().invoke(cli, ["train", "--pipeline", str(bad)])
+    assert result.exit_code == 2
+    assert "unknown key 'stepz'" in result.output
+
+
+def test_resuming_with_another_model_is_refused(tiny_pipeline, synthetic_dir, tmp_path):
+    from tfrecap.training import train
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    train(config, data_dir=synthetic_dir, run_dir=tmp_path / "run", verbose=0, log=lambda m: None)
+    wider = cfg.override(config, **{"model.widths": (8, 8, 8, 8, 8)})
+    with pytest.raises(ValueError, match="different \\[model\\]"):
+        train(wider, data_dir=synthetic_dir, run_dir=tmp_path / "run", verbose=0)

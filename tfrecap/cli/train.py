@@ -1,0 +1,93 @@
+"""``tfrecap train``: run a training pipeline, resume it, export the detector."""
+
+from pathlib import Path
+
+import click
+
+from tfrecap.cli.options import data_dir_option
+
+
+@click.command()
+@click.option(
+    "--pipeline",
+    required=True,
+    help="A built-in pipeline (demo, demo_baseline, yang2016_64 ... secure_512) or a TOML file.",
+)
+@data_dir_option
+@click.option("--dataset", default=None, help="Dataset config; overrides the pipeline's [data].")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override [train] steps.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoints, TensorBoard logs, history.json. Default: runs/PIPELINE_NAME. "
+    "Rerunning with the same run dir resumes from its last checkpoint.",
+)
+@click.option(
+    "--export-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="SavedModel root; versions 1, 2, ... go under it. Default: saved_models/PIPELINE_NAME.",
+)
+@click.option("--no-export", is_flag=True, help="Skip the SavedModel export at the end.")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]),
+    default=None,
+    help="Override [train] precision. auto = mixed_float16 on GPU, float32 on CPU.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override [train] checkpoint_every: steps between checkpoints (and validation).",
+)
+@click.option("--quiet", is_flag=True, help="No per-step progress bar.")
+def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, precision,
+          checkpoint_every, quiet):
+    """Train a detector from a pipeline and export it as a SavedModel.
+
+    \b
+    Examples:
+      tfrecap train --pipeline demo
+      tfrecap train --pipeline secure_64 --data-dir ~/tensorflow_datasets --steps 20000
+      tfrecap train --pipeline my_run.toml --run-dir runs/mine --export-dir saved_models/mine
+    """
+    from tfrecap import config as cfg
+
+    try:
+        config = cfg.load_pipeline(pipeline)
+        config = cfg.override(
+            config,
+            **{
+                "data.dataset": dataset,
+                "train.steps": steps,
+                "train.precision": precision,
+                "train.checkpoint_every": checkpoint_every,
+            },
+        )
+    except cfg.ConfigError as err:
+        raise click.UsageError(str(err)) from None
+
+    from tfrecap.data.catalog import DatasetNotFoundError
+    from tfrecap.training import train as run_training
+
+    run_dir = run_dir or Path("runs") / config.name
+    export_dir = None if no_export else (export_dir or Path("saved_models") / config.name)
+    try:
+        result = run_training(
+            config,
+            data_dir=data_dir,
+            run_dir=run_dir,
+            export_dir=export_dir,
+            verbose=2 if quiet else 1,
+            log=click.echo,
+        )
+    except DatasetNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    last = result.history[-1] if result.history else {}
+    summary = ", ".join(f"{k}={v:.4f}" for k, v in last.items() if k.startswith("val_"))
+    click.echo(
+        f"Done: {result.steps_done} steps in {result.seconds:.0f} s. {summary}\n"
+        f"Run dir: {result.run_dir}" + (f"\nExport: {result.export_path}" if export_dir else "")
+    )

@@ -1,0 +1,296 @@
+"""Run a training pipeline: data → SecureForensicModel.fit → checkpoints → export.
+
+One function, :func:`train`, does the whole job for ``tfrecap train``. What it
+guarantees:
+
+* **Resume.** Checkpoints (model, optimizer state, step counter, the fusion RNG)
+  are written every ``train.checkpoint_every`` steps by ``tf.train.CheckpointManager``.
+  Rerunning the same command after a crash or a kill restores the newest one and
+  continues; the step counter is ``optimizer.iterations``, so nothing is counted
+  twice and the run ends at exactly ``train.steps``.
+* **Records.** The resolved config (``config.json``), TensorBoard logs
+  (``logs/``) and the per-epoch history (``history.json``, appended across
+  resumes) live in the run directory.
+* **Export.** At the end the detector (inference only) is exported to
+  ``EXPORT_DIR/VERSION`` by :func:`tfrecap.export.export_detector`.
+
+An "epoch" here is ``checkpoint_every`` steps: Keras's progress bar, the
+validation pass and the checkpoint all happen at that cadence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from tfrecap.config import PipelineConfig
+
+HISTORY_SCHEMA_VERSION = 1
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` did."""
+
+    run_dir: Path
+    steps_done: int
+    resumed_from_step: int  # 0 when the run started fresh
+    history: list[dict]
+    export_path: Path | None
+    seconds: float
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` means mixed_float16 on a GPU and float32 on CPU (DESIGN.md, Mixed precision)."""
+    if precision != "auto":
+        return precision
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+
+
+def resolve_jit_compile(jit_compile: str, strategy: str = "default") -> bool:
+    """XLA is on by default on GPU only: on CPU it halved a tf.function FGSM's speed."""
+    if jit_compile == "on":
+        return True
+    if jit_compile == "off" or strategy != "default":
+        return False
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def build_optimizer(config: PipelineConfig) -> keras.optimizers.Optimizer:
+    """Adam (or SGD), lr x decay_rate every decay_steps, staircase (paper Sec. 4)."""
+    t = config.train
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        t.learning_rate, decay_steps=t.lr_decay_steps, decay_rate=t.lr_decay_rate, staircase=True
+    )
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(schedule, momentum=0.9)
+    return keras.optimizers.Adam(schedule)
+
+
+def build_model(config: PipelineConfig, precision: str = "float32", jit_compile: bool = False):
+    """The compiled SecureForensicModel for ``config`` (built, optimizer built)."""
+    from tfrecap.models import SecureForensicModel, build_detector
+
+    size = config.data.patch_size
+    m, s = config.model, config.defence
+    detector = build_detector(
+        input_shape=(size, size, 3),
+        widths=m.widths,
+        batchnorm=m.batchnorm,
+        synchronized_batchnorm=m.synchronized_batchnorm,
+        bn_momentum=m.bn_momentum,
+        dtype=precision,
+    )
+    model = SecureForensicModel(
+        detector,
+        penalty_weight=s.penalty_weight,
+        fusion_count=s.fusion_count,
+        fusion_weight=s.fusion_weight,
+        eps_min=s.eps_min,
+        eps_max=s.eps_max,
+        seed=config.train.seed,
+        dtype=precision,
+    )
+    model.compile(optimizer=build_optimizer(config), jit_compile=jit_compile)
+    model(tf.zeros((1, size, size, 3)))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+class _CheckpointEveryEpoch(keras.callbacks.Callback):
+    """Save a checkpoint and append the epoch's logs to history.json, both atomically."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, history_path: Path, history: list):
+        super().__init__()
+        self.manager = manager
+        self.history_path = history_path
+        self.history = history
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = int(self.model.optimizer.iterations)
+        self.manager.save(checkpoint_number=step)
+        record = {"epoch": epoch + 1, "step": step, "time": time.time()}
+        record.update({k: float(v) for k, v in (logs or {}).items()})
+        self.history.append(record)
+        _write_json_atomic(
+            self.history_path, {"schema_version": HISTORY_SCHEMA_VERSION, "epochs": self.history}
+        )
+
+
+def train(
+    config: PipelineConfig,
+    *,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    export_dir: str | Path | None = None,
+    verbose: int = 1,
+    extra_callbacks: list | None = None,
+    log=print,
+) -> TrainResult:
+    """Train ``config`` on its dataset, resuming from ``run_dir`` if it holds checkpoints.
+
+    Args:
+        config: the resolved pipeline.
+        data_dir: TFDS data directory holding ``config.data.dataset``.
+        run_dir: checkpoints, logs, history and the resolved config go here.
+        export_dir: SavedModel root; ``None`` skips the export.
+        verbose: Keras ``fit`` verbosity (1 = progress bar).
+        extra_callbacks: more Keras callbacks (e.g. adversarial evaluation).
+        log: where human-readable status lines go.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    from tfrecap.data.catalog import load_builder
+    from tfrecap.data.pipeline import make_dataset
+
+    started = time.time()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.train.seed)
+
+    precision = resolve_precision(config.train.precision)
+    jit = resolve_jit_compile(config.train.jit_compile, config.train.strategy)
+    _check_resumable(run_dir / "config.json", config)
+    _write_json_atomic(run_dir / "config.json", config.to_dict())
+
+    t = config.train
+    train_ds = make_dataset(
+        data_dir, config.data.dataset, "train", t.batch_size, training=True, seed=t.seed,
+        repeat=True,
+    )
+    val_ds = make_dataset(data_dir, config.data.dataset, "validation", t.batch_size, training=False)
+    # An explicit count: the interleaved dataset's cardinality is unknown, and
+    # Keras warns that it "ran out of data" when left to find the end itself.
+    splits = load_builder(data_dir, config.data.dataset).info.splits
+    val_examples = splits["validation"].num_examples
+    val_steps = math.ceil(val_examples / t.batch_size)
+    if t.validation_steps:
+        val_steps = min(val_steps, t.validation_steps)
+    _check_patch_size(train_ds, config)
+
+    model = build_model(config, precision=precision, jit_compile=jit)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=3)
+    resumed_from = 0
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        resumed_from = int(model.optimizer.iterations)
+        log(f"Resumed from step {resumed_from} ({manager.latest_checkpoint}).")
+
+    history_path = run_dir / "history.json"
+    # Keep only epochs that the restored checkpoint covers.
+    history = [h for h in _read_history(history_path) if h["step"] <= resumed_from]
+    callbacks = [
+        _CheckpointEveryEpoch(manager, history_path, history),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
+        *(extra_callbacks or []),
+    ]
+
+    log(
+        f"Training {config.name}: {model.describe() if hasattr(model, 'describe') else ''}"
+        f"precision={precision}, jit_compile={jit}, steps {resumed_from}->{t.steps}."
+    )
+    # Whole epochs of checkpoint_every steps, then a last short epoch if steps is
+    # not a multiple, so that the run ends at exactly t.steps and every epoch
+    # boundary is a checkpoint (which is what makes resume exact).
+    every = t.checkpoint_every
+    full_epochs = t.steps // every
+    done = resumed_from
+    if done < full_epochs * every:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            validation_steps=val_steps,
+            epochs=full_epochs,
+            initial_epoch=done // every,
+            steps_per_epoch=every,
+            shuffle=False,  # the tf.data pipeline shuffles
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+        done = int(model.optimizer.iterations)
+    remainder = t.steps - done
+    if remainder > 0:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            validation_steps=val_steps,
+            epochs=full_epochs + 1,
+            initial_epoch=full_epochs,
+            steps_per_epoch=remainder,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
+    steps_done = int(model.optimizer.iterations)
+
+    export_path = None
+    if export_dir is not None:
+        from tfrecap.export import export_detector
+
+        export_path = export_detector(model.detector, export_dir, config)
+        log(f"Exported to {export_path}")
+    return TrainResult(
+        run_dir=run_dir,
+        steps_done=steps_done,
+        resumed_from_step=resumed_from,
+        history=history,
+        export_path=export_path,
+        seconds=time.time() - started,
+    )
+
+
+def _check_patch_size(dataset: tf.data.Dataset, config: PipelineConfig) -> None:
+    shape = dataset.element_spec[0].shape
+    if shape[1] is not None and shape[1] != config.data.patch_size:
+        raise ValueError(
+            f"dataset {config.data.dataset!r} has {shape[1]}x{shape[2]} patches but the "
+            f"pipeline {config.name!r} expects patch_size = {config.data.patch_size}"
+        )
+
+
+def _check_resumable(config_path: Path, config: PipelineConfig) -> None:
+    """Refuse to resume a run directory that was started with a different model or data."""
+    if not config_path.exists():
+        return
+    old = json.loads(config_path.read_text())
+    new = config.to_dict()
+    # Steps may grow (train longer); everything else must match to resume.
+    for section in ("data", "model", "defence"):
+        if old.get(section) != _jsonable(new[section]):
+            raise ValueError(
+                f"{config_path.parent} holds a run with a different [{section}] config; "
+                f"use another --run-dir, or delete that folder to start over"
+            )
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return json.loads(path.read_text()).get("epochs", [])
+
+
+def _write_json_atomic(path: Path, payload) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"not JSON serialisable: {value!r}")
