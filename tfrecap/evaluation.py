@@ -124,6 +124,9 @@ class AttackResult:
     spec: AttackSpec
     eps: list[float]
     accuracy: list[Accuracy]
+    # Per eps: accuracy on the originals and on the recaptures separately. An
+    # attack can fool one direction (original -> "recaptured") far more easily.
+    by_class: list[dict[str, Accuracy]] = dataclasses.field(default_factory=list)
     # Per eps: (images whose input gradient was exactly zero, n). For FGSM/LLCM
     # that is the gradient at x; for PGD, zero at every step of every restart.
     zero_grad: list[tuple[int, int]] = dataclasses.field(default_factory=list)
@@ -156,6 +159,7 @@ class Check:
 @dataclasses.dataclass
 class Report:
     clean: Accuracy
+    clean_by_class: dict[str, Accuracy]
     auc: float
     operating_point: dict
     attacks: list[AttackResult]
@@ -171,7 +175,11 @@ class Report:
             "schema_version": SCHEMA_VERSION,
             **self.meta,
             "n": self.clean.n,
-            "clean": {"accuracy": self.clean.value, "ci": list(self.clean.ci)},
+            "clean": {
+                "accuracy": self.clean.value,
+                "ci": list(self.clean.ci),
+                "by_class": {k: v.to_dict() for k, v in self.clean_by_class.items()},
+            },
             "auc": self.auc,
             "operating_point": self.operating_point,
             "attacks": [
@@ -186,6 +194,8 @@ class Report:
                             "ci": list(acc.ci),
                             "n": acc.n,
                             "zero_grad_fraction": a.zero_grad_fraction_at(i),
+                            "by_class": {k: v.to_dict() for k, v in a.by_class[i].items()}
+                            if a.by_class else {},
                         }
                         for i, (e, acc) in enumerate(zip(a.eps, a.accuracy, strict=True))
                     ],
@@ -269,20 +279,22 @@ def evaluate(
     ] if source is not None else []
     unbounded = []
     if unbounded_check and attacks:
-        unbounded = [(AttackSpec("pgd", {"steps": 20, "step_size": 8.0, "loss": "margin"},
-                                 "pgd (eps=255)"), judge, None)]
+        # No random start: a uniform start in an eps=255 ball is pure noise, which
+        # this detector reads as "recaptured" and PGD's 20 steps cannot undo.
+        unbounded = [(AttackSpec("pgd", {"steps": 20, "step_size": 8.0, "loss": "margin",
+                                         "random_start": False}, "pgd (eps=255)"), judge, None)]
 
     runs = []
     for spec, maker, tname in whitebox + transfer:
         runs.append(dict(spec=spec, fn=attack_lib.make_attack_fn(maker, spec.name, **spec.params),
-                         maker=maker, eps=list(eps_list), counts=[[0, 0, 0] for _ in eps_list],
+                         maker=maker, eps=list(eps_list), counts=[[0] * 7 for _ in eps_list],
                          transfer_from=tname))
     for spec, maker, _ in unbounded:
         runs.append(dict(spec=spec, fn=attack_lib.make_attack_fn(maker, spec.name, **spec.params),
-                         maker=maker, eps=[255.0], counts=[[0, 0, 0]],
+                         maker=maker, eps=[255.0], counts=[[0] * 7],
                          transfer_from=None, cap=unbounded_limit))
 
-    clean_correct, seen = 0, 0
+    clean_counts = [0] * 7
     scores, labels_all = [], []
     batches = dataset
     if limit is not None:
@@ -297,8 +309,7 @@ def evaluate(
         labels = tf.cast(labels, tf.int32)
         logits = judge(images)
         predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
-        clean_correct += int(tf.reduce_sum(tf.cast(predicted == labels, tf.int32)))
-        batch_n = int(tf.shape(labels)[0])
+        _tally(clean_counts, predicted, labels)
         scores.append(tf.nn.softmax(logits)[:, 1].numpy())
         labels_all.append(labels.numpy())
         for run in runs:
@@ -308,17 +319,12 @@ def evaluate(
                 if room <= 0:
                     continue
                 x, y = images[:room], labels[:room]
-            n = int(tf.shape(y)[0])
             for i, eps in enumerate(run["eps"]):
                 x_adv, zero = run["fn"].run(x, y, tf.constant(eps, tf.float32))
                 if jpeg_quality is not None:
                     x_adv = jpeg_roundtrip(x_adv, jpeg_quality)
                 pred = tf.argmax(judge(x_adv), axis=-1, output_type=tf.int32)
-                count = run["counts"][i]
-                count[0] += int(tf.reduce_sum(tf.cast(pred == y, tf.int32)))
-                count[1] += n
-                count[2] += int(tf.reduce_sum(tf.cast(zero, tf.int32)))
-        seen += batch_n
+                _tally(run["counts"][i], pred, y, zero)
 
     scores_np = np.concatenate(scores) if scores else np.zeros(0)
     labels_np = np.concatenate(labels_all) if labels_all else np.zeros(0, np.int32)
@@ -326,16 +332,18 @@ def evaluate(
         AttackResult(
             spec=run["spec"],
             eps=run["eps"],
-            accuracy=[Accuracy(c, n) for c, n, _ in run["counts"]],
-            zero_grad=[(z, n) for _, n, z in run["counts"]],
+            accuracy=[Accuracy(c[0], c[1]) for c in run["counts"]],
+            by_class=[_by_class(c) for c in run["counts"]],
+            zero_grad=[(c[2], c[1]) for c in run["counts"]],
             transfer_from=run["transfer_from"],
         )
         for run in runs
     ]
-    clean = Accuracy(clean_correct, seen)
+    clean = Accuracy(clean_counts[0], clean_counts[1])
     checks, notes = sanity_checks(clean, results)
     return Report(
         clean=clean,
+        clean_by_class=_by_class(clean_counts),
         auc=roc_auc(scores_np, labels_np),
         operating_point=threshold_at_fpr(scores_np, labels_np, fpr),
         attacks=results,
@@ -343,6 +351,26 @@ def evaluate(
         notes=notes,
         meta={**(meta or {}), **({"jpeg_quality": jpeg_quality} if jpeg_quality else {})},
     )
+
+
+def _tally(counts: list, predicted, labels, zero=None) -> None:
+    """Add a batch to ``[correct, n, zero_grad, correct_0, n_0, correct_1, n_1]``."""
+    right = (predicted == labels).numpy()
+    labels = labels.numpy()
+    counts[0] += int(right.sum())
+    counts[1] += len(labels)
+    if zero is not None:
+        counts[2] += int(tf.reduce_sum(tf.cast(zero, tf.int32)))
+    for label in (0, 1):
+        counts[3 + 2 * label] += int(right[labels == label].sum())
+        counts[4 + 2 * label] += int((labels == label).sum())
+
+
+def _by_class(counts: list) -> dict[str, Accuracy]:
+    from tfrecap import LABEL_NAMES
+
+    return {name: Accuracy(counts[3 + 2 * i], counts[4 + 2 * i])
+            for i, name in enumerate(LABEL_NAMES)}
 
 
 def evaluate_under_attack(model, dataset, attack: str, eps_list, **kwargs) -> Report:
@@ -477,6 +505,17 @@ def format_table(report: Report, patch_size: int | None = None) -> str:
                      + f" | {a.zero_grad_fraction:.1%} |")
     lines.append("")
     lines.append(f"n = {report.clean.n}; cells are accuracy [95% Wilson interval].")
+    if report.clean_by_class:
+        lines += ["", "Per class, accuracy on originals / on recaptures:", "",
+                  "| method | clean | " + " | ".join(f"ε = {e:g}" for e in eps) + " |",
+                  "|---|---|" + "---|" * len(eps)]
+        clean_cell = _per_class_cell(report.clean_by_class)
+        for a in report.attacks:
+            if a.eps == [255.0] or not a.by_class:
+                continue
+            cells = [_per_class_cell(a.by_class[a.eps.index(e)]) if a.at(e) else "—"
+                     for e in eps]
+            lines.append(f"| {a.spec.title} | {clean_cell} | " + " | ".join(cells) + " |")
     lines.append("")
     for c in report.checks:
         lines.append(f"- [{'x' if c.passed else ' '}] {c.name}: {c.detail}")
@@ -485,6 +524,58 @@ def format_table(report: Report, patch_size: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def _per_class_cell(by_class: dict[str, Accuracy]) -> str:
+    return " / ".join(f"{acc.value:.0%}" for acc in by_class.values())
+
+
 def _fmt(acc: Accuracy) -> str:
     lo, hi = acc.ci
     return f"{acc.value:.1%} [{lo:.1%}, {hi:.1%}]"
+
+
+# ---------------------------------------------------------------- plots
+
+
+def plot_results(results: Sequence[dict], output, title: str | None = None) -> None:
+    """Accuracy against ε, one line per (model, attack), from ``tfrecap evaluate --json`` files.
+
+    Args:
+        results: parsed JSON reports (schema_version 1); several models share one figure.
+        output: PNG path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = ["-o", "--s", ":^", "-.D", "-v", "--P"]
+    for i, result in enumerate(results):
+        if result.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(
+                f"unsupported result schema_version {result.get('schema_version')!r} "
+                f"(expected {SCHEMA_VERSION})"
+            )
+        model = result.get("label") or result.get("model", f"model {i + 1}")
+        for j, attack in enumerate(result["attacks"]):
+            points = [(r["eps"], r["accuracy"], r["ci"]) for r in attack["results"]
+                      if r["eps"] != 255.0]
+            if not points:
+                continue
+            eps, acc, ci = zip(*sorted(points), strict=True)
+            lower = [a - c[0] for a, c in zip(acc, ci, strict=True)]
+            upper = [c[1] - a for a, c in zip(acc, ci, strict=True)]
+            ax.errorbar(
+                [0.0, *eps], [result["clean"]["accuracy"], *acc],
+                yerr=[[0.0, *lower], [0.0, *upper]], fmt=styles[j % len(styles)],
+                color=f"C{i}", capsize=2, label=f"{model}: {attack['attack']}",
+            )
+    ax.set_xlabel("ε (pixel levels, L∞)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "Accuracy under attack (ε = 0: clean; bars: 95% Wilson)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
