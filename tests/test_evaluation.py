@@ -14,7 +14,8 @@ from tfrecap import evaluation as ev
 def test_wilson_interval_known_values():
     lo, hi = ev.wilson_interval(81, 263)  # worked example of Wilson (1927)-style intervals
     assert lo == pytest.approx(0.2553, abs=1e-3) and hi == pytest.approx(0.3662, abs=1e-3)
-    assert ev.wilson_interval(0, 10)[0] == 0.0 and ev.wilson_interval(10, 10)[1] == pytest.approx(1.0)
+    assert ev.wilson_interval(0, 10)[0] == 0.0
+    assert ev.wilson_interval(10, 10)[1] == pytest.approx(1.0)
     assert ev.wilson_interval(0, 0) == (0.0, 1.0)
 
 
