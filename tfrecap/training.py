@@ -45,6 +45,7 @@ class TrainResult:
     history: list[dict]
     export_path: Path | None
     seconds: float
+    model: keras.Model | None = None  # the trained SecureForensicModel
 
 
 def resolve_precision(precision: str) -> str:
@@ -245,6 +246,7 @@ def train(
         history=history,
         export_path=export_path,
         seconds=time.time() - started,
+        model=model,
     )
 
 

@@ -50,8 +50,10 @@ def _attack_list(ctx, param, value):
 @click.option("--pgd-step-size", type=float, default=None,
               help="PGD step in pixel levels. Default: 2.5·ε/steps.")
 @click.option("--pgd-restarts", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--random-start/--no-random-start", default=True, show_default=True,
-              help="PGD starts at a random point of the ε-ball.")
+@click.option("--random-start/--no-random-start", default=False, show_default=True,
+              help="Start PGD at a random point of the ε-ball. Off by default: uniform noise "
+              "is itself a recapture cue to this detector, so a random start weakens PGD "
+              "(measured: README). Use --pgd-restarts N --random-start to add restarts.")
 @click.option("--loss", type=click.Choice(["margin", "ce"]), default="margin", show_default=True,
               help="PGD loss: the logit margin (does not saturate) or cross-entropy.")
 @click.option("--transfer-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
