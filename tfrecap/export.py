@@ -13,7 +13,13 @@ not export a float16 signature):
   ``probabilities`` float32 ``[N, 2]`` and ``label`` int64 ``[N]``
   (0 = original, 1 = recaptured);
 * ``logits``: the same input → ``logits`` float32 ``[N, 2]``. Attacks and audits
-  use this one: attacking probabilities invites saturated gradients.
+  use this one: attacking probabilities invites saturated gradients;
+* ``classify_images``: ``image_bytes`` string ``[N]`` (encoded JPEG or PNG, each
+  at least S×S; images may differ in size) → a whole-image verdict per image:
+  ``recaptured_probability`` float32 ``[N]``, ``label`` int64 ``[N]`` (1 =
+  recaptured, when the probability is > 0.5) and ``patch_count`` int32 ``[N]``.
+  See :func:`classify_image_bytes` for the tiling rule. Exported only when the
+  detector has a fixed patch size S.
 
 The exported graph holds inference only (the detector, called with
 ``training=False``); the resolved run config is stored as the asset
@@ -32,6 +38,15 @@ import keras
 import tensorflow as tf
 
 CONFIG_ASSET = "tfrecap_config.json"
+
+MAX_TILES = 64
+"""At most this many S×S tiles judge one image in ``classify_images``.
+
+64 tiles cover a 512×512 image at S = 64 completely and bound the detector's
+batch (memory and latency) for larger images, which are subsampled instead.
+"""
+
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
 
 
 def next_version(export_root: Path) -> int:
@@ -91,6 +106,15 @@ def export_detector(detector: keras.Model, export_root: str | Path, config=None)
 
     archive.add_endpoint("serving_default", serving_fn)
     archive.add_endpoint("logits", logits_fn)
+    if size is not None:
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def classify_fn(image_bytes):
+            return classify_image_bytes(
+                image_bytes, lambda tiles: logits_fn(tiles)["logits"], size
+            )
+
+        archive.add_endpoint("classify_images", classify_fn)
 
     with tempfile.TemporaryDirectory(dir=export_root, prefix=".tmp-export-") as staging:
         staging = Path(staging)
@@ -112,6 +136,147 @@ def export_detector(detector: keras.Model, export_root: str | Path, config=None)
             except OSError:
                 continue
     raise RuntimeError(f"could not claim a version number under {export_root}")
+
+
+def _grid_indices(count, keep):
+    """``keep`` evenly spaced indices of ``0 .. count-1`` (the centres of ``keep`` equal bins)."""
+    return ((2 * tf.range(keep) + 1) * count) // (2 * keep)
+
+
+def _tile_grid_size(rows, cols, max_tiles):
+    """Rows and columns of the grid to keep: all, or about the aspect ratio within the cap."""
+    # r = isqrt(max_tiles * rows // cols), with a float sqrt corrected to be exact.
+    target = (max_tiles * rows) // cols
+    r = tf.cast(tf.floor(tf.sqrt(tf.cast(target, tf.float64))), tf.int32)
+    r = tf.where(r * r > target, r - 1, r)
+    r = tf.where((r + 1) * (r + 1) <= target, r + 1, r)
+    r = tf.clip_by_value(r, 1, rows)
+    c = tf.minimum(cols, max_tiles // r)
+    r = tf.minimum(rows, max_tiles // c)
+    capped = rows * cols > max_tiles
+    return tf.where(capped, r, rows), tf.where(capped, c, cols)
+
+
+def _image_tiles(image_bytes, index, size, max_tiles):
+    """Decode one image and cut its S×S tiles: float32 ``[T, S, S, 3]`` in [0, 255]."""
+    header_ok = tf.reduce_any(
+        [tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
+         for magic in _IMAGE_SIGNATURES]
+    )
+    decodable = tf.debugging.Assert(header_ok, [tf.strings.format(
+        "classify_images: could not decode image bytes of image {}: not a JPEG or PNG "
+        "({} bytes with an unknown header)", (index, tf.strings.length(image_bytes)))])
+    with tf.control_dependencies([decodable]):
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    big_enough = tf.debugging.Assert(
+        tf.logical_and(height >= size, width >= size),
+        [tf.strings.format(
+            "classify_images: image {} is {}x{} (height x width), smaller than the "
+            "{}x{} patch size", (index, height, width, size, size))])
+    with tf.control_dependencies([big_enough]):
+        rows, cols = height // size, width // size
+    keep_rows, keep_cols = _tile_grid_size(rows, cols, max_tiles)
+    grid = tf.reshape(image[: rows * size, : cols * size], [rows, size, cols, size, 3])
+    grid = tf.gather(grid, _grid_indices(rows, keep_rows), axis=0)
+    grid = tf.gather(grid, _grid_indices(cols, keep_cols), axis=2)
+    tiles = tf.transpose(grid, [0, 2, 1, 3, 4])
+    return tf.cast(tf.reshape(tiles, [-1, size, size, 3]), tf.float32)
+
+
+def classify_image_bytes(image_bytes, logits_fn, size, max_tiles=MAX_TILES):
+    """Whole-image verdicts from encoded images, as in the ``classify_images`` signature.
+
+    Each image is decoded to RGB pixels in [0, 255] and cut into the regular
+    grid of non-overlapping S×S tiles, ``floor(H/S) × floor(W/S)``, from the top
+    left (a remainder at the right and bottom is ignored). When the grid has more
+    than ``max_tiles`` tiles, ``r`` rows and ``c`` columns of it are kept, with
+    ``r = isqrt(max_tiles·rows // cols)`` (at least 1, at most ``rows``),
+    ``c = min(cols, max_tiles // r)``, then ``r = min(rows, max_tiles // c)``; the
+    kept indices are evenly spaced: ``((2k + 1)·rows) // (2r)`` for ``k < r``.
+    The verdict is the mean over the tiles of softmax(logits)[:, 1]. All tiles of
+    one image go through the detector in one batch.
+
+    Args:
+        image_bytes: string ``[N]``, encoded JPEG or PNG (GIF and BMP decode too).
+        logits_fn: float32 ``[T, S, S, 3]`` pixels → float32 ``[T, 2]`` logits.
+        size: the patch side S.
+        max_tiles: at most this many tiles per image.
+
+    Returns:
+        ``{"recaptured_probability": float32 [N], "label": int64 [N],
+        "patch_count": int32 [N]}``.
+
+    Raises:
+        tf.errors.InvalidArgumentError: naming the image, when its bytes are not
+            an image or it is smaller than S×S.
+    """
+    indices = tf.range(tf.shape(image_bytes)[0])
+
+    def judge(args):
+        data, index = args
+        tiles = _image_tiles(data, index, size, max_tiles)
+        probabilities = tf.nn.softmax(tf.cast(logits_fn(tiles), tf.float32))[:, 1]
+        return tf.reduce_mean(probabilities), tf.shape(tiles)[0]
+
+    probability, count = tf.map_fn(
+        judge, (image_bytes, indices),
+        fn_output_signature=(tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)),
+    )
+    return {
+        "recaptured_probability": probability,
+        "label": tf.cast(probability > 0.5, tf.int64),
+        "patch_count": count,
+    }
+
+
+def _reason(err: tf.errors.InvalidArgumentError) -> str:
+    """The one line of a graph error that says what is wrong with the image."""
+    lines = err.message.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("assertion failed: ["):
+            reason = line.removeprefix("assertion failed: [").removesuffix("]")
+            reason = reason.removeprefix("classify_images: ")
+            return reason.replace("bytes of image 0:", "bytes:").replace("image 0 is", "image is")
+        if line.lstrip().startswith("[[{{node") and i > 0:
+            return f"could not decode image bytes: {lines[i - 1].strip()}"
+    return f"could not decode image bytes: {lines[0] if lines else err}"
+
+
+def classify_files(classify, paths) -> list[dict]:
+    """Judge image files one by one with an export's ``classify_images`` signature.
+
+    Args:
+        classify: the loaded signature, ``tf.saved_model.load(dir).signatures["classify_images"]``.
+        paths: image files (JPEG or PNG, at least S×S).
+
+    Returns:
+        One dict per path, in order: ``{"path", "label" ("original" or "recaptured"),
+        "recaptured_probability", "patch_count"}``, or ``{"path", "error"}`` when the
+        file is missing, unreadable, not an image or smaller than S×S.
+    """
+    results = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except FileNotFoundError:
+            results.append({"path": str(path), "error": "file not found"})
+            continue
+        except OSError as err:
+            results.append({"path": str(path), "error": f"cannot read: {err.strerror or err}"})
+            continue
+        try:
+            out = classify(image_bytes=tf.constant([data]))
+        except tf.errors.InvalidArgumentError as err:
+            results.append({"path": str(path), "error": _reason(err)})
+            continue
+        results.append({
+            "path": str(path),
+            "label": "recaptured" if int(out["label"][0]) == 1 else "original",
+            "recaptured_probability": float(out["recaptured_probability"][0]),
+            "patch_count": int(out["patch_count"][0]),
+        })
+    return results
 
 
 def load_config_asset(version_dir: str | Path) -> dict:

@@ -28,9 +28,10 @@ def cli():
 def _register():
     from tfrecap.cli.data import data
     from tfrecap.cli.evaluate import evaluate, plot
+    from tfrecap.cli.predict import predict
     from tfrecap.cli.train import train
 
-    for command in (data, train, evaluate, plot):
+    for command in (data, train, evaluate, plot, predict):
         cli.add_command(command)
 
 

@@ -1,0 +1,57 @@
+"""``tfrecap predict``: whole-image verdicts from an exported model's ``classify_images``."""
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the results (schema_version 1) here.")
+def predict(model, images, json_path):
+    """Judge each IMAGE (JPEG or PNG) as original or recaptured with an exported MODEL.
+
+    MODEL is an export folder: saved_models/NAME (the highest version is used) or
+    saved_models/NAME/VERSION. Each image must be at least S×S, the model's patch
+    size; the verdict is the mean recaptured probability over a grid of S×S tiles
+    (at most 64, evenly spaced). One line per image: path, verdict, probability,
+    tiles. A file that is missing or is not a usable image gets an error line and
+    the others are still judged; the exit status is non-zero only if no image could
+    be judged.
+
+    \b
+    Examples:
+      tfrecap predict saved_models/demo photo.jpg screen_shot.png
+      tfrecap predict saved_models/demo/3 photos/*.jpg --json verdicts.json
+    """
+    import tensorflow as tf
+
+    from tfrecap.export import classify_files, latest_version_dir
+
+    try:
+        version_dir = latest_version_dir(model)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    loaded = tf.saved_model.load(str(version_dir))
+    if "classify_images" not in loaded.signatures:
+        raise click.ClickException(
+            f"{version_dir} has no `classify_images` signature; re-export it with this version"
+        )
+    results = classify_files(loaded.signatures["classify_images"], images)
+    for r in results:
+        if "error" in r:
+            click.echo(f"{r['path']}\terror: {r['error']}", err=True)
+        else:
+            click.echo(f"{r['path']}\t{r['label']}\tp={r['recaptured_probability']:.4f}"
+                       f"\t{r['patch_count']} tiles")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        report = {"schema_version": 1, "model": str(model), "model_version": version_dir.name,
+                  "results": results}
+        json_path.write_text(json.dumps(report, indent=2))
+        click.echo(f"Wrote {json_path}", err=True)
+    if not any("error" not in r for r in results):
+        raise click.ClickException(f"no image could be judged ({len(results)} failed)")
