@@ -128,3 +128,27 @@ def test_resuming_with_another_model_is_refused(tiny_pipeline, synthetic_dir, tm
     wider = cfg.override(config, **{"model.widths": (8, 8, 8, 8, 8)})
     with pytest.raises(ValueError, match="different \\[model\\]"):
         train(wider, data_dir=synthetic_dir, run_dir=tmp_path / "run", verbose=0)
+
+
+def test_monitor_section_logs_accuracy_under_attack(tiny_pipeline, synthetic_dir, tmp_path):
+    from tfrecap.training import train
+
+    text = tiny_pipeline.read_text() + "\n[monitor]\nenabled = true\neps = [2, 4]\nlimit = 8\n"
+    path = tmp_path / "monitored.toml"
+    path.write_text(text)
+    config = cfg.override(cfg.load_pipeline(path), **{"train.steps": 4})
+    result = train(config, data_dir=synthetic_dir, run_dir=tmp_path / "run", verbose=0,
+                   log=lambda message: None)
+    logged = json.loads((tmp_path / "run" / "history.json").read_text())["epochs"]
+    assert len(logged) == 2
+    for epoch in logged:
+        assert 0.0 <= epoch["val_fgsm_acc_eps2"] <= 1.0
+        assert 0.0 <= epoch["val_fgsm_acc_eps4"] <= 1.0
+    assert result.history[-1]["val_fgsm_acc_eps4"] == logged[-1]["val_fgsm_acc_eps4"]
+
+
+def test_monitor_rejects_unknown_attack(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[monitor]\nenabled = true\nattacks = ['cw']\n")
+    with pytest.raises(cfg.ConfigError, match="unknown attack 'cw'"):
+        cfg.load_pipeline(path)

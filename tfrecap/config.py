@@ -1,7 +1,7 @@
 """Every setting of a training run, as frozen dataclasses loaded from pipeline TOML.
 
 A pipeline file has one table per dataclass below (``[data]``, ``[model]``,
-``[defence]``, ``[train]``) plus top-level ``name`` and ``description``. Unknown
+``[defence]``, ``[train]``, ``[monitor]``) plus top-level ``name`` and ``description``. Unknown
 keys, wrong types and inconsistent values are errors that name the file and the
 key, so a typo is never ignored silently. CLI flags change a loaded config with
 :func:`override`, which goes through the same validation.
@@ -86,6 +86,21 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MonitorConfig:
+    """Accuracy under attack on validation images during training (``AdversarialEvaluation``).
+
+    Off by default; when on, ``val_<attack>_acc_eps<eps>`` is logged every ``every``
+    epochs (an epoch is ``[train] checkpoint_every`` steps) on ``limit`` images.
+    """
+
+    enabled: bool = False
+    attacks: tuple[str, ...] = ("fgsm",)
+    eps: tuple[float, ...] = (2.0,)
+    every: int = 1
+    limit: int = 256
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """One training run: data, model, defence and optimisation settings."""
 
@@ -95,6 +110,7 @@ class PipelineConfig:
     model: ModelConfig = ModelConfig()
     defence: DefenceConfig = DefenceConfig()
     train: TrainConfig = TrainConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @property
     def is_baseline(self) -> bool:
@@ -112,6 +128,7 @@ _SECTIONS = {
     "model": ModelConfig,
     "defence": DefenceConfig,
     "train": TrainConfig,
+    "monitor": MonitorConfig,
 }
 
 
@@ -235,6 +252,15 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
         fail(f"[train] lr_decay_rate must be in (0, 1], got {t.lr_decay_rate}")
     if t.lr_decay_steps < 1:
         fail(f"[train] lr_decay_steps must be >= 1, got {t.lr_decay_steps}")
+    mon = config.monitor
+    if mon.every < 1 or mon.limit < 1:
+        fail(f"[monitor] every and limit must be >= 1, got {mon.every} and {mon.limit}")
+    if any(e < 0 for e in mon.eps):
+        fail(f"[monitor] eps must be nonnegative, got {list(mon.eps)}")
+    known_attacks = ("fgsm", "llcm", "pgd")
+    for name in mon.attacks:
+        if name not in known_attacks:
+            fail(f"[monitor] unknown attack {name!r}; known: {', '.join(known_attacks)}")
     if t.validation_steps < 0:
         fail(f"[train] validation_steps must be >= 0, got {t.validation_steps}")
     for field, allowed in (

@@ -189,7 +189,17 @@ def train(
     history_path = run_dir / "history.json"
     # Keep only epochs that the restored checkpoint covers.
     history = [h for h in _read_history(history_path) if h["step"] <= resumed_from]
-    callbacks = [
+    callbacks = []
+    if config.monitor.enabled:
+        from tfrecap.callbacks import AdversarialEvaluation
+
+        # First in the list: callbacks share one logs dict, so the values it adds
+        # reach the history and TensorBoard callbacks after it.
+        mon = config.monitor
+        callbacks.append(AdversarialEvaluation(
+            val_ds, attacks=mon.attacks, eps=mon.eps, every=mon.every, limit=mon.limit
+        ))
+    callbacks += [
         _CheckpointEveryEpoch(manager, history_path, history),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
         *(extra_callbacks or []),
