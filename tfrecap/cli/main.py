@@ -29,9 +29,10 @@ def _register():
     from tfrecap.cli.data import data
     from tfrecap.cli.evaluate import evaluate, plot
     from tfrecap.cli.predict import predict
+    from tfrecap.cli.reproduce import reproduce
     from tfrecap.cli.train import train
 
-    for command in (data, train, evaluate, plot, predict):
+    for command in (data, train, evaluate, plot, predict, reproduce):
         cli.add_command(command)
 
 
