@@ -5,17 +5,7 @@ from pathlib import Path
 
 import click
 
-from tfrecap.cli.options import data_dir_option, dataset_option
-
-
-def _float_list(ctx, param, value):
-    try:
-        values = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise click.BadParameter(f"expected nonnegative numbers, got {value!r}")
-    return values
+from tfrecap.cli.options import NONNEGATIVE_NUMBERS, data_dir_option, dataset_option
 
 
 def _attack_list(ctx, param, value):
@@ -38,7 +28,7 @@ def _attack_list(ctx, param, value):
 @click.option("--attack", "attacks", default="fgsm,llcm", show_default=True,
               callback=_attack_list,
               help="Comma-separated: fgsm, llcm (the paper's TGSM), pgd; or none.")
-@click.option("--eps", default="1,2,3,4,5", show_default=True, callback=_float_list,
+@click.option("--eps", default="1,2,3,4,5", show_default=True, callback=NONNEGATIVE_NUMBERS,
               help="Comma-separated L∞ budgets in pixel levels.")
 @data_dir_option
 @dataset_option(default=None)

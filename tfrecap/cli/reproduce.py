@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from tfrecap.cli.options import data_dir_option
+from tfrecap.cli.options import POSITIVE_INTEGERS, POSITIVE_NUMBERS, data_dir_option
 
 
 def _command_line(ctx: click.Context) -> str:
@@ -27,37 +27,13 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-def _int_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        values = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise click.BadParameter(f"expected positive integers, got {value!r}")
-    return values
-
-
-def _float_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        values = tuple(float(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
-    if not values or any(v <= 0 for v in values):
-        raise click.BadParameter(f"expected positive numbers, got {value!r}")
-    return values
-
-
 @click.command()
 @click.option("--profile", type=click.Choice(["demo", "paper"]), default="demo",
               show_default=True,
               help="demo: 64×64 synthetic data, CPU demo pipelines (demo_baseline/demo), "
               "≤ 20 min on 2 cores. paper: yang2016_S/secure_S, 100k steps, all four sizes "
               "(a GPU job; 256 and 512 need imported real photos).")
-@click.option("--sizes", callback=_int_list, default=None,
+@click.option("--sizes", callback=POSITIVE_INTEGERS, default=None,
               help="Comma-separated patch sizes [demo: 64; paper: 64,128,256,512].")
 @data_dir_option
 @click.option("--dataset", default=None,
@@ -72,16 +48,16 @@ def _float_list(ctx, param, value):
 @click.option("--count", type=click.IntRange(min=10), default=None,
               help="Synthetic patches per class when synthetic data is built [3000].")
 @click.option("--seed", type=int, default=None, help="Synthetic data seed [0].")
-@click.option("--eps", callback=_float_list, default=None,
+@click.option("--eps", callback=POSITIVE_NUMBERS, default=None,
               help="FGSM/LLCM budgets in pixel levels [1,2,3,4,5].")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="FGSM/LLCM on at most N test patches [the whole test split].")
-@click.option("--pgd-eps", callback=_float_list, default=None,
+@click.option("--pgd-eps", callback=POSITIVE_NUMBERS, default=None,
               help="PGD budgets [demo: 1,3,5; paper: 1,2,3,4,5].")
 @click.option("--pgd-limit", type=click.IntRange(min=0), default=None,
               help="PGD on the first N test patches; 0 = all [demo: 500; paper: 1000].")
 @click.option("--pgd-steps", type=click.IntRange(min=1), default=None, help="PGD steps [10].")
-@click.option("--widths", callback=_int_list, default=None,
+@click.option("--widths", callback=POSITIVE_INTEGERS, default=None,
               help="Advanced (tests, quick looks): the 5 LaplacianCNN widths instead of the "
               "pipelines', e.g. 4,4,8,8,8. Results are then not the profile's.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
