@@ -11,6 +11,16 @@ guarantees:
 * **Records.** The resolved config (``config.json``), TensorBoard logs
   (``logs/``) and the per-epoch history (``history.json``, appended across
   resumes) live in the run directory.
+* **Distribution.** ``train.strategy`` picks a ``tf.distribute`` strategy
+  (:func:`tfrecap.distribute.make_strategy`); model, optimizer and checkpoint are
+  built under its scope and Keras distributes the datasets. ``train.batch_size`` is
+  the *global* batch: each of N replicas gets ``batch_size / N`` images, and the
+  fusion step makes the first ``k·local/global`` images of each replica
+  adversarial (``k`` = ``defence.fusion_count``). XLA is off under a strategy.
+  Under ``multi_worker`` the training set is sharded by DATA (every worker reads
+  every file and keeps its share of elements), since FILE sharding can leave a
+  worker with no files; only the chief (worker 0) writes the export, history and
+  run-dir checkpoints, the other workers save theirs to a temporary directory.
 * **Export.** At the end the detector (inference only) is exported to
   ``EXPORT_DIR/VERSION`` by :func:`tfrecap.export.export_detector`.
 
@@ -24,6 +34,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -108,18 +119,22 @@ def build_model(config: PipelineConfig, precision: str = "float32", jit_compile:
 class _CheckpointEveryEpoch(keras.callbacks.Callback):
     """Save a checkpoint and append the epoch's logs to history.json, both atomically."""
 
-    def __init__(self, manager: tf.train.CheckpointManager, history_path: Path, history: list):
+    def __init__(self, manager: tf.train.CheckpointManager, history_path: Path, history: list,
+                 write_history: bool = True):
         super().__init__()
+        self.write_history = write_history
         self.manager = manager
         self.history_path = history_path
         self.history = history
 
     def on_epoch_end(self, epoch, logs=None):
-        step = int(self.model.optimizer.iterations)
+        step = _step(self.model)
         self.manager.save(checkpoint_number=step)
         record = {"epoch": epoch + 1, "step": step, "time": time.time()}
         record.update({k: float(v) for k, v in (logs or {}).items()})
         self.history.append(record)
+        if not self.write_history:
+            return
         _write_json_atomic(
             self.history_path, {"schema_version": HISTORY_SCHEMA_VERSION, "epochs": self.history}
         )
@@ -159,14 +174,25 @@ def train(
 
     precision = resolve_precision(config.train.precision)
     jit = resolve_jit_compile(config.train.jit_compile, config.train.strategy)
+    from tfrecap.distribute import checkpoint_dir, is_chief, make_strategy
+
+    strategy = make_strategy(config.train.strategy)
+    chief = is_chief(strategy)
     _check_resumable(run_dir / "config.json", config)
-    _write_json_atomic(run_dir / "config.json", config.to_dict())
+    if chief:
+        _write_json_atomic(run_dir / "config.json", config.to_dict())
 
     t = config.train
     train_ds = make_dataset(
         data_dir, config.data.dataset, "train", t.batch_size, training=True, seed=t.seed,
         repeat=True,
     )
+    if config.train.strategy == "multi_worker":
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        train_ds = train_ds.with_options(options)
     val_ds = make_dataset(data_dir, config.data.dataset, "validation", t.batch_size, training=False)
     # An explicit count: the interleaved dataset's cardinality is unknown, and
     # Keras warns that it "ran out of data" when left to find the end itself.
@@ -176,15 +202,30 @@ def train(
     if t.validation_steps:
         val_steps = min(val_steps, t.validation_steps)
     _check_patch_size(train_ds, config)
+    if t.strategy != "default":
+        # Under a strategy Keras keeps the validation iterator across epochs and
+        # raises StopIteration at the second pass; repeating the batched set
+        # gives every pass the same val_steps batches (one full pass).
+        val_ds = val_ds.repeat()
 
-    model = build_model(config, precision=precision, jit_compile=jit)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=3)
+    with strategy.scope():
+        model = build_model(config, precision=precision, jit_compile=jit)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    if t.strategy == "multi_worker":
+        from tfrecap.distribute import skip_symbolic_build
+
+        skip_symbolic_build(model)  # Keras 3.15 bug, see its docstring
+    # Every worker saves (saving is collective); non-chief workers to a temp dir.
+    # Resume always reads the chief's checkpoints (a shared run dir under multi_worker).
+    chief_ckpt = run_dir / "checkpoints"
+    ckpt_dir = checkpoint_dir(strategy, chief_ckpt)
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=3)
+    latest = tf.train.latest_checkpoint(str(chief_ckpt))
     resumed_from = 0
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        resumed_from = int(model.optimizer.iterations)
-        log(f"Resumed from step {resumed_from} ({manager.latest_checkpoint}).")
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        resumed_from = _step(model)
+        log(f"Resumed from step {resumed_from} ({latest}).")
 
     history_path = run_dir / "history.json"
     # Keep only epochs that the restored checkpoint covers.
@@ -200,13 +241,14 @@ def train(
             val_ds, attacks=mon.attacks, eps=mon.eps, every=mon.every, limit=mon.limit
         ))
     callbacks += [
-        _CheckpointEveryEpoch(manager, history_path, history),
+        _CheckpointEveryEpoch(manager, history_path, history, write_history=chief),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
         *(extra_callbacks or []),
     ]
 
     log(
         f"Training {config.name}: {model.describe() if hasattr(model, 'describe') else ''}"
+        f"strategy={t.strategy} ({strategy.num_replicas_in_sync} replicas), "
         f"precision={precision}, jit_compile={jit}, steps {resumed_from}->{t.steps}."
     )
     # Whole epochs of checkpoint_every steps, then a last short epoch if steps is
@@ -227,7 +269,7 @@ def train(
             callbacks=callbacks,
             verbose=verbose,
         )
-        done = int(model.optimizer.iterations)
+        done = _step(model)
     remainder = t.steps - done
     if remainder > 0:
         model.fit(
@@ -241,10 +283,12 @@ def train(
             callbacks=callbacks,
             verbose=verbose,
         )
-    steps_done = int(model.optimizer.iterations)
+    steps_done = _step(model)
+    if ckpt_dir != chief_ckpt:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
 
     export_path = None
-    if export_dir is not None:
+    if export_dir is not None and chief:
         from tfrecap.export import export_detector
 
         export_path = export_detector(model.detector, export_dir, config)
@@ -258,6 +302,11 @@ def train(
         seconds=time.time() - started,
         model=model,
     )
+
+
+def _step(model) -> int:
+    """The optimizer's step counter (a MirroredVariable under a strategy, so no int())."""
+    return int(model.optimizer.iterations.numpy())
 
 
 def _check_patch_size(dataset: tf.data.Dataset, config: PipelineConfig) -> None:

@@ -42,9 +42,24 @@ from tfrecap.cli.options import data_dir_option
     default=None,
     help="Override [train] checkpoint_every: steps between checkpoints (and validation).",
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multi_worker"]),
+    default=None,
+    help="Override [train] strategy. mirrored = all local GPUs. multi_worker = several "
+    "machines configured by TF_CONFIG; EXPERIMENTAL: it does not complete under Keras 3.15 "
+    "yet (README, Limits). The batch size stays the global batch.",
+)
+@click.option(
+    "--jit-compile",
+    type=click.Choice(["auto", "on", "off"]),
+    default=None,
+    help="Override [train] jit_compile (XLA). auto = on for a single GPU, off on CPU and "
+    "under a strategy.",
+)
 @click.option("--quiet", is_flag=True, help="No per-step progress bar.")
 def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, precision,
-          checkpoint_every, quiet):
+          checkpoint_every, strategy, jit_compile, quiet):
     """Train a detector from a pipeline and export it as a SavedModel.
 
     \b
@@ -52,6 +67,7 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
       tfrecap train --pipeline demo
       tfrecap train --pipeline secure_64 --data-dir ~/tensorflow_datasets --steps 20000
       tfrecap train --pipeline my_run.toml --run-dir runs/mine --export-dir saved_models/mine
+      tfrecap train --pipeline secure_64 --strategy mirrored
     """
     from tfrecap import config as cfg
 
@@ -64,12 +80,15 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
                 "train.steps": steps,
                 "train.precision": precision,
                 "train.checkpoint_every": checkpoint_every,
+                "train.strategy": strategy,
+                "train.jit_compile": jit_compile,
             },
         )
     except cfg.ConfigError as err:
         raise click.UsageError(str(err)) from None
 
     from tfrecap.data.catalog import DatasetNotFoundError
+    from tfrecap.distribute import StrategyError
     from tfrecap.training import train as run_training
 
     run_dir = run_dir or Path("runs") / config.name
@@ -83,7 +102,7 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
             verbose=2 if quiet else 1,
             log=click.echo,
         )
-    except DatasetNotFoundError as err:
+    except (DatasetNotFoundError, StrategyError) as err:
         raise click.ClickException(str(err)) from None
     last = result.history[-1] if result.history else {}
     summary = ", ".join(f"{k}={v:.4f}" for k, v in last.items() if k.startswith("val_"))
