@@ -15,29 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.test_training import TINY_PIPELINE as TINY_TRAINING_PIPELINE
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
-TINY_PIPELINE = """
-name = "tiny"
-[data]
-dataset = "synthetic_64"
-patch_size = 64
-[model]
-widths = [4, 4, 8, 8, 8]
-bn_momentum = 0.9
-[defence]
-penalty_weight = 0.1
-fusion_count = 4
-eps_min = 1.0
-eps_max = 5.0
-[train]
-batch_size = 8
-steps = 4
-learning_rate = 1e-3
-checkpoint_every = 2
-strategy = "mirrored"
-"""
+# The training tests' tiny pipeline ([train] is its last table), run under MirroredStrategy.
+TINY_PIPELINE = TINY_TRAINING_PIPELINE + 'strategy = "mirrored"\n'
 
 MIRRORED_SCRIPT = textwrap.dedent(
     """
