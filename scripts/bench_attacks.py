@@ -10,7 +10,9 @@ Run (needs the `bench` extra, adversarial-robustness-toolbox):
 
     python scripts/bench_attacks.py --n 256 --batch-size 64 --json bench_attacks.json
 
-Absolute figures on shared CPUs mean little; the ratios are measured side by side.
+Absolute figures on shared CPUs mean little; the ratios are measured side by side:
+with `--repeats` above 1, ours and ART take turns and the best time of each counts.
+`measure()` is the same measurement as a function (used by scripts/benchmark.py).
 """
 
 import argparse
@@ -28,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 from tfrecap.attacks import make_attack_fn  # noqa: E402
 
 SATURATION_MARGIN = 15.0  # below the ~17 where float32 p_y - 1 rounds to 0
+SCHEMA_VERSION = 1
 
 
 def build_model(size, widths):
@@ -54,13 +57,19 @@ def random_images(n, size, seed):
     return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3)).astype(np.float32)
 
 
-def timed(fn, repeats=1):
-    """Best of `repeats` wall times of fn() (after a warm-up done by the caller), and its result."""
-    best, out = float("inf"), None
+def timed_in_turns(fns, repeats=1):
+    """Best of `repeats` wall times of each fn() (warm-up done by the caller), taking turns.
+
+    Returns:
+        `({name: best seconds}, {name: last result})`.
+    """
+    best = {name: float("inf") for name in fns}
+    out = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            out[name] = fn()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best, out
 
 
@@ -71,6 +80,99 @@ def ours(attack_fn, x, y, eps, batch_size):
             for i in range(0, len(x), batch_size)
         ])
     return run
+
+
+def art_unavailable_reason():
+    """None when ART can be imported, else why not (one line)."""
+    try:
+        import art  # noqa: F401
+        from art.attacks.evasion import FastGradientMethod  # noqa: F401
+    except ImportError as err:  # the `bench` extra is not installed
+        return f"adversarial-robustness-toolbox not importable ({err}); pip install -e .[bench]"
+    return None
+
+
+def measure(n=256, batch_size=64, size=64, widths=(32, 64, 128, 256, 512), eps=5.0, steps=10,
+            repeats=1):
+    """FGSM and PGD-`steps`, ours and ART's, on the same model and images.
+
+    Without ART, ours are still timed and ART's figures, the ratios and the sign
+    agreement are None, with the reason in `art_unavailable`.
+
+    Returns:
+        The report: settings, `results` (`{"fgsm"|"pgd": {"ours_images_per_s",
+        "art_images_per_s", "ratio"}, "fgsm_sign_agreement": {...}}`, the ratio being
+        ours/ART images/s), `accuracy_after_attack`, `clean_accuracy`, host.
+    """
+    widths = tuple(widths)
+    reason = art_unavailable_reason()
+    model = build_model(size, widths)
+    x = random_images(n, size, seed=0)
+    y = np.random.default_rng(1).integers(0, 2, n).astype(np.int32)
+    onehot = np.eye(2, dtype=np.float32)[y]
+    step_size = 2.5 * eps / steps
+
+    our_attacks = {
+        "fgsm": make_attack_fn(model, "fgsm", image_size=size),
+        "pgd": make_attack_fn(model, "pgd", image_size=size, steps=steps,
+                              step_size=step_size, random_start=False),
+    }
+    art_attacks, art_version = {}, None
+    if reason is None:
+        import art
+        from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+        from art.estimators.classification import TensorFlowV2Classifier
+
+        art_version = art.__version__
+        classifier = TensorFlowV2Classifier(
+            model, nb_classes=2, input_shape=x.shape[1:], clip_values=(0.0, 255.0),
+            loss_object=keras.losses.CategoricalCrossentropy(from_logits=True),
+        )
+        art_attacks = {
+            "fgsm": FastGradientMethod(classifier, eps=eps, batch_size=batch_size,
+                                       num_random_init=0),
+            "pgd": ProjectedGradientDescent(classifier, eps=eps, eps_step=step_size,
+                                            max_iter=steps, num_random_init=0,
+                                            batch_size=batch_size, verbose=False),
+        }
+
+    results, outputs = {}, {}
+    warm = slice(0, min(batch_size, n))
+    for name in ("fgsm", "pgd"):
+        fns = {name: ours(our_attacks[name], x, y, eps, batch_size)}
+        our_attacks[name](x[warm], y[warm], eps)
+        if name in art_attacks:
+            art_attacks[name].generate(x[warm], onehot[warm])
+            fns[name + "_art"] = lambda name=name: art_attacks[name].generate(x, onehot)
+        best, out = timed_in_turns(fns, repeats)
+        outputs.update(out)
+        t_art = best.get(name + "_art")
+        results[name] = {
+            "ours_images_per_s": n / best[name],
+            "art_images_per_s": None if t_art is None else n / t_art,
+            "ratio": None if t_art is None else t_art / best[name],
+        }
+
+    logits = np.concatenate([model(x[i:i + 256]).numpy() for i in range(0, n, 256)])
+    margin = logits[np.arange(n), y] - logits[np.arange(n), 1 - y]
+    fresh = margin < SATURATION_MARGIN
+    agreement = {"unsaturated_images": int(fresh.sum()), "unsaturated": None, "saturated": None}
+    if "fgsm_art" in outputs:
+        same = np.sign(outputs["fgsm"] - x) == np.sign(outputs["fgsm_art"] - x)
+        agreement["unsaturated"] = float(same[fresh].mean()) if fresh.any() else None
+        agreement["saturated"] = float(same[~fresh].mean()) if (~fresh).any() else None
+    results["fgsm_sign_agreement"] = agreement
+    accuracy = {k: float(np.mean(np.argmax(model(v), -1) == y)) for k, v in outputs.items()}
+    return {
+        "schema_version": SCHEMA_VERSION, "n": n, "batch_size": batch_size, "size": size,
+        "widths": list(widths), "eps": eps, "steps": steps, "step_size": step_size,
+        "repeats": repeats, "art_version": art_version, "art_unavailable": reason,
+        "tensorflow_version": tf.__version__,
+        "devices": [d.device_type for d in tf.config.list_logical_devices()],
+        "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "results": results, "accuracy_after_attack": accuracy,
+        "clean_accuracy": float(np.mean(np.argmax(logits, -1) == y)),
+    }
 
 
 def main(argv=None):
@@ -85,66 +187,15 @@ def main(argv=None):
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     args = parser.parse_args(argv)
 
-    import art
-    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
-    from art.estimators.classification import TensorFlowV2Classifier
-
+    reason = art_unavailable_reason()
+    if reason is not None:
+        parser.exit(2, f"bench_attacks.py: {reason}\n")
     widths = tuple(int(w) for w in args.widths.split(","))
-    model = build_model(args.size, widths)
-    x = random_images(args.n, args.size, seed=0)
-    y = np.random.default_rng(1).integers(0, 2, args.n).astype(np.int32)
-    step_size = 2.5 * args.eps / args.steps
-
-    classifier = TensorFlowV2Classifier(
-        model, nb_classes=2, input_shape=x.shape[1:], clip_values=(0.0, 255.0),
-        loss_object=keras.losses.CategoricalCrossentropy(from_logits=True),
-    )
-    art_attacks = {
-        "fgsm": FastGradientMethod(classifier, eps=args.eps, batch_size=args.batch_size,
-                                   num_random_init=0),
-        "pgd": ProjectedGradientDescent(classifier, eps=args.eps, eps_step=step_size,
-                                        max_iter=args.steps, num_random_init=0,
-                                        batch_size=args.batch_size, verbose=False),
-    }
-    our_attacks = {
-        "fgsm": make_attack_fn(model, "fgsm", image_size=args.size),
-        "pgd": make_attack_fn(model, "pgd", image_size=args.size, steps=args.steps,
-                              step_size=step_size, random_start=False),
-    }
-    onehot = np.eye(2, dtype=np.float32)[y]
-    results, outputs = {}, {}
-    for name in ("fgsm", "pgd"):
-        warm = slice(0, min(args.batch_size, args.n))
-        our_attacks[name](x[warm], y[warm], args.eps)
-        art_attacks[name].generate(x[warm], onehot[warm])
-        t_ours, outputs[name] = timed(ours(our_attacks[name], x, y, args.eps, args.batch_size),
-                                      args.repeats)
-        t_art, outputs[name + "_art"] = timed(
-            lambda name=name: art_attacks[name].generate(x, onehot), args.repeats)
-        results[name] = {"ours_images_per_s": args.n / t_ours, "art_images_per_s": args.n / t_art,
-                         "ratio": t_art / t_ours}
-
-    logits = np.concatenate([model(x[i:i + 256]).numpy() for i in range(0, args.n, 256)])
-    margin = logits[np.arange(args.n), y] - logits[np.arange(args.n), 1 - y]
-    fresh = margin < SATURATION_MARGIN
-    same = np.sign(outputs["fgsm"] - x) == np.sign(outputs["fgsm_art"] - x)
-    results["fgsm_sign_agreement"] = {
-        "unsaturated_images": int(fresh.sum()),
-        "unsaturated": float(same[fresh].mean()) if fresh.any() else None,
-        "saturated": float(same[~fresh].mean()) if (~fresh).any() else None,
-    }
-    accuracy = {k: float(np.mean(np.argmax(model(v), -1) == y)) for k, v in outputs.items()}
-    report = {
-        "schema_version": 1, "n": args.n, "batch_size": args.batch_size, "size": args.size,
-        "widths": list(widths), "eps": args.eps, "steps": args.steps, "step_size": step_size,
-        "art_version": art.__version__, "tensorflow_version": tf.__version__,
-        "devices": [d.device_type for d in tf.config.list_logical_devices()],
-        "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "results": results, "accuracy_after_attack": accuracy,
-        "clean_accuracy": float(np.mean(np.argmax(logits, -1) == y)),
-    }
+    report = measure(args.n, args.batch_size, args.size, widths, args.eps, args.steps,
+                     args.repeats)
+    results, accuracy = report["results"], report["accuracy_after_attack"]
     print(f"\n{args.n} images {args.size}x{args.size}, widths {args.widths}, batch "
-          f"{args.batch_size}, eps {args.eps:g}, ART {art.__version__}\n")
+          f"{args.batch_size}, eps {args.eps:g}, ART {report['art_version']}\n")
     print("| attack | ours (img/s) | ART (img/s) | ours/ART |\n|---|---|---|---|")
     for name, label in (("fgsm", "FGSM"), ("pgd", f"PGD-{args.steps}")):
         r = results[name]

@@ -16,6 +16,8 @@ Two per-core figures: `/s/core` divides the wall-clock rate by the tf.data threa
 allowed (`--cores`, default: the CPUs this process may use); `per CPU-s` divides the
 images by the CPU time this process spent, which stays meaningful when other
 processes share the cores (the load average is printed for that reason).
+
+`measure()` is the same measurement as a function (used by scripts/benchmark.py).
 """
 
 from __future__ import annotations
@@ -52,6 +54,85 @@ def _time_round_robin(variants, passes: int) -> dict[str, tuple[float, float, in
     }
 
 
+VARIANTS = ("decode", "decode, no shard check", "cached", "tfds as_dataset")
+
+
+def measure(
+    data_dir,
+    dataset: str = "synthetic_64",
+    split: str = "train",
+    batch_size: int = 64,
+    passes: int = 5,
+    cores: int | None = None,
+    variants=VARIANTS,
+) -> dict:
+    """Time the named `variants` (see the module doc) in turns, pass by pass.
+
+    Args:
+        data_dir, dataset, split: the built split to read.
+        batch_size: images per batch.
+        passes: timed passes per variant (after one warm-up pass each).
+        cores: tf.data threads (`private_threadpool_size`); default: the CPUs this
+            process may use.
+        variants: a subset of `VARIANTS`, in the order they take their turns.
+
+    Returns:
+        Settings, the load average before, and `results`: `{variant: {"images_per_pass",
+        "wall_s", "cpu_s", "images_per_s", "images_per_s_per_core", "images_per_cpu_s"}}`
+        (median pass; per core = images/s over `cores`).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from tfrecap.data import catalog, pipeline
+
+    cores = cores or len(os.sched_getaffinity(0))
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = cores
+
+    def ours(**kw):
+        def make():
+            ds = pipeline.make_dataset(data_dir, dataset, split, batch_size, training=True, **kw)
+            return ds.with_options(options)
+
+        return make
+
+    def tfds_reader():
+        builder = catalog.load_builder(data_dir, dataset)
+        ds = builder.as_dataset(split=split, shuffle_files=True, as_supervised=True)
+        ds = ds.shuffle(10_000).batch(batch_size, drop_remainder=True)
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+    makers = {
+        "decode": ours(cache=False),
+        "decode, no shard check": ours(cache=False, check_shards=False),
+        "cached": ours(cache=True),
+        "tfds as_dataset": tfds_reader,
+    }
+    load = os.getloadavg()[0]
+    timings = _time_round_robin([(name, makers[name]) for name in variants], passes)
+    return {
+        "dataset": dataset,
+        "split": split,
+        "batch_size": batch_size,
+        "passes": passes,
+        "cores": cores,
+        "load_average": load,
+        "results": {
+            name: {
+                "images_per_pass": n,
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "images_per_s": n / wall,
+                "images_per_s_per_core": n / wall / cores,
+                "images_per_cpu_s": n / cpu if cpu > 0 else None,
+            }
+            for name, (wall, cpu, n) in timings.items()
+        },
+    }
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True)
@@ -63,48 +144,23 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-tfds", action="store_true", help="skip the as_dataset baseline")
     args = parser.parse_args(argv)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    from tfrecap.data import catalog, pipeline
-
-    options = tf.data.Options()
-    options.threading.private_threadpool_size = args.cores
-
-    def ours(**kw):
-        def make():
-            ds = pipeline.make_dataset(
-                args.data_dir, args.dataset, args.split, args.batch_size, training=True, **kw
-            )
-            return ds.with_options(options)
-
-        return make
-
-    def tfds_reader():
-        builder = catalog.load_builder(args.data_dir, args.dataset)
-        ds = builder.as_dataset(split=args.split, shuffle_files=True, as_supervised=True)
-        ds = ds.shuffle(10_000).batch(args.batch_size, drop_remainder=True)
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
-        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
-
-    variants = [
-        ("decode", ours(cache=False)),
-        ("decode, no shard check", ours(cache=False, check_shards=False)),
-        ("cached", ours(cache=True)),
-    ]
-    if not args.skip_tfds:
-        variants.append(("tfds as_dataset", tfds_reader))
-
+    variants = VARIANTS[:3] if args.skip_tfds else VARIANTS
     print(
         f"{args.dataset}/{args.split}, batch {args.batch_size}, {args.cores} tf.data threads, "
         f"{args.passes} timed passes; load average {os.getloadavg()[0]:.1f} "
         f"on {os.cpu_count()} CPUs"
     )
+    report = measure(
+        args.data_dir, args.dataset, args.split, args.batch_size, args.passes, args.cores,
+        variants,
+    )
     print(f"{'variant':<24}{'images/pass':>12}{'images/s':>10}{'/s/core':>9}{'per CPU-s':>11}")
-    for name, (wall, cpu, n) in _time_round_robin(variants, args.passes).items():
-        rate = n / wall
-        print(f"{name:<24}{n:>12}{rate:>10.0f}{rate / args.cores:>9.0f}{n / cpu:>11.0f}")
-
+    for name, r in report["results"].items():
+        per_cpu = f"{r['images_per_cpu_s']:>11.0f}" if r["images_per_cpu_s"] else f"{'-':>11}"
+        print(
+            f"{name:<24}{r['images_per_pass']:>12}{r['images_per_s']:>10.0f}"
+            f"{r['images_per_s_per_core']:>9.0f}{per_cpu}"
+        )
 
 if __name__ == "__main__":
     main()

@@ -20,6 +20,9 @@ to read, and the CPU-time ratio the steadier one.
 Run:
     python scripts/bench_train_step.py                      # full width, 64x64, batch 64
     python scripts/bench_train_step.py --widths 8,16,16,32,32 --steps 3 --rounds 2
+
+`measure()` is the same measurement as a function (used by scripts/benchmark.py);
+it also takes a dtype policy and XLA per variant, to compare those side by side.
 """
 
 import argparse
@@ -38,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 from tfrecap.models import DEFAULT_WIDTHS, SecureForensicModel, build_detector  # noqa: E402
 
 SCHEMA_VERSION = 1
+STEP_NAMES = ("keras", "plain", "fusion", "penalty", "penalty+fusion")
 
 
 def parse_args(argv=None):
@@ -63,80 +67,129 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def make_step(args, widths, penalty_weight, fusion_count):
+def step_variant(name, penalty_weight=0.1, fusion_count=32, dtype="float32", jit_compile=False):
+    """The settings of one named step (see the module doc) for `measure`."""
+    lam, k = {
+        "keras": (None, 0),
+        "plain": (0.0, 0),
+        "fusion": (0.0, fusion_count),
+        "penalty": (penalty_weight, 0),
+        "penalty+fusion": (penalty_weight, fusion_count),
+    }[name]
+    return {"penalty_weight": lam, "fusion_count": k, "dtype": dtype, "jit_compile": jit_compile}
+
+
+def make_step(size, widths, penalty_weight, fusion_count, dtype="float32", jit_compile=False):
+    """A traced-on-first-call train step; `penalty_weight=None` is Keras' own train_step."""
     keras.utils.set_random_seed(0)  # same initial weights for every variant
-    detector = build_detector(args.size, widths, dtype=args.dtype)
+    detector = build_detector(size, widths, dtype=dtype)
     if penalty_weight is None:  # Keras' own train_step, for reference
         detector.compile(
             optimizer=keras.optimizers.Adam(1e-4),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=False,
+            jit_compile=jit_compile,
         )
         detector.optimizer.build(detector.trainable_variables)
-        return tf.function(detector.train_step, jit_compile=False)
+        return tf.function(detector.train_step, jit_compile=jit_compile)
     model = SecureForensicModel(
         detector, penalty_weight=penalty_weight, fusion_count=fusion_count, seed=0
     )
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=False)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit_compile)
     model.optimizer.build(model.trainable_variables)
-    return tf.function(model.train_step, jit_compile=False)
+    return tf.function(model.train_step, jit_compile=jit_compile)
+
+
+def host_info():
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "devices": [d.device_type for d in tf.config.list_logical_devices()],
+    }
+
+
+def measure(
+    variants,
+    *,
+    widths=DEFAULT_WIDTHS,
+    size=64,
+    batch_size=64,
+    steps=3,
+    rounds=5,
+    warmup=2,
+    baseline="plain",
+):
+    """Time train steps side by side, in interleaved rounds, on one random batch.
+
+    Args:
+        variants: `{name: step_variant(...)}`, in the order they take their turns.
+        widths, size, batch_size: the model and batch, the same for every variant.
+        steps: timed steps per round; rounds: interleaved rounds; warmup: untimed steps.
+        baseline: the variant the costs are relative to.
+
+    Returns:
+        `{name: {"wall_seconds_per_step", "images_per_s", "wall_cost_vs_<baseline>",
+        "cpu_seconds_per_step", "cpu_cost_vs_<baseline>", "wall_rounds_s", "cpu_rounds_s",
+        **the variant's settings}}`; `images_per_s` is `batch_size` over the fastest round's
+        wall time per step, and the wall cost is the baseline's images/s over the variant's.
+    """
+    widths = tuple(widths)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(0, 255, (batch_size, size, size, 3)), tf.float32)
+    y = tf.constant(np.arange(batch_size) % 2, tf.int32)
+    step_fns = {}
+    for name, v in variants.items():
+        step_fns[name] = make_step(
+            size, widths, v["penalty_weight"], v["fusion_count"], v["dtype"], v["jit_compile"]
+        )
+        for _ in range(1 + warmup):  # trace, then warm up
+            logs = step_fns[name]((x, y))
+        float(logs["loss"])
+
+    wall = {name: [] for name in variants}
+    cpu = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, step in step_fns.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            for _ in range(steps):
+                logs = step((x, y))
+            float(logs["loss"])  # wait for the last step
+            wall[name].append((time.perf_counter() - start) / steps)
+            cpu[name].append((time.process_time() - start_cpu) / steps)
+
+    wall_s = {name: min(times) for name, times in wall.items()}
+    cpu_s = {name: statistics.median(times) for name, times in cpu.items()}
+    return {
+        name: {
+            "wall_seconds_per_step": wall_s[name],
+            "images_per_s": batch_size / wall_s[name],
+            f"wall_cost_vs_{baseline}": wall_s[name] / wall_s[baseline],
+            "cpu_seconds_per_step": cpu_s[name],
+            f"cpu_cost_vs_{baseline}": cpu_s[name] / cpu_s[baseline],
+            "wall_rounds_s": wall[name],
+            "cpu_rounds_s": cpu[name],
+            **variants[name],
+        }
+        for name in variants
+    }
 
 
 def main(argv=None):
     args = parse_args(argv)
     widths = tuple(int(w) for w in args.widths.split(","))
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.uniform(0, 255, (args.batch_size, args.size, args.size, 3)), tf.float32)
-    y = tf.constant(np.arange(args.batch_size) % 2, tf.int32)
     variants = {
-        "keras": (None, 0),
-        "plain": (0.0, 0),
-        "fusion": (0.0, args.fusion_count),
-        "penalty": (args.penalty_weight, 0),
-        "penalty+fusion": (args.penalty_weight, args.fusion_count),
+        name: step_variant(name, args.penalty_weight, args.fusion_count, args.dtype)
+        for name in STEP_NAMES
     }
-    steps = {}
-    for name, (lam, k) in variants.items():
-        steps[name] = make_step(args, widths, lam, k)
-        for _ in range(1 + args.warmup):  # trace, then warm up
-            logs = steps[name]((x, y))
-        float(logs["loss"])
-
-    wall = {name: [] for name in variants}
-    cpu = {name: [] for name in variants}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            start, start_cpu = time.perf_counter(), time.process_time()
-            for _ in range(args.steps):
-                logs = step((x, y))
-            float(logs["loss"])  # wait for the last step
-            wall[name].append((time.perf_counter() - start) / args.steps)
-            cpu[name].append((time.process_time() - start_cpu) / args.steps)
-
-    wall_s = {name: min(times) for name, times in wall.items()}
-    cpu_s = {name: statistics.median(times) for name, times in cpu.items()}
-    results = {
-        name: {
-            "wall_seconds_per_step": wall_s[name],
-            "images_per_s": args.batch_size / wall_s[name],
-            "wall_cost_vs_plain": wall_s[name] / wall_s["plain"],
-            "cpu_seconds_per_step": cpu_s[name],
-            "cpu_cost_vs_plain": cpu_s[name] / cpu_s["plain"],
-            "wall_rounds_s": wall[name],
-            "cpu_rounds_s": cpu[name],
-        }
-        for name in variants
-    }
+    results = measure(
+        variants, widths=widths, size=args.size, batch_size=args.batch_size,
+        steps=args.steps, rounds=args.rounds, warmup=args.warmup,
+    )
     report = {
         "schema_version": SCHEMA_VERSION,
         "config": {**vars(args), "widths": list(widths), "jit_compile": False},
-        "host": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "devices": [d.device_type for d in tf.config.list_logical_devices()],
-        },
+        "host": host_info(),
         "results": results,
     }
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
