@@ -95,20 +95,34 @@ def test_secure_step_closed_form_on_linear_model():
     np.testing.assert_allclose(new_bias, bias - lr * g_bias / m, rtol=1e-4, atol=1e-7)
 
 
-def test_batchnorm_statistics_update_once_per_step():
+@pytest.mark.parametrize("attack_batchnorm", ["inference", "batch"])
+def test_batchnorm_statistics_update_once_per_step(attack_batchnorm):
+    # The moving statistics after one step are those of exactly one training
+    # pass over the fused batch that the FGSM pass in the given mode makes.
     detector = tiny_detector(16, batchnorm=True, bn_momentum=0.5)
     expected_model = copy_of(detector)
     attacker = copy_of(detector)
     x, y = batch(8, 16, seed=3)
     k, eps = 4, 3.0
 
-    model = SecureForensicModel(detector, fusion_count=k, eps_min=eps, eps_max=eps, seed=0)
+    model = SecureForensicModel(
+        detector,
+        fusion_count=k,
+        eps_min=eps,
+        eps_max=eps,
+        seed=0,
+        attack_batchnorm=attack_batchnorm,
+    )
     model.compile(optimizer=keras.optimizers.SGD(0.0), jit_compile=False)
     model.train_on_batch(x, y)
 
     from tfrecap.models import fgsm_fusion
 
-    fused = fgsm_fusion(lambda z: attacker(z, training=True), x, y, k, eps)
+    batch_mode = attack_batchnorm == "batch"
+    fused = fgsm_fusion(lambda z: attacker(z, training=batch_mode), x, y, k, eps)
+    other = fgsm_fusion(lambda z: attacker(z, training=not batch_mode), x, y, k, eps)
+    # The two modes attack differently here, so the check below tells them apart.
+    assert not np.allclose(fused, other)
     before = [np.array(v) for v in expected_model.non_trainable_variables]
     expected_model(fused, training=True)  # exactly one moving-average update
     after = [np.array(v) for v in expected_model.non_trainable_variables]
@@ -175,19 +189,28 @@ def test_metrics_and_validation_logs():
     assert val["loss"] == pytest.approx(val["cross_entropy"] + 0.1 * val["penalty"], rel=1e-5)
 
 
+def test_unknown_attack_batchnorm_mode_is_rejected():
+    with pytest.raises(ValueError, match="attack_batchnorm must be one of"):
+        SecureForensicModel(tiny_detector(16), fusion_count=2, attack_batchnorm="train")
+
+
 def test_save_and_load_secure_model(tmp_path):
     detector = tiny_detector(16)
-    model = SecureForensicModel(detector, penalty_weight=0.2, fusion_count=3, eps_max=4.0, seed=5)
+    model = SecureForensicModel(
+        detector, penalty_weight=0.2, fusion_count=3, eps_max=4.0, seed=5, attack_batchnorm="batch"
+    )
     x, _ = batch(2, 16)
     path = tmp_path / "secure.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(loaded, SecureForensicModel)
     config = loaded.get_config()
-    assert {k: config[k] for k in ("penalty_weight", "fusion_count", "eps_max", "seed")} == {
+    keys = ("penalty_weight", "fusion_count", "eps_max", "seed", "attack_batchnorm")
+    assert {k: config[k] for k in keys} == {
         "penalty_weight": 0.2,
         "fusion_count": 3,
         "eps_max": 4.0,
         "seed": 5,
+        "attack_batchnorm": "batch",
     }
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6, atol=1e-6)

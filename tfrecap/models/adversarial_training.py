@@ -118,14 +118,15 @@ def fgsm_fusion(logits_fn, images, labels, count, eps, *, scale_loss=None):
     printed sign has its cases swapped). The other images are returned
     untouched. The gradient is stopped through the result.
 
-    Only the images to be attacked go through ``logits_fn``; with BatchNorm in
-    training mode, the attack therefore sees the batch statistics of those
-    ``count`` images.
+    Only the images to be attacked go through ``logits_fn``; if it runs
+    BatchNorm in training mode, the attack sees the batch statistics of those
+    ``count`` images (the secure model calls it in inference mode by default).
 
     Args:
-        logits_fn: callable ``images -> logits``, the current model. The secure
-            model passes a ``stateless_call`` so BatchNorm's moving statistics
-            are not updated by this pass.
+        logits_fn: callable ``images -> logits``, the current model, with no
+            side effects: the secure model passes a ``training=False`` call, or
+            a ``stateless_call`` so BatchNorm's moving statistics are not
+            updated by this pass.
         images: float32 `[N, H, W, C]` in [0, 255].
         labels: int `[N]`, true labels.
         count: number k of leading images to replace (int or int tensor,
