@@ -38,6 +38,9 @@ def _write(tmp_path, text):
         ("[defence]\neps_min = 5.0\neps_max = 1.0", "eps_min (5.0) must not exceed eps_max"),
         ("[model]\nwidths = [8, 8]", "widths must be 5"),
         ("[train]\nprecision = 'half'", "precision must be one of"),
+        ("[model]\nsynchronized_batchnorm = 'yes'", "synchronized_batchnorm: expected bool"),
+        ("[model]\nsync_batchnorm = true", "known keys: batchnorm, bn_momentum, "
+         "synchronized_batchnorm"),
     ],
 )
 def test_bad_pipeline_files_give_one_clear_error(tmp_path, text, needle):
@@ -60,3 +63,13 @@ def test_override_validates_and_accepts_int_for_float():
     assert base.train.steps != 7  # frozen original untouched
     with pytest.raises(cfg.ConfigError, match="fusion_count"):
         cfg.override(base, **{"train.batch_size": 4})
+
+
+def test_synchronized_batchnorm_key_defaults_off(tmp_path):
+    assert cfg.load_pipeline("demo").model.synchronized_batchnorm is False
+    path = _write(tmp_path, "[model]\nsynchronized_batchnorm = true\n")
+    config = cfg.load_pipeline(path)
+    assert config.model.synchronized_batchnorm is True
+    assert config.to_dict()["model"]["synchronized_batchnorm"] is True
+    off = cfg.override(config, **{"model.synchronized_batchnorm": False})
+    assert off.model.synchronized_batchnorm is False

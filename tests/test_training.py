@@ -152,3 +152,38 @@ def test_monitor_rejects_unknown_attack(tmp_path):
     path.write_text("[monitor]\nenabled = true\nattacks = ['cw']\n")
     with pytest.raises(cfg.ConfigError, match="unknown attack 'cw'"):
         cfg.load_pipeline(path)
+
+
+def test_build_model_threads_synchronized_batchnorm(tiny_pipeline):
+    from tfrecap.training import build_model
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    assert not any(n.synchronized for n in build_model(config).detector.norms)
+    synced = cfg.override(config, **{"model.synchronized_batchnorm": True})
+    assert all(n.synchronized for n in build_model(synced).detector.norms)
+
+
+@pytest.mark.parametrize(
+    "flag, in_pipeline, expected",
+    [(None, False, False), ("--sync-batchnorm", False, True),
+     ("--no-sync-batchnorm", True, False), (None, True, True)],
+)
+def test_sync_batchnorm_flag_overrides_the_pipeline(tmp_path, monkeypatch, flag, in_pipeline,
+                                                    expected):
+    import tfrecap.training
+
+    text = TINY_PIPELINE.replace("[defence]", f"synchronized_batchnorm = {str(in_pipeline).lower()}"
+                                 "\n[defence]")
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    seen = {}
+
+    def fake_train(config, **kwargs):
+        seen["config"] = config
+        return tfrecap.training.TrainResult(tmp_path, 0, 0, [], None, 0.0)
+
+    monkeypatch.setattr(tfrecap.training, "train", fake_train)
+    args = ["train", "--pipeline", str(path), "--no-export", "--run-dir", str(tmp_path / "r")]
+    result = CliRunner().invoke(cli, args + ([flag] if flag else []))
+    assert result.exit_code == 0, result.output
+    assert seen["config"].model.synchronized_batchnorm is expected

@@ -3,9 +3,10 @@
 * ``"default"``: ``tf.distribute.get_strategy()``, the no-op default strategy.
 * ``"mirrored"``: ``tf.distribute.MirroredStrategy()`` over all local GPUs (one CPU
   device on a machine without GPUs).
-* ``"multi_worker"``: ``tf.distribute.MultiWorkerMirroredStrategy()``, configured by
-  the ``TF_CONFIG`` environment variable, which every worker sets to the same
-  ``cluster`` and its own ``task`` index. Two workers::
+* ``"multi_worker"``: :class:`MultiWorkerMirroredStrategy` (a
+  ``tf.distribute.MultiWorkerMirroredStrategy`` that Keras 3 ``fit`` can use, see
+  there), configured by the ``TF_CONFIG`` environment variable, which every worker
+  sets to the same ``cluster`` and its own ``task`` index. Two workers::
 
       # on host1
       TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
@@ -13,11 +14,14 @@
       # on host2: the same, with "index": 1
 
   Every worker runs the same command. Worker 0 is the chief: only it writes the
-  export, ``config.json``, ``history.json`` and checkpoints into the run directory.
-  Checkpoint saving is a collective operation, so every worker must save: the
-  non-chief workers write theirs to a temporary directory that is deleted
-  afterwards (the TF multi-worker Keras tutorial's pattern); see
-  :func:`checkpoint_dir` and :func:`is_chief`.
+  export, ``config.json``, ``history.json``, TensorBoard logs and checkpoints into
+  the run directory. Checkpoint saving is a collective operation, so every worker
+  must save: the non-chief workers write theirs to a temporary directory that is
+  deleted afterwards (the TF multi-worker Keras tutorial's pattern); see
+  :func:`checkpoint_dir` and :func:`is_chief`. Resuming reads the chief's
+  checkpoints, so the run directory must be one that every worker sees (a shared
+  file system); :func:`check_same_step` stops a run whose workers would start
+  from different steps.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return MultiWorkerMirroredStrategy()
     raise StrategyError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGY_NAMES)}")
 
 
@@ -96,13 +100,60 @@ def checkpoint_dir(strategy: tf.distribute.Strategy, wanted: str | Path) -> Path
     return Path(tempfile.mkdtemp(prefix="tfrecap_worker_ckpt_"))
 
 
-def skip_symbolic_build(model) -> None:
-    """Work around Keras 3.15 under ``MultiWorkerMirroredStrategy``.
+def check_same_step(strategy: tf.distribute.Strategy, step: int) -> None:
+    """Raise on every worker unless all workers of ``strategy`` are at ``step``.
 
-    ``fit`` calls ``_maybe_symbolic_build``, which reduces the first distributed
-    batch with ``strategy.reduce("MEAN", PerReplica)``; with one local replica per
-    worker that raises "Attempt to convert a value (PerReplica ...)". Our models
-    and optimizers are built before ``fit`` (see ``training.build_model``), so the
-    symbolic build is not needed and is skipped here.
+    A collective (every worker must call it at the same point). Workers that
+    restored different checkpoints would otherwise run different numbers of
+    steps and hang in the first unmatched all-reduce.
     """
-    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    steps = strategy.gather(tf.constant([step], tf.int64), axis=0).numpy().tolist()
+    if len(set(steps)) > 1:
+        raise StrategyError(
+            f"the workers would resume from different steps {steps}: every worker must "
+            "see the chief's run directory (put --run-dir on a shared file system), or "
+            "start again with a fresh --run-dir"
+        )
+
+
+class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """``tf.distribute.MultiWorkerMirroredStrategy`` whose ``reduce`` Keras 3 ``fit`` can use.
+
+    Keras 3.15 ``fit`` fails under the stock strategy with two or more workers,
+    in two calls to the public ``Strategy.reduce`` that the stock strategy
+    rejects (Keras takes both paths only in multi-worker mode):
+
+    1. **Every step** (the error "Invalid reduction dimension 0 for input with 0
+       dimensions"). ``keras/src/backend/tensorflow/trainer.py``,
+       ``reduce_per_replica`` with ``reduction="auto"`` (= ``"mean"``), which
+       ``one_step_on_data`` applies to the logs that ``train_step`` and
+       ``test_step`` return, calls ``strategy.reduce("MEAN", v, axis=0)`` in
+       multi-worker mode. Logs are metric results, i.e. scalars, and a scalar
+       has no axis 0. (Keras' single-worker branch takes a plain mean over the
+       replicas instead; tensorflow/tensorflow#72388 reports the same failure.)
+       Here a rank-0 value is reduced with ``axis=None``: the mean over the
+       replicas, which is what the single-worker branch computes.
+    2. **Once per fit/evaluate call** ("Attempt to convert a value (PerReplica
+       ...) with an unsupported type"). ``_maybe_symbolic_build`` passes the
+       first distributed batch, an ``(images, labels)`` tuple of ``PerReplica``
+       values, to ``strategy.reduce("MEAN", batch, axis=None)`` to learn its
+       shapes; the collective implementation takes one value, not a tuple.
+       Here a nested structure is reduced leaf by leaf. That costs one
+       all-reduce of one batch per ``fit``/``evaluate`` call.
+
+    Both only widen what ``reduce`` accepts: every call that the stock strategy
+    accepts is passed through unchanged.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        leaves = tf.nest.flatten(value)
+        if len(leaves) != 1 or leaves[0] is not value:
+            return tf.nest.map_structure(lambda v: self.reduce(reduce_op, v, axis), value)
+        if axis is not None and all(
+            getattr(v, "shape", None) is not None and v.shape.rank == 0
+            for v in self.experimental_local_results(value)
+        ):
+            axis = None
+        return super().reduce(reduce_op, value, axis)

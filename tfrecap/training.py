@@ -17,10 +17,18 @@ guarantees:
   the *global* batch: each of N replicas gets ``batch_size / N`` images, and the
   fusion step makes the first ``k·local/global`` images of each replica
   adversarial (``k`` = ``defence.fusion_count``). XLA is off under a strategy.
-  Under ``multi_worker`` the training set is sharded by DATA (every worker reads
-  every file and keeps its share of elements), since FILE sharding can leave a
-  worker with no files; only the chief (worker 0) writes the export, history and
-  run-dir checkpoints, the other workers save theirs to a temporary directory.
+  ``model.synchronized_batchnorm`` makes BatchNorm use the global batch's
+  statistics (an all-reduce per BatchNorm layer and pass) instead of each
+  replica's.
+* **Multi-worker** (``multi_worker``, see :mod:`tfrecap.distribute`). The training
+  and validation sets are sharded by DATA: every worker reads every file, and of
+  each global batch keeps its own replicas' slices, so the workers together see
+  exactly the batches that one device would (FILE sharding would not, and can
+  leave a worker with no files: a split has only a few shards). Only the chief (worker 0) writes
+  ``config.json``, the history, TensorBoard logs, the run-dir checkpoints and the
+  export; the other workers save their (collective) checkpoints to a temporary
+  directory that is deleted at the end. Resuming reads the chief's checkpoints,
+  so the run directory must be on a file system that every worker sees.
 * **Export.** At the end the detector (inference only) is exported to
   ``EXPORT_DIR/VERSION`` by :func:`tfrecap.export.export_detector`.
 
@@ -174,7 +182,7 @@ def train(
 
     precision = resolve_precision(config.train.precision)
     jit = resolve_jit_compile(config.train.jit_compile, config.train.strategy)
-    from tfrecap.distribute import checkpoint_dir, is_chief, make_strategy
+    from tfrecap.distribute import check_same_step, checkpoint_dir, is_chief, make_strategy
 
     strategy = make_strategy(config.train.strategy)
     chief = is_chief(strategy)
@@ -187,12 +195,6 @@ def train(
         data_dir, config.data.dataset, "train", t.batch_size, training=True, seed=t.seed,
         repeat=True,
     )
-    if config.train.strategy == "multi_worker":
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
-        train_ds = train_ds.with_options(options)
     val_ds = make_dataset(data_dir, config.data.dataset, "validation", t.batch_size, training=False)
     # An explicit count: the interleaved dataset's cardinality is unknown, and
     # Keras warns that it "ran out of data" when left to find the end itself.
@@ -207,25 +209,27 @@ def train(
         # raises StopIteration at the second pass; repeating the batched set
         # gives every pass the same val_steps batches (one full pass).
         val_ds = val_ds.repeat()
+    if t.strategy == "multi_worker":
+        train_ds, val_ds = shard_by_data(train_ds), shard_by_data(val_ds)
 
     with strategy.scope():
         model = build_model(config, precision=precision, jit_compile=jit)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    if t.strategy == "multi_worker":
-        from tfrecap.distribute import skip_symbolic_build
-
-        skip_symbolic_build(model)  # Keras 3.15 bug, see its docstring
-    # Every worker saves (saving is collective); non-chief workers to a temp dir.
     # Resume always reads the chief's checkpoints (a shared run dir under multi_worker).
     chief_ckpt = run_dir / "checkpoints"
-    ckpt_dir = checkpoint_dir(strategy, chief_ckpt)
-    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=3)
     latest = tf.train.latest_checkpoint(str(chief_ckpt))
     resumed_from = 0
     if latest:
         checkpoint.restore(latest).assert_existing_objects_matched()
         resumed_from = _step(model)
         log(f"Resumed from step {resumed_from} ({latest}).")
+    check_same_step(strategy, resumed_from)
+    # Every worker saves (saving is collective); non-chief workers to a temp dir.
+    ckpt_dir = checkpoint_dir(strategy, chief_ckpt)
+    if not chief:
+        log(f"Not the chief: checkpoints go to the temporary {ckpt_dir}; "
+            "no history, logs or export.")
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=3)
 
     history_path = run_dir / "history.json"
     # Keep only epochs that the restored checkpoint covers.
@@ -240,52 +244,27 @@ def train(
         callbacks.append(AdversarialEvaluation(
             val_ds, attacks=mon.attacks, eps=mon.eps, every=mon.every, limit=mon.limit
         ))
-    callbacks += [
-        _CheckpointEveryEpoch(manager, history_path, history, write_history=chief),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
-        *(extra_callbacks or []),
-    ]
+    callbacks.append(_CheckpointEveryEpoch(manager, history_path, history, write_history=chief))
+    if chief:
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False)
+        )
+    callbacks += extra_callbacks or []
 
     log(
         f"Training {config.name}: {model.describe() if hasattr(model, 'describe') else ''}"
         f"strategy={t.strategy} ({strategy.num_replicas_in_sync} replicas), "
         f"precision={precision}, jit_compile={jit}, steps {resumed_from}->{t.steps}."
     )
-    # Whole epochs of checkpoint_every steps, then a last short epoch if steps is
-    # not a multiple, so that the run ends at exactly t.steps and every epoch
-    # boundary is a checkpoint (which is what makes resume exact).
-    every = t.checkpoint_every
-    full_epochs = t.steps // every
-    done = resumed_from
-    if done < full_epochs * every:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            validation_steps=val_steps,
-            epochs=full_epochs,
-            initial_epoch=done // every,
-            steps_per_epoch=every,
-            shuffle=False,  # the tf.data pipeline shuffles
-            callbacks=callbacks,
-            verbose=verbose,
-        )
-        done = _step(model)
-    remainder = t.steps - done
-    if remainder > 0:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            validation_steps=val_steps,
-            epochs=full_epochs + 1,
-            initial_epoch=full_epochs,
-            steps_per_epoch=remainder,
-            shuffle=False,
-            callbacks=callbacks,
-            verbose=verbose,
-        )
+    # shuffle=False: the tf.data pipeline shuffles.
+    fit_kwargs = dict(validation_data=val_ds, validation_steps=val_steps, shuffle=False,
+                      callbacks=callbacks, verbose=verbose)
+    try:
+        _fit_to_steps(model, train_ds, t.steps, t.checkpoint_every, resumed_from, fit_kwargs)
+    finally:
+        if ckpt_dir != chief_ckpt:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
     steps_done = _step(model)
-    if ckpt_dir != chief_ckpt:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
 
     export_path = None
     if export_dir is not None and chief:
@@ -302,6 +281,31 @@ def train(
         seconds=time.time() - started,
         model=model,
     )
+
+
+def _fit_to_steps(model, train_ds, steps: int, every: int, done: int, fit_kwargs: dict) -> None:
+    """``fit`` from step ``done`` to ``steps`` in epochs of ``every`` steps.
+
+    Whole epochs of ``every`` steps, then a last short epoch if ``steps`` is not a
+    multiple, so that the run ends at exactly ``steps`` and every epoch boundary is
+    a checkpoint (which is what makes resume exact).
+    """
+    full_epochs = steps // every
+    if done < full_epochs * every:
+        model.fit(train_ds, epochs=full_epochs, initial_epoch=done // every,
+                  steps_per_epoch=every, **fit_kwargs)
+        done = _step(model)
+    remainder = steps - done
+    if remainder > 0:
+        model.fit(train_ds, epochs=full_epochs + 1, initial_epoch=full_epochs,
+                  steps_per_epoch=remainder, **fit_kwargs)
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with tf.data's DATA auto-shard policy (see "Multi-worker" above)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def _step(model) -> int:

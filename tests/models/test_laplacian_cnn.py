@@ -69,3 +69,14 @@ def test_keras_file_round_trip_safe_mode(tmp_path):
     assert isinstance(loaded, LaplacianCNN)
     assert loaded.get_config() == model.get_config()
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6, atol=1e-6)
+
+
+def test_synchronized_batchnorm_round_trips_through_keras_file(tmp_path):
+    model = tiny_detector(16, synchronized_batchnorm=True)
+    assert [norm.synchronized for norm in model.norms] == [True] * 5
+    path = tmp_path / "synced.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_config()["synchronized_batchnorm"] is True
+    assert [norm.synchronized for norm in loaded.norms] == [True] * 5
+    assert tiny_detector(16).get_config()["synchronized_batchnorm"] is False

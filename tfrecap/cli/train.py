@@ -47,8 +47,14 @@ from tfrecap.cli.options import data_dir_option
     type=click.Choice(["default", "mirrored", "multi_worker"]),
     default=None,
     help="Override [train] strategy. mirrored = all local GPUs. multi_worker = several "
-    "machines configured by TF_CONFIG; EXPERIMENTAL: it does not complete under Keras 3.15 "
-    "yet (README, Limits). The batch size stays the global batch.",
+    "machines configured by TF_CONFIG (every worker runs the same command; worker 0 writes "
+    "the run dir and export). The batch size stays the global batch.",
+)
+@click.option(
+    "--sync-batchnorm/--no-sync-batchnorm",
+    default=None,
+    help="Override [model] synchronized_batchnorm: BatchNorm statistics over the global "
+    "batch (all replicas) instead of each replica's. Only matters under a strategy.",
 )
 @click.option(
     "--jit-compile",
@@ -59,7 +65,7 @@ from tfrecap.cli.options import data_dir_option
 )
 @click.option("--quiet", is_flag=True, help="No per-step progress bar.")
 def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, precision,
-          checkpoint_every, strategy, jit_compile, quiet):
+          checkpoint_every, strategy, sync_batchnorm, jit_compile, quiet):
     """Train a detector from a pipeline and export it as a SavedModel.
 
     \b
@@ -67,7 +73,7 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
       tfrecap train --pipeline demo
       tfrecap train --pipeline secure_64 --data-dir ~/tensorflow_datasets --steps 20000
       tfrecap train --pipeline my_run.toml --run-dir runs/mine --export-dir saved_models/mine
-      tfrecap train --pipeline secure_64 --strategy mirrored
+      tfrecap train --pipeline secure_64 --strategy mirrored --sync-batchnorm
     """
     from tfrecap import config as cfg
 
@@ -81,6 +87,7 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
                 "train.precision": precision,
                 "train.checkpoint_every": checkpoint_every,
                 "train.strategy": strategy,
+                "model.synchronized_batchnorm": sync_batchnorm,
                 "train.jit_compile": jit_compile,
             },
         )
