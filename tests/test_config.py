@@ -38,6 +38,7 @@ def _write(tmp_path, text):
         ("[defence]\neps_min = 5.0\neps_max = 1.0", "eps_min (5.0) must not exceed eps_max"),
         ("[model]\nwidths = [8, 8]", "widths must be 5"),
         ("[train]\nprecision = 'half'", "precision must be one of"),
+        ("[defence]\nattack_batchnorm = 'train'", "attack_batchnorm must be one of"),
         ("[model]\nsynchronized_batchnorm = 'yes'", "synchronized_batchnorm: expected bool"),
         ("[model]\nsync_batchnorm = true", "known keys: batchnorm, bn_momentum, "
          "synchronized_batchnorm"),

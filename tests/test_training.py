@@ -163,6 +163,15 @@ def test_build_model_threads_synchronized_batchnorm(tiny_pipeline):
     assert all(n.synchronized for n in build_model(synced).detector.norms)
 
 
+def test_build_model_threads_attack_batchnorm(tiny_pipeline):
+    from tfrecap.training import build_model
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    assert build_model(config).attack_batchnorm == "inference"
+    batch = cfg.override(config, **{"defence.attack_batchnorm": "batch"})
+    assert build_model(batch).attack_batchnorm == "batch"
+
+
 @pytest.mark.parametrize(
     "flag, in_pipeline, expected",
     [(None, False, False), ("--sync-batchnorm", False, True),

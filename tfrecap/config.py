@@ -24,6 +24,7 @@ from pathlib import Path
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 OPTIMIZERS = ("adam", "sgd")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+ATTACK_BATCHNORM = ("inference", "batch")
 PATCH_SIZES = (64, 128, 256, 512)
 
 
@@ -57,6 +58,9 @@ class DefenceConfig:
     ``penalty_weight`` is lambda of eq. 5 (not given by the paper);
     ``fusion_count`` is k and ``fusion_weight`` is alpha of eq. 7;
     ``eps_min``/``eps_max`` bound the per-image FGSM strength (pixel levels).
+    ``attack_batchnorm``: BatchNorm in the FGSM fusion pass, "inference" (moving
+    statistics: the deployed model) or "batch" (the attacked images' batch
+    statistics); see ``SecureForensicModel``.
     lambda = 0 and k = 0 is Yang's undefended baseline.
     """
 
@@ -65,6 +69,7 @@ class DefenceConfig:
     fusion_weight: float = 0.2
     eps_min: float = 1.0
     eps_max: float = 5.0
+    attack_batchnorm: str = "inference"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +247,11 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
         fail(f"[defence] eps_min must be >= 0, got {s.eps_min}")
     if s.eps_min > s.eps_max:
         fail(f"[defence] eps_min ({s.eps_min}) must not exceed eps_max ({s.eps_max})")
+    if s.attack_batchnorm not in ATTACK_BATCHNORM:
+        fail(
+            f"[defence] attack_batchnorm must be one of {', '.join(ATTACK_BATCHNORM)}, "
+            f"got {s.attack_batchnorm!r}"
+        )
     if t.steps < 1:
         fail(f"[train] steps must be >= 1, got {t.steps}")
     if t.checkpoint_every < 1:

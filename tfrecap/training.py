@@ -115,6 +115,7 @@ def build_model(config: PipelineConfig, precision: str = "float32", jit_compile:
         fusion_weight=s.fusion_weight,
         eps_min=s.eps_min,
         eps_max=s.eps_max,
+        attack_batchnorm=s.attack_batchnorm,
         seed=config.train.seed,
         dtype=precision,
     )
