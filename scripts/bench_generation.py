@@ -1,9 +1,11 @@
 """Benchmark of simulated-patch generation: patches/s serially and with 2 spawned workers.
 
-Both runs generate the same three splits in one process, side by side, so their ratio means
-something even on shared CPUs (the absolute figures depend on what else is running). The
-parallel time includes starting the `spawn` workers and loading the photos in each. With
-`--rounds` above 1 the worker counts take turns and each one's fastest round counts.
+Both runs generate the same three splits, side by side, so their ratio means something even
+on shared CPUs (the absolute figures depend on what else is running). Each run is a fresh
+Python process, as `tfrecap data synth` is: the serial one imports the simulator and loads the
+photos itself, the parallel one starts its `spawn` workers, which do the same; both costs are
+in the timings, and neither run profits from a cache the other warmed. With `--rounds` above 1
+the worker counts take turns and each one's fastest round counts.
 
 Run::
 
@@ -15,7 +17,10 @@ Run::
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import time
 
 
@@ -40,6 +45,16 @@ def patches_per_second(size: int, count: int, seed: int, workers: int):
     return total, total / wall, (_cpu_seconds() - cpu) / wall
 
 
+def _in_fresh_process(size: int, count: int, seed: int, workers: int):
+    """`patches_per_second` in a new interpreter (cold, like a `tfrecap data synth` run)."""
+    command = [sys.executable, __file__, "--single", str(workers), "--size", str(size),
+               "--count", str(count), "--seed", str(seed)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"generation with {workers} workers failed:\n{done.stderr[-2000:]}")
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def measure(size: int = 64, count: int = 300, seed: int = 0, workers=(1, 2),
             rounds: int = 1) -> dict:
     """Patches/s for each worker count, taking turns for `rounds` rounds; fastest round counts.
@@ -53,7 +68,7 @@ def measure(size: int = 64, count: int = 300, seed: int = 0, workers=(1, 2),
     best: dict[int, tuple] = {}
     for _ in range(rounds):
         for w in workers:
-            total, rate, cores = patches_per_second(size, count, seed, w)
+            total, rate, cores = _in_fresh_process(size, count, seed, w)
             rounds_rates[w].append(rate)
             if w not in best or rate > best[w][1]:
                 best[w] = (total, rate, cores)
@@ -80,7 +95,11 @@ def main(argv=None) -> None:
     parser.add_argument("--count", type=int, default=300, help="examples per class, all splits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=1, help="rounds, worker counts in turn")
+    parser.add_argument("--single", type=int, metavar="WORKERS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.single:  # one measurement, for _in_fresh_process: (patches, patches/s, cores)
+        print(json.dumps(patches_per_second(args.size, args.count, args.seed, args.single)))
+        return
     report = measure(args.size, args.count, args.seed, (1, 2), args.rounds)
     rates = {}
     for workers in (1, 2):

@@ -109,8 +109,8 @@ def section_settings(quick: bool, widths=None, rounds: int | None = None) -> dic
             "widths": w, "patch": 64, "side": 512, "calls": pick(30, 5), "batch": pick(64, 4),
         },
         "generation": {
-            "size": 64, "count_per_class": pick(300, 40), "seed": 0, "workers": [1, 2],
-            "rounds": n_rounds(1, 1),
+            "size": 64, "count_per_class": pick(500, 40), "seed": 0, "workers": [1, 2],
+            "rounds": n_rounds(2, 1),
         },
         "gpu": {
             "widths": w, "size": 128, "batch_size": batch, "fusion_count": pick(32, 4),
