@@ -181,3 +181,25 @@ def test_import_builds_dataset_with_tiles_never_crossing_splits(photo_folders, t
     save_image(originals / "new.png", size=(70, 100), seed=99)  # the folder changed
     changed = catalog.build_dataset(config, tmp_path / "data", warn=lambda _: None)
     assert changed.status == "rebuilt" and "fingerprint" in changed.message
+
+
+def test_import_is_the_same_with_any_number_of_workers(photo_folders):
+    # Import decodes photos on all cores by default; the records and tiles, and their order,
+    # must not depend on how many threads did the work.
+    originals, recaptured = photo_folders(6, size=(70, 100))
+    _grey(originals / "grey.png")
+    _corrupt(recaptured / "corrupt.png")
+    results = []
+    for workers in (1, 3):
+        report = folder.scan_folders(
+            originals, recaptured, SIZE, workers=workers, warn=lambda _: None
+        )
+        tiles = [
+            (record.path, y, x, tile.tobytes())
+            for record, y, x, tile in folder.iter_tiles(report.records, SIZE, workers=workers)
+        ]
+        results.append(([r.path for r in report.records], report.summary(), tiles))
+    assert len(results[0][0]) == 13  # 6 + 6 photos and the grey one; the corrupt one skipped
+    assert len(results[0][2]) == 12 * 6 + 4  # 2 x 3 tiles of 32 px per 70 x 100 photo, 2 x 2
+    # in the 64 x 64 grey one
+    assert results[0] == results[1]
