@@ -94,7 +94,10 @@ def section_settings(quick: bool, widths=None, rounds: int | None = None) -> dic
             "widths": w, "size": 64, "batch_size": batch, "fusion_count": pick(32, 4),
             "penalty_weight": 0.1, "dtype": "float32", "jit_compile": False,
             "steps": pick(3, 1), "rounds": n_rounds(5, 2), "warmup": pick(2, 1),
-            "variants": ["plain", "penalty", "penalty+fusion"],
+            # " xla" variants: the same step with jit_compile=True, to show what XLA does on
+            # this machine (tfrecap's default turns it off on CPU and on on a GPU).
+            "variants": ["plain", "penalty", "penalty+fusion", "plain xla"]
+            + pick(["penalty+fusion xla"], []),
         },
         "pipeline": {
             "dataset": PIPELINE_DATASET, "split": "train", "batch_size": batch,
@@ -189,7 +192,8 @@ def run_train_step(s: dict, **_) -> dict:
 
     variants = {
         name: bench_train_step.step_variant(
-            name, s["penalty_weight"], s["fusion_count"], s["dtype"], s["jit_compile"]
+            name.removesuffix(" xla"), s["penalty_weight"], s["fusion_count"], s["dtype"],
+            s["jit_compile"] or name.endswith(" xla"),
         )
         for name in s["variants"]
     }
@@ -523,12 +527,16 @@ def _row_train_step(s, cfg):
     r = s["results"]
     settings = (f"{cfg['size']}×{cfg['size']}, batch {cfg['batch_size']}, widths "
                 f"{_widths(cfg['widths'])}, k = {cfg['fusion_count']}, λ = "
-                f"{cfg['penalty_weight']:g}, {cfg['dtype']}, XLA off, "
+                f"{cfg['penalty_weight']:g}, {cfg['dtype']}, XLA off unless named, "
                 f"{_n(cfg['rounds'], 'interleaved round')} × {_n(cfg['steps'], 'step')}")
     parts = []
     for name, v in r.items():
         if name == "plain":
             parts.append(f"plain {_fmt_rate(v['images_per_s'])} images/s")
+        elif name.endswith(" xla") and name.removesuffix(" xla") in r:
+            off = r[name.removesuffix(" xla")]["images_per_s"]
+            parts.append(f"{name} {_fmt_rate(v['images_per_s'])} "
+                         f"(**{_fmt_x(v['images_per_s'] / off)}** the speed without XLA)")
         else:
             parts.append(f"{name} {_fmt_rate(v['images_per_s'])} "
                          f"(**{_fmt_x(v['wall_cost_vs_plain'])}** plain's time)")

@@ -150,7 +150,14 @@ def eval_settings(profile: Profile) -> dict:
         "pgd": {"eps": [float(e) for e in profile.pgd_eps], "limit": profile.pgd_limit,
                 "steps": profile.pgd_steps, "loss": "margin", "random_start": False},
         "unbounded_limit": profile.unbounded_limit,
+        "unbounded_schedule": _unbounded_schedule(),
     }
+
+
+def _unbounded_schedule() -> list:
+    from tfrecap.evaluation import UNBOUNDED_STEP_SIZE, UNBOUNDED_STEPS
+
+    return [UNBOUNDED_STEPS, UNBOUNDED_STEP_SIZE]
 
 
 # ---------------------------------------------------------------- results of a run
@@ -596,6 +603,8 @@ def _header(runs, profile, command, seconds) -> str:
     import keras
     import tensorflow as tf
 
+    from tfrecap.evaluation import UNBOUNDED_STEP_SIZE, UNBOUNDED_STEPS
+
     first = runs[0].configs
     pipelines = ", ".join(f"{c['baseline'].name} / {c['secure'].name}"
                           for c in (r.configs for r in runs))
@@ -625,7 +634,8 @@ LaplacianCNN widths {", ".join(str(list(w)) for w in widths)}
 - **Data:** {data}; split 40/10/50 by scene region; evaluation on the test split
 - **Attacks:** FGSM and LLCM (the paper's TGSM) at ε = {eps} on {limit}; \
 PGD (margin loss, {profile.pgd_steps} steps, no random start) at ε = {pgd_eps} on {pgd_limit}, \
-with FGSM on the same patches; PGD at ε = 255 on {profile.unbounded_limit} patches as a sanity \
+with FGSM on the same patches; PGD-margin at ε = 255 ({UNBOUNDED_STEPS} steps of \
+{UNBOUNDED_STEP_SIZE:g} levels) on {profile.unbounded_limit} patches as a sanity \
 check (at most that many of the FGSM/LLCM patches). ε is in pixel levels of [0, 255]; \
 adversarial images are rounded to 8 bits.
 - **Total wall time:** {_duration(seconds)}
