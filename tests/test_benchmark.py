@@ -99,7 +99,8 @@ def test_quick_run_figures_are_positive_and_finite(quick_run):
 def test_quick_run_ratios_are_quotients_of_stored_rates(quick_run):
     sections = quick_run[0]["sections"]
     train = sections["train_step"]["results"]
-    assert set(train) == {"plain", "penalty", "penalty+fusion"}
+    assert set(train) == {"plain", "penalty", "penalty+fusion", "plain xla"}
+    assert train["plain xla"]["jit_compile"] and not train["plain"]["jit_compile"]
     plain = train["plain"]["images_per_s"]
     for r in train.values():
         assert _approx(r["wall_cost_vs_plain"], plain / r["images_per_s"])
