@@ -118,6 +118,17 @@ def test_evaluate_end_to_end_on_a_tiny_model():
     assert {"eps", "accuracy", "ci", "zero_grad_fraction"} <= set(first["results"][0])
     table = ev.format_table(report, patch_size=8)
     assert "| 8×8 | fgsm |" in table and "ε = 30" in table
+    assert "pgd (eps=255)" not in table and "ε = 255" not in table  # the check is not a column
+
+
+def test_table_shows_an_attack_asked_for_at_eps_255():
+    report = ev.Report(
+        clean=ev.Accuracy(90, 100), clean_by_class={}, auc=0.9,
+        operating_point={"fpr_target": 0.01, "threshold": 0.5, "fpr": 0.01, "tpr": 0.5},
+        attacks=[_result("pgd", [255], [0.03], n=100)], checks=[], notes=[],
+    )
+    table = ev.format_table(report, patch_size=8)
+    assert "ε = 255" in table and "| 8×8 | pgd | 3.0%" in table
 
 
 def test_jpeg_roundtrip_changes_little_and_stays_valid():
