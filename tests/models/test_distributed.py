@@ -1,8 +1,15 @@
 """The secure step under MirroredStrategy equals the single-device step on the same global batch.
 
 Runs in a subprocess: two logical CPU devices must be configured before
-TensorFlow initialises its devices. No BatchNorm and a fixed eps, so that only
-the loss reduction can differ (DESIGN.md, "Distribution").
+TensorFlow initialises its devices. eps is fixed, so that only the reductions
+can differ (DESIGN.md, "Distribution"):
+
+* without BatchNorm, only the loss reduction can differ: this is what catches a
+  penalty divided by the replica count zero times or twice;
+* with synchronized BatchNorm, BatchNorm normalises with the statistics of the
+  global batch, so the step (moving statistics included) equals one device's;
+* with per-replica BatchNorm it does not: the control that shows the
+  comparison can fail.
 """
 
 import json
@@ -30,10 +37,15 @@ SCRIPT = textwrap.dedent(
     from tfrecap.models import SecureForensicModel
 
     x, y = batch(8, 16, seed=5)
+    NORMS = {  # name: tiny_detector arguments
+        "none": {"batchnorm": False},
+        "synchronized": {"bn_momentum": 0.9, "synchronized_batchnorm": True},
+        "per_replica": {"bn_momentum": 0.9, "synchronized_batchnorm": False},
+    }
 
-    def one_step(strategy, order):
+    def one_step(strategy, order, norm):
         with strategy.scope():
-            detector = tiny_detector(16, batchnorm=False, seed=0)
+            detector = tiny_detector(16, seed=0, **NORMS[norm])
             model = SecureForensicModel(
                 detector, penalty_weight=0.5, fusion_count=4, fusion_weight=0.2,
                 eps_min=3.0, eps_max=3.0,
@@ -45,36 +57,58 @@ SCRIPT = textwrap.dedent(
             "loss": logs["loss"][0],
             "penalty": logs["penalty"][0],
             "weights": [w.tolist() for w in detector.get_weights()],
+            "synchronized": [n.synchronized for n in detector.norms],
         }
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    single = tf.distribute.get_strategy()
     # Each replica fuses its own first k/2 images: images 0, 1 (replica 0) and
     # 4, 5 (replica 1). On one device, put those first.
-    out = {
-        "mirrored": one_step(mirrored, list(range(8))),
-        "single": one_step(tf.distribute.get_strategy(), [0, 1, 4, 5, 2, 3, 6, 7]),
-        "replicas": mirrored.num_replicas_in_sync,
-    }
+    out = {"replicas": mirrored.num_replicas_in_sync}
+    for norm in NORMS:
+        out[norm] = {
+            "mirrored": one_step(mirrored, list(range(8)), norm),
+            "single": one_step(single, [0, 1, 4, 5, 2, 3, 6, 7], norm),
+        }
     json.dump(out, sys.stdout)
     """
 )
 
+# Without BatchNorm the two steps agree to float32 rounding. Synchronized statistics are
+# E[x^2] - E[x]^2 over sums in another order: about 1e-6 relative in the loss and 1e-5 in
+# the weights. Per-replica BatchNorm is off by ~1e-1.
+TOLERANCE = {"none": (1e-5, 1e-7), "synchronized": (1e-4, 1e-5)}
 
-def test_mirrored_step_equals_single_device():
+
+@pytest.fixture(scope="module")
+def steps():
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2
-    mirrored, single = out["mirrored"], out["single"]
-    assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-5)
-    assert mirrored["penalty"] == pytest.approx(single["penalty"], rel=1e-5)
+    return out
+
+
+@pytest.mark.parametrize("norm", ["none", "synchronized"])
+def test_mirrored_step_equals_single_device(steps, norm):
+    mirrored, single = steps[norm]["mirrored"], steps[norm]["single"]
+    rtol, atol = TOLERANCE[norm]
+    assert mirrored["synchronized"] == [norm == "synchronized"] * len(mirrored["synchronized"])
+    assert mirrored["loss"] == pytest.approx(single["loss"], rel=rtol)
+    assert mirrored["penalty"] == pytest.approx(single["penalty"], rel=rtol)
     for got, want in zip(mirrored["weights"], single["weights"], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def test_per_replica_batchnorm_step_differs(steps):
+    """The control: without synchronization the same comparison fails."""
+    mirrored, single = steps["per_replica"]["mirrored"], steps["per_replica"]["single"]
+    rtol, atol = TOLERANCE["synchronized"]
+    assert mirrored["synchronized"] == [False] * 5
+    assert mirrored["loss"] != pytest.approx(single["loss"], rel=rtol)
+    assert not all(
+        np.allclose(g, w, rtol=rtol, atol=atol)
+        for g, w in zip(mirrored["weights"], single["weights"], strict=True)
+    )
