@@ -101,7 +101,8 @@ def section_settings(quick: bool, widths=None, rounds: int | None = None) -> dic
         },
         "pipeline": {
             "dataset": PIPELINE_DATASET, "split": "train", "batch_size": batch,
-            "passes": n_rounds(5, 2), "cores": len(os.sched_getaffinity(0)),
+            "passes": n_rounds(5, 2), "epochs_per_pass": pick(4, 1),
+            "cores": len(os.sched_getaffinity(0)),
             "variants": ["decode", "cached"], "build_count_per_class": pick(1000, 40),
         },
         "attacks": {
@@ -138,14 +139,17 @@ def _cpu_model() -> str:
 
 
 def _git_commit() -> str | None:
+    """The checkout's commit, with "+dirty" when tracked files differ from it."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=10, check=True,
-        )
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+                             capture_output=True, text=True, timeout=10, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    commit = out.stdout.strip()
+    return (commit + ("+dirty" if dirty.stdout.strip() else "")) or None
 
 
 def machine_info() -> dict:
@@ -232,7 +236,7 @@ def run_pipeline(s: dict, data_dir=None, **_) -> dict:
         data = _pipeline_data(data_dir, s, stack)
         report = bench_pipeline.measure(
             data["data_dir"], s["dataset"], s["split"], s["batch_size"], s["passes"],
-            s["cores"], tuple(s["variants"]),
+            s["cores"], tuple(s["variants"]), s["epochs_per_pass"],
         )
     return {"data": data, "load_average": report["load_average"], "results": report["results"]}
 
@@ -548,7 +552,7 @@ def _row_pipeline(s, cfg):
     n = next(iter(s["results"].values()))["images_per_pass"]
     settings = (f"{cfg['dataset']}/{cfg['split']} ({n:,} images, {data['source']}), batch "
                 f"{cfg['batch_size']}, {cfg['cores']} tf.data threads, median of "
-                f"{_n(cfg['passes'], 'pass')}")
+                f"{_n(cfg['passes'], 'pass')} of {_n(cfg['epochs_per_pass'], 'epoch')}")
     link = s.get("vs_training", {})
     result = "; ".join(
         f"{name} {_fmt_rate(v['images_per_s'])} images/s = "
