@@ -125,3 +125,16 @@ def test_stored_patches_are_the_simulator_output_exactly(synthetic_dir):
     assert stored.keys() == expected.keys()
     for key, image in stored.items():
         np.testing.assert_array_equal(image, expected[key])  # lossless PNG
+
+
+def test_making_a_builder_for_an_unbuilt_dataset_leaves_no_temp_dir(tmp_path, monkeypatch):
+    # TFDS's GCS lookup for pre-computed info makes a temp dir it never removes.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    for _ in range(3):
+        with pytest.raises(catalog.DatasetNotFoundError):
+            catalog.load_builder(tmp_path / "data", "synthetic_64")
+        builder.Recapture(config=builder.synthetic_config(64, 20, 0), data_dir=tmp_path / "d")
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -181,6 +181,19 @@ def encode_png(image: np.ndarray, size: int) -> bytes:
     return buf.getvalue()
 
 
+
+class _LocalDatasetInfo(tfds.core.DatasetInfo):
+    """DatasetInfo of a dataset that only ever exists locally.
+
+    TFDS looks for pre-computed info in its GCS bucket whenever a builder is made for a
+    dataset that is not built yet; with GCS disabled (the default offline) that lookup
+    still creates an empty temporary directory and never removes it, one per builder.
+    """
+
+    def initialize_from_bucket(self) -> None:
+        return None
+
+
 class Recapture(tfds.core.GeneratorBasedBuilder):
     """Original photos vs re-photographs of a screen, as S×S PNG patches."""
 
@@ -215,7 +228,7 @@ class Recapture(tfds.core.GeneratorBasedBuilder):
         # DatasetInfo is built by hand: `dataset_info_from_configs` expects the
         # builder in its own package folder with README/CITATIONS beside it.
         size = self.builder_config.size
-        return tfds.core.DatasetInfo(
+        return _LocalDatasetInfo(
             builder=self,
             description=self.builder_config.description,
             features=tfds.features.FeaturesDict(
