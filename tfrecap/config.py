@@ -24,7 +24,7 @@ from pathlib import Path
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 OPTIMIZERS = ("adam", "sgd")
 STRATEGIES = ("default", "mirrored", "multi_worker")
-ATTACK_BATCHNORM = ("inference", "batch")
+ATTACK_BATCHNORM = ("inference", "batch")  # BatchNorm in the FGSM fusion pass
 PATCH_SIZES = (64, 128, 256, 512)
 
 

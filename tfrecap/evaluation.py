@@ -405,8 +405,8 @@ def sanity_checks(clean: Accuracy, results: list[AttackResult]) -> tuple[list[Ch
     """The checks of DESIGN.md, "Evaluation and honesty". Returns (checks, notes)."""
     checks, notes = [], []
     by_title = {r.spec.title: r for r in results}
-    whitebox = [r for r in results if r.transfer_from is None and not r.spec.title.endswith(
-        "(eps=255)")]
+    whitebox = [r for r in results
+                if r.transfer_from is None and r.spec.title != UNBOUNDED_TITLE]
 
     for r in whitebox:
         rising = [

@@ -75,7 +75,6 @@ PAPER_TABLES = {
 ROLES = {"baseline": "Yang", "secure": "Prop"}  # the paper's row names
 METHODS = {"fgsm": "FGSM", "llcm": "LLCM (TGSM)"}
 SUBSET_FGSM = "fgsm (PGD subset)"  # FGSM on the PGD images, for a like-with-like comparison
-UNBOUNDED = "pgd (eps=255)"
 SYNTHETIC_SIZES = (64, 128)
 
 
@@ -468,7 +467,7 @@ def evaluate_model(version_dir, dataset, profile: Profile, data_dir, meta: dict)
     import tensorflow as tf
 
     from tfrecap.data.pipeline import make_dataset
-    from tfrecap.evaluation import AttackSpec, Check, Report, evaluate
+    from tfrecap.evaluation import UNBOUNDED_TITLE, AttackSpec, Check, Report, evaluate
 
     model = tf.saved_model.load(str(version_dir))
     data = make_dataset(data_dir, dataset, "test", profile.batch_size, training=False)
@@ -487,8 +486,8 @@ def evaluate_model(version_dir, dataset, profile: Profile, data_dir, meta: dict)
               c.passed, c.detail)
         for c in subset.checks if c.name.startswith("pgd")
     ]
-    unbounded = [a for a in full.attacks if a.spec.title == UNBOUNDED]
-    bounded = [a for a in full.attacks if a.spec.title != UNBOUNDED]
+    unbounded = [a for a in full.attacks if a.spec.title == UNBOUNDED_TITLE]
+    bounded = [a for a in full.attacks if a.spec.title != UNBOUNDED_TITLE]
     report = Report(
         clean=full.clean, clean_by_class=full.clean_by_class, auc=full.auc,
         operating_point=full.operating_point,
@@ -603,8 +602,7 @@ def _header(runs, profile, command, seconds) -> str:
     import keras
     import tensorflow as tf
 
-    from tfrecap.evaluation import UNBOUNDED_STEP_SIZE, UNBOUNDED_STEPS
-
+    unbounded_steps, unbounded_step_size = _unbounded_schedule()
     first = runs[0].configs
     pipelines = ", ".join(f"{c['baseline'].name} / {c['secure'].name}"
                           for c in (r.configs for r in runs))
@@ -634,8 +632,8 @@ LaplacianCNN widths {", ".join(str(list(w)) for w in widths)}
 - **Data:** {data}; split 40/10/50 by scene region; evaluation on the test split
 - **Attacks:** FGSM and LLCM (the paper's TGSM) at ε = {eps} on {limit}; \
 PGD (margin loss, {profile.pgd_steps} steps, no random start) at ε = {pgd_eps} on {pgd_limit}, \
-with FGSM on the same patches; PGD-margin at ε = 255 ({UNBOUNDED_STEPS} steps of \
-{UNBOUNDED_STEP_SIZE:g} levels) on {profile.unbounded_limit} patches as a sanity \
+with FGSM on the same patches; PGD-margin at ε = 255 ({unbounded_steps} steps of \
+{unbounded_step_size:g} levels) on {profile.unbounded_limit} patches as a sanity \
 check (at most that many of the FGSM/LLCM patches). ε is in pixel levels of [0, 255]; \
 adversarial images are rounded to 8 bits.
 - **Total wall time:** {_duration(seconds)}

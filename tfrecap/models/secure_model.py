@@ -75,6 +75,7 @@ Export: only ``call`` (logits) is traced by ``model.export`` or
 import keras
 import tensorflow as tf
 
+from tfrecap.config import ATTACK_BATCHNORM
 from tfrecap.models.adversarial_training import (
     cross_entropy,
     fgsm_fusion,
@@ -83,9 +84,6 @@ from tfrecap.models.adversarial_training import (
     replica_fusion_count,
     sample_eps,
 )
-
-# How BatchNorm normalises the FGSM fusion pass (see the module docstring).
-ATTACK_BATCHNORM_MODES = ("inference", "batch")
 
 
 @keras.saving.register_keras_serializable(package="tfrecap")
@@ -133,9 +131,9 @@ class SecureForensicModel(keras.Model):
             raise ValueError(f"fusion_weight (alpha) must be >= 0, got {fusion_weight}")
         if not 0 <= eps_min <= eps_max:
             raise ValueError(f"need 0 <= eps_min <= eps_max, got {eps_min}, {eps_max}")
-        if attack_batchnorm not in ATTACK_BATCHNORM_MODES:
+        if attack_batchnorm not in ATTACK_BATCHNORM:
             raise ValueError(
-                f"attack_batchnorm must be one of {ATTACK_BATCHNORM_MODES}, "
+                f"attack_batchnorm must be one of {ATTACK_BATCHNORM}, "
                 f"got {attack_batchnorm!r}"
             )
         self.detector = detector
