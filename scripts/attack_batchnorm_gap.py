@@ -22,7 +22,7 @@ import tensorflow as tf
 from tfrecap.config import load_pipeline
 from tfrecap.data.pipeline import make_dataset
 from tfrecap.models.adversarial_training import fgsm_fusion
-from tfrecap.training import build_model
+from tfrecap.training import build_model, make_checkpoint, restore_checkpoint
 
 
 def main(argv=None):
@@ -37,11 +37,12 @@ def main(argv=None):
 
     config = load_pipeline(args.pipeline)
     model = build_model(config)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     latest = tf.train.latest_checkpoint(f"{args.run_dir}/checkpoints")
     if latest is None:
         raise SystemExit(f"no checkpoint under {args.run_dir}/checkpoints")
-    checkpoint.restore(latest).expect_partial()
+    # Through training's own restore: a plain Checkpoint(model=...) misses the BatchNorm
+    # statistics (see tfrecap.training.make_checkpoint), which this comparison is all about.
+    restore_checkpoint(model, make_checkpoint(model), latest, log=print)
     detector = model.detector
     dataset = make_dataset(
         args.data_dir, config.data.dataset, args.split, config.train.batch_size, training=False

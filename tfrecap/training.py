@@ -3,8 +3,9 @@
 One function, :func:`train`, does the whole job for ``tfrecap train``. What it
 guarantees:
 
-* **Resume.** Checkpoints (model, optimizer state, step counter, the fusion RNG)
-  are written every ``train.checkpoint_every`` steps by ``tf.train.CheckpointManager``.
+* **Resume.** Checkpoints (every model variable, BatchNorm statistics and the
+  fusion RNG included; optimizer state and step counter) are written every
+  ``train.checkpoint_every`` steps by ``tf.train.CheckpointManager`` (`make_checkpoint`).
   Rerunning the same command after a crash or a kill restores the newest one and
   continues; the step counter is ``optimizer.iterations``, so nothing is counted
   twice and the run ends at exactly ``train.steps``.
@@ -215,13 +216,13 @@ def train(
 
     with strategy.scope():
         model = build_model(config, precision=precision, jit_compile=jit)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        checkpoint = make_checkpoint(model)
     # Resume always reads the chief's checkpoints (a shared run dir under multi_worker).
     chief_ckpt = run_dir / "checkpoints"
     latest = tf.train.latest_checkpoint(str(chief_ckpt))
     resumed_from = 0
     if latest:
-        checkpoint.restore(latest).assert_existing_objects_matched()
+        restore_checkpoint(model, checkpoint, latest, log)
         resumed_from = _step(model)
         log(f"Resumed from step {resumed_from} ({latest}).")
     check_same_step(strategy, resumed_from)
@@ -300,6 +301,40 @@ def _fit_to_steps(model, train_ds, steps: int, every: int, done: int, fit_kwargs
     if remainder > 0:
         model.fit(train_ds, epochs=full_epochs + 1, initial_epoch=full_epochs,
                   steps_per_epoch=remainder, **fit_kwargs)
+
+
+MODEL_VARIABLES = "model_variables"
+
+
+def make_checkpoint(model) -> tf.train.Checkpoint:
+    """What a run directory's checkpoints hold: every model variable, and the optimizer.
+
+    Every variable is listed explicitly (``model_variables``): Keras 3 layers do not expose
+    their variables to ``tf.train.Checkpoint``'s object graph, so ``model=model`` alone saved
+    only what the optimizer references, the trainable weights. The BatchNorm moving
+    statistics and the fusion ``SeedGenerator`` state were lost: a finished run reloaded from
+    its checkpoint classified with fresh statistics (measured: 90 % clean accuracy in memory,
+    54 % after the reload), and a resumed run restarted its statistics and its random stream.
+    """
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+                               **{MODEL_VARIABLES: list(model.variables)})
+
+
+def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -> None:
+    """Restores ``path`` into ``checkpoint`` (from `make_checkpoint`), old layouts included.
+
+    Checkpoints written before ``model_variables`` existed hold only the optimizer and the
+    trainable weights: they are restored with a warning that the BatchNorm statistics and
+    the random stream start afresh (training re-estimates the statistics as it goes on).
+    """
+    saved = {name for name, _ in tf.train.list_variables(path)}
+    if f"{MODEL_VARIABLES}/0/.ATTRIBUTES/VARIABLE_VALUE" in saved:
+        checkpoint.restore(path).assert_existing_objects_matched()
+        return
+    legacy = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    legacy.restore(path).assert_existing_objects_matched()
+    log(f"Warning: {path} was written by an older tfrecap and holds no BatchNorm statistics "
+        "or random state; they start afresh (train on for them to settle before exporting).")
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
