@@ -21,6 +21,8 @@ that diagnosis, each a physically motivated change:
 * ``diffuser_band``: the same with broad bands (period ~ U[16, 32] px), which the Laplacian
   front end attenuates 4-16x more than the moire above: a robust cue that an undefended model,
   drawn to what the Laplacian amplifies, might leave to the fragile high-frequency one;
+* ``far_screen``: display pitch 0.6-1.2 sensor px instead of 1.3-2.6 (a farther or finer
+  screen): the sub-pixel mosaic is mostly averaged away by the pixel aperture, leaving aliasing;
 * ``diffuser_grain``: ``diffuser`` plus grain of sigma ~ U[2, 6] levels on both classes, so that
   originals too carry the high-frequency energy of FGSM's sign pattern at eps = 3-5.
 
@@ -56,7 +58,7 @@ from scipy import ndimage
 from tfrecap.data import simulator
 
 VARIANTS = ("none", "sensor_noise", "grain", "diffuser_mild", "diffuser", "diffuser_moire",
-            "diffuser_band", "diffuser_grain")
+            "diffuser_band", "diffuser_grain", "far_screen")
 DIFFUSER_SPREAD = {"diffuser_mild": (0.15, 0.4), "diffuser": (0.3, 0.8),
                    "diffuser_moire": (0.3, 0.8), "diffuser_band": (0.3, 0.8),
                    "diffuser_grain": (0.3, 0.8)}  # sensor px
@@ -114,10 +116,12 @@ def patched_simulator(variant: str):
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     saved = {name: getattr(simulator, name)
-             for name in ("FULL_WELL", "_optics", "image_recaptured", "_jpeg")}
+             for name in ("FULL_WELL", "DISPLAY_PITCH", "_optics", "image_recaptured", "_jpeg")}
     try:
         if variant == "sensor_noise":
             simulator.FULL_WELL = (300.0, 3000.0)
+        if variant == "far_screen":
+            simulator.DISPLAY_PITCH = (0.6, 1.2)
         if variant in GRAIN_SIGMA:
             simulator._jpeg = _with_grain(saved["_jpeg"], GRAIN_SIGMA[variant])
         if variant in DIFFUSER_SPREAD:

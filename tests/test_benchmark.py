@@ -1,28 +1,21 @@
 """scripts/benchmark.py: the JSON schema of a --quick run, and the targets and table of a report."""
 
-import importlib.util
 import json
 import math
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+from tests.scripts import SCRIPTS, load_script
+
+SCRIPT = SCRIPTS / "benchmark.py"
 TINY = "4,4,4,4,4"
 FIGURE = re.compile(r"(per_s|per_core|_ms|_ratio|^ratio|cost_vs_\w+|scaling|seconds_per_step)$")
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-benchmark = _load()
+benchmark = load_script("benchmark")
 
 
 def _figures(tree, path=""):

@@ -1,21 +1,15 @@
 """Shortcut guard and signal probe on simulated patches (see scripts/shortcut_guard.py)."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+from tests.scripts import load_script
 
-_SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "shortcut_guard.py"
+pytest.importorskip("sklearn")
 
 
 def _guard():
-    spec = importlib.util.spec_from_file_location("shortcut_guard", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("shortcut_guard")
 
 
 def _accuracies(count):

@@ -1,26 +1,14 @@
 """scripts/simulator_variants.py: each variant changes what it says, deterministically, and the
 simulator is restored afterwards (numpy only, no training)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from tests.scripts import load_script
 from tfrecap.data import simulator, sources
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "simulator_variants.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("simulator_variants", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-variants = _load()
+variants = load_script("simulator_variants")
 
 
 def _pairs(variant, count=6):
