@@ -42,8 +42,20 @@ def main(argv=None):
         raise SystemExit(f"no checkpoint under {args.run_dir}/checkpoints")
     # Through training's own restore: a plain Checkpoint(model=...) misses the BatchNorm
     # statistics (see tfrecap.training.make_checkpoint), which this comparison is all about.
-    restore_checkpoint(model, make_checkpoint(model), latest, log=print)
+    if not restore_checkpoint(model, make_checkpoint(model), latest, log=print):
+        raise SystemExit(f"{latest} holds no BatchNorm statistics (written by an older tfrecap): "
+                         "retrain the run to compare BatchNorm modes")
     detector = model.detector
+    trainable = [v.value for v in detector.trainable_variables]
+    non_trainable = [v.value for v in detector.non_trainable_variables]
+
+    def forward(z, batch_statistics):
+        # Batch statistics through stateless_call: a plain call with training=True would also
+        # move the moving statistics toward the attacked test batches, and so change the
+        # deployed model this script compares against.
+        if batch_statistics:
+            return detector.stateless_call(trainable, non_trainable, z, training=True)[0]
+        return detector(z, training=False)
     dataset = make_dataset(
         args.data_dir, config.data.dataset, args.split, config.train.batch_size, training=False
     )
@@ -55,10 +67,10 @@ def main(argv=None):
         half = int(x.shape[0]) // 2
         for eps in (float(e) for e in args.eps.split(",")):
             for gradient_mode in ("inference", "batch"):
-                training = gradient_mode == "batch"
-                fused = fgsm_fusion(lambda z, t=training: detector(z, training=t), x, y, half, eps)
+                batch = gradient_mode == "batch"
+                fused = fgsm_fusion(lambda z, b=batch: forward(z, b), x, y, half, eps)
                 for forward_mode in ("inference", "batch"):
-                    logits = detector(fused, training=forward_mode == "batch")
+                    logits = forward(fused, forward_mode == "batch")
                     hits = tf.argmax(logits[:half], -1, output_type=tf.int32) == y[:half]
                     correct.setdefault((eps, gradient_mode, forward_mode), []).append(
                         hits.numpy()

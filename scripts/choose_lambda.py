@@ -40,7 +40,7 @@ def main():
                      "train.checkpoint_every": args.steps}
         )
         result = train(config, data_dir=args.data_dir, run_dir=out / f"lambda_{lam:g}", verbose=0,
-                       log=lambda message: None)
+                       log=lambda line: print(line) if line.startswith("Warning") else None)
         model = result.model
         data = make_dataset(args.data_dir, config.data.dataset, "validation", 64, training=False)
         report = evaluate(

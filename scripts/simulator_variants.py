@@ -3,8 +3,8 @@
 Issue 5 asks the demo's undefended baseline to fall to <= 20 % under FGSM and LLCM at eps >= 2
 (the paper's Table 2) while a secure model keeps >= 80 %. On the committed simulator the baseline
 stays at ~50 %: every original flips, every recapture stays a recapture, because recaptures carry
-~3x the high-frequency energy of originals and FGSM's +-eps sign pattern is itself such energy
-(README, "Why the demo baseline resists FGSM"). This script tests simulator variants against
+about 3.8x the high-frequency energy of originals and FGSM's +-eps sign pattern is itself such
+energy (README, "Results: the demo reproduction"). This script tests simulator variants against
 that diagnosis, each a physically motivated change:
 
 * ``none``: the committed simulator (the control);
@@ -13,14 +13,15 @@ that diagnosis, each a physically motivated change:
   (what an ISP's denoise-and-sharpen leaves);
 * ``diffuser_mild``: as ``diffuser`` below with half the blur (0.15-0.4 sensor px);
 * ``diffuser``: the screen's anti-glare layer blurs the emitted sub-pixel mosaic (Gaussian,
-  sigma ~ U[0.3, 0.8] sensor px, i.e. about 0.15-0.4 display px), recaptures only: a weaker
+  sigma ~ U[0.3, 0.8] sensor px, i.e. 0.12-0.62 display px), recaptures only: a weaker
   high-frequency cue;
-* ``diffuser_moire``: ``diffuser`` plus a strong low-frequency moire band on recaptures
+* ``diffuser_moire``: ``diffuser`` plus a strong moire pattern on recaptures
   (multiplicative, amplitude ~ U[0.1, 0.25], period ~ U[5, 12] px, any orientation): a second,
   large-amplitude cue that a defended model could rely on;
 * ``diffuser_band``: the same with broad bands (period ~ U[16, 32] px), which the Laplacian
-  front end attenuates 4-16x more than the moire above: a robust cue that an undefended model,
-  drawn to what the Laplacian amplifies, might leave to the fragile high-frequency one;
+  front end attenuates about 7-9x more than the moire above (its gain is 1 - cos(2 pi / period)):
+  a robust cue that an undefended model, drawn to what the Laplacian amplifies, might leave to
+  the fragile high-frequency one;
 * ``far_screen``: display pitch 0.6-1.2 sensor px instead of 1.3-2.6 (a farther or finer
   screen): the sub-pixel mosaic is mostly averaged away by the pixel aperture, leaving aliasing;
 * ``diffuser_grain``: ``diffuser`` plus grain of sigma ~ U[2, 6] levels on both classes, so that
@@ -29,8 +30,9 @@ that diagnosis, each a physically motivated change:
 For each variant it builds a synthetic_64 dataset in ``OUT/VARIANT/data``, trains the
 ``demo_baseline`` pipeline (and ``demo`` with ``--secure``), and evaluates on the test split:
 clean, FGSM and LLCM at eps 1, 2, 3, 5 (with the per-class split), PGD-margin (10 steps).
-It also prints each class's median mean |Laplacian| (the high-frequency energy the diagnosis is
-about). Prints one markdown table and writes ``OUT/simulator_variants.json``.
+It also prints each class's median mean |Laplacian| over the evaluated test patches (the
+high-frequency energy the diagnosis is about). Prints one markdown table and writes
+``OUT/simulator_variants.json``.
 
 The variants patch the simulator module in this process, so generation runs in one process
 (the simulator's worker pool uses ``spawn`` and would not see the patches): about 2 min per
@@ -59,7 +61,7 @@ from tfrecap.data import simulator
 
 VARIANTS = ("none", "sensor_noise", "grain", "diffuser_mild", "diffuser", "diffuser_moire",
             "diffuser_band", "diffuser_grain", "far_screen")
-DIFFUSER_SPREAD = {"diffuser_mild": (0.15, 0.4), "diffuser": (0.3, 0.8),
+DIFFUSER_SIGMA = {"diffuser_mild": (0.15, 0.4), "diffuser": (0.3, 0.8),
                    "diffuser_moire": (0.3, 0.8), "diffuser_band": (0.3, 0.8),
                    "diffuser_grain": (0.3, 0.8)}  # sensor px
 GRAIN_SIGMA = {"grain": (1.0, 4.0), "diffuser_grain": (2.0, 6.0)}  # levels
@@ -124,8 +126,8 @@ def patched_simulator(variant: str):
             simulator.DISPLAY_PITCH = (0.6, 1.2)
         if variant in GRAIN_SIGMA:
             simulator._jpeg = _with_grain(saved["_jpeg"], GRAIN_SIGMA[variant])
-        if variant in DIFFUSER_SPREAD:
-            simulator._optics = _with_diffuser(saved["_optics"], DIFFUSER_SPREAD[variant])
+        if variant in DIFFUSER_SIGMA:
+            simulator._optics = _with_diffuser(saved["_optics"], DIFFUSER_SIGMA[variant])
         if variant in MOIRE_PERIOD:
             simulator.image_recaptured = _with_moire(saved["image_recaptured"],
                                                      MOIRE_PERIOD[variant])
@@ -136,7 +138,7 @@ def patched_simulator(variant: str):
 
 
 def high_frequency_energy(data_dir: str, dataset: str, limit: int) -> dict[str, float]:
-    """Median over the test split of each patch's mean |Laplacian| of the grey image, per class."""
+    """Per class, the median over the first `limit` test patches of mean |Laplacian| (grey)."""
     import tensorflow_datasets as tfds
 
     from tfrecap import LABEL_NAMES
@@ -171,7 +173,7 @@ def run_variant(variant: str, out: Path, count: int, steps: int | None, secure: 
             config = cfg.override(config, **{"train.steps": steps,
                                              "train.checkpoint_every": steps})
         result = train(config, data_dir=str(data_dir), run_dir=out / variant / name, verbose=0,
-                       log=lambda message: None)
+                       log=_print_warnings)
         data = make_dataset(str(data_dir), config.data.dataset, "test", 64, training=False)
         report = evaluate(
             result.model, data,
@@ -189,6 +191,12 @@ def run_variant(variant: str, out: Path, count: int, steps: int | None, secure: 
                     label: accuracy.value for label, accuracy in attack.by_class[index].items()}
         row[name] = model_row
     return row
+
+
+def _print_warnings(line: str) -> None:
+    # Training's progress lines are noise here; its warnings (e.g. an old checkpoint) are not.
+    if line.startswith("Warning"):
+        print(line, flush=True)
 
 
 def table(rows: list[dict]) -> str:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.scripts import SCRIPTS, load_script
+from tests.script_loader import SCRIPTS, load_script
 
 SCRIPT = SCRIPTS / "benchmark.py"
 TINY = "4,4,4,4,4"

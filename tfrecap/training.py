@@ -222,9 +222,15 @@ def train(
     latest = tf.train.latest_checkpoint(str(chief_ckpt))
     resumed_from = 0
     if latest:
-        restore_checkpoint(model, checkpoint, latest, log)
+        complete = restore_checkpoint(model, checkpoint, latest, log)
         resumed_from = _step(model)
         log(f"Resumed from step {resumed_from} ({latest}).")
+        if not complete and resumed_from >= t.steps:
+            # Nothing left to train: the model would keep fresh BatchNorm statistics.
+            raise ValueError(
+                f"{latest} is a finished run from an older tfrecap without BatchNorm "
+                f"statistics; train on (--steps more than {resumed_from}) so they settle, "
+                "or retrain in a new --run-dir")
     check_same_step(strategy, resumed_from)
     # Every worker saves (saving is collective); non-chief workers to a temp dir.
     ckpt_dir = checkpoint_dir(strategy, chief_ckpt)
@@ -314,27 +320,34 @@ def make_checkpoint(model) -> tf.train.Checkpoint:
     only what the optimizer references, the trainable weights. The BatchNorm moving
     statistics and the fusion ``SeedGenerator`` state were lost: a finished run reloaded from
     its checkpoint classified with fresh statistics (measured: 90 % clean accuracy in memory,
-    54 % after the reload), and a resumed run restarted its statistics and its random stream.
+    52.5 % after the reload), and a resumed run restarted its statistics and its random stream.
     """
+    # model= writes no keys of its own; it is kept so that older checkpoints' object graph
+    # (model, optimizer) still matches. Variables are matched by position, as model.variables
+    # orders them (layer creation order, fixed by the code and the [model] config).
     return tf.train.Checkpoint(model=model, optimizer=model.optimizer,
                                **{MODEL_VARIABLES: list(model.variables)})
 
 
-def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -> None:
+def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -> bool:
     """Restores ``path`` into ``checkpoint`` (from `make_checkpoint`), old layouts included.
 
     Checkpoints written before ``model_variables`` existed hold only the optimizer and the
     trainable weights: they are restored with a warning that the BatchNorm statistics and
     the random stream start afresh (training re-estimates the statistics as it goes on).
+
+    Returns:
+        True if every model variable was restored, False for such an older checkpoint.
     """
     saved = {name for name, _ in tf.train.list_variables(path)}
-    if f"{MODEL_VARIABLES}/0/.ATTRIBUTES/VARIABLE_VALUE" in saved:
+    if any(name.startswith(f"{MODEL_VARIABLES}/") for name in saved):
         checkpoint.restore(path).assert_existing_objects_matched()
-        return
+        return True
     legacy = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     legacy.restore(path).assert_existing_objects_matched()
     log(f"Warning: {path} was written by an older tfrecap and holds no BatchNorm statistics "
         "or random state; they start afresh (train on for them to settle before exporting).")
+    return False
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:

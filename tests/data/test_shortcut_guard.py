@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.scripts import load_script
+from tests.script_loader import load_script
 
 pytest.importorskip("sklearn")
 

@@ -5,19 +5,28 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from tests.scripts import load_script
+from tests.script_loader import load_script
 from tfrecap.data import simulator, sources
 
 variants = load_script("simulator_variants")
 
 
-def _pairs(variant, count=6):
+def _simulate(count):
+    # The radius inside: far_screen changes the window a pair needs.
     radius = simulator.window_radius(64)
     regions = sources.split_regions(64, radius, "train")[:count]
+    return [simulator.simulate_pair(sources.window(region, radius), 64, np.random.default_rng(i))
+            for i, region in enumerate(regions)]
+
+
+def _pairs(variant, count=6):
     with variants.patched_simulator(variant):
-        return [simulator.simulate_pair(sources.window(region, radius), 64,
-                                        np.random.default_rng(i))
-                for i, region in enumerate(regions)]
+        return _simulate(count)
+
+
+def _same(first, second):
+    return all(np.array_equal(a, b) for pa, pb in zip(first, second, strict=True)
+               for a, b in zip(pa, pb, strict=True))
 
 
 def _hf(image):
@@ -25,13 +34,13 @@ def _hf(image):
 
 
 def test_control_is_the_committed_simulator_and_patches_are_undone():
-    control = _pairs("none")
-    _pairs("diffuser_moire")  # patches and restores
-    _pairs("sensor_noise")
+    committed = _simulate(6)  # no patch at all
+    assert _same(_pairs("none"), committed)
+    for variant in variants.VARIANTS:
+        _pairs(variant, 1)  # patches and restores
     assert simulator.FULL_WELL == (3000.0, 30000.0)
-    again = _pairs("none")
-    assert all(np.array_equal(a, b) for pa, pb in zip(control, again, strict=True)
-               for a, b in zip(pa, pb, strict=True))
+    assert simulator.DISPLAY_PITCH == (1.3, 2.6)
+    assert _same(_simulate(6), committed)
 
 
 def test_diffuser_weakens_only_the_recaptures_high_frequencies():
@@ -39,6 +48,13 @@ def test_diffuser_weakens_only_the_recaptures_high_frequencies():
     for pair_control, pair_diffused in zip(control, diffused, strict=True):
         assert np.array_equal(pair_control[0], pair_diffused[0])  # the scene path is untouched
     assert np.mean([_hf(p[1]) for p in diffused]) < 0.8 * np.mean([_hf(p[1]) for p in control])
+
+
+def test_far_screen_weakens_the_recaptures_high_frequencies():
+    # Its smaller window changes the regions (and so the originals): compare each class's mean.
+    control, far = _pairs("none", 12), _pairs("far_screen", 12)
+    assert np.mean([_hf(p[1]) for p in far]) < 0.8 * np.mean([_hf(p[1]) for p in control])
+    assert np.mean([_hf(p[0]) for p in far]) > 0.7 * np.mean([_hf(p[0]) for p in control])
 
 
 @pytest.mark.parametrize("variant", ["sensor_noise", "grain"])
@@ -50,8 +66,7 @@ def test_noise_variants_raise_the_originals_high_frequencies(variant):
 @pytest.mark.parametrize("variant", ["grain", "diffuser_moire"])
 def test_variants_are_deterministic(variant):
     first, second = _pairs(variant, 2), _pairs(variant, 2)
-    assert all(np.array_equal(a, b) for pa, pb in zip(first, second, strict=True)
-               for a, b in zip(pa, pb, strict=True))
+    assert _same(first, second)
 
 
 def test_unknown_variant_is_rejected():
