@@ -56,6 +56,7 @@ def main(argv=None):
         if batch_statistics:
             return detector.stateless_call(trainable, non_trainable, z, training=True)[0]
         return detector(z, training=False)
+
     dataset = make_dataset(
         args.data_dir, config.data.dataset, args.split, config.train.batch_size, training=False
     )

@@ -62,8 +62,8 @@ from tfrecap.data import simulator
 VARIANTS = ("none", "sensor_noise", "grain", "diffuser_mild", "diffuser", "diffuser_moire",
             "diffuser_band", "diffuser_grain", "far_screen")
 DIFFUSER_SIGMA = {"diffuser_mild": (0.15, 0.4), "diffuser": (0.3, 0.8),
-                   "diffuser_moire": (0.3, 0.8), "diffuser_band": (0.3, 0.8),
-                   "diffuser_grain": (0.3, 0.8)}  # sensor px
+                  "diffuser_moire": (0.3, 0.8), "diffuser_band": (0.3, 0.8),
+                  "diffuser_grain": (0.3, 0.8)}  # sensor px
 GRAIN_SIGMA = {"grain": (1.0, 4.0), "diffuser_grain": (2.0, 6.0)}  # levels
 MOIRE_PERIOD = {"diffuser_moire": (5.0, 12.0), "diffuser_band": (16.0, 32.0)}  # sensor px
 EPS = (1.0, 2.0, 3.0, 5.0)
@@ -77,14 +77,14 @@ def _rng(*arrays) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def _with_diffuser(optics, spread_range):
+def _with_diffuser(optics, sigma_range):
     def patched(field, canvas, supersample, sigma):
         # The recapture's screen field is the only one sampled at SUPERSAMPLE (the scene uses
         # SUPERSAMPLE_SCENE): blur it, before the lens, as the display's diffuser would.
         if supersample == simulator.SUPERSAMPLE:
             rng = _rng(field[::7, ::7])
-            spread = rng.uniform(*spread_range) * supersample
-            field = ndimage.gaussian_filter(field, (spread, spread, 0), mode="nearest")
+            sigma_fine = rng.uniform(*sigma_range) * supersample  # in fine samples
+            field = ndimage.gaussian_filter(field, (sigma_fine, sigma_fine, 0), mode="nearest")
         return optics(field, canvas, supersample, sigma)
 
     return patched
@@ -137,6 +137,12 @@ def patched_simulator(variant: str):
             setattr(simulator, name, value)
 
 
+def mean_abs_laplacian(image: np.ndarray) -> float:
+    """A patch's high-frequency energy: mean |Laplacian| of its grey image, in levels."""
+    grey = image.astype(np.float32).mean(axis=-1)
+    return float(np.abs(ndimage.laplace(grey)).mean())
+
+
 def high_frequency_energy(data_dir: str, dataset: str, limit: int) -> dict[str, float]:
     """Per class, the median over the first `limit` test patches of mean |Laplacian| (grey)."""
     import tensorflow_datasets as tfds
@@ -147,8 +153,7 @@ def high_frequency_energy(data_dir: str, dataset: str, limit: int) -> dict[str, 
                      as_supervised=True)
     energy = {0: [], 1: []}
     for image, label in tfds.as_numpy(data.take(limit)):
-        grey = image.astype(np.float32).mean(axis=-1)
-        energy[int(label)].append(float(np.abs(ndimage.laplace(grey)).mean()))
+        energy[int(label)].append(mean_abs_laplacian(image))
     return {LABEL_NAMES[label]: round(float(np.median(v)), 2) for label, v in energy.items()}
 
 

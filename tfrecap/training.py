@@ -339,8 +339,7 @@ def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -
     Returns:
         True if every model variable was restored, False for such an older checkpoint.
     """
-    saved = {name for name, _ in tf.train.list_variables(path)}
-    if any(name.startswith(f"{MODEL_VARIABLES}/") for name in saved):
+    if any(name.startswith(f"{MODEL_VARIABLES}/") for name, _ in tf.train.list_variables(path)):
         checkpoint.restore(path).assert_existing_objects_matched()
         return True
     legacy = tf.train.Checkpoint(model=model, optimizer=model.optimizer)

@@ -181,7 +181,6 @@ def encode_png(image: np.ndarray, size: int) -> bytes:
     return buf.getvalue()
 
 
-
 class _LocalDatasetInfo(tfds.core.DatasetInfo):
     """DatasetInfo of a dataset that only ever exists locally.
 
