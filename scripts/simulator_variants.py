@@ -225,6 +225,44 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summary_table(record: dict) -> str:
+    """The README's table: one line per variant, merged over the runs of a `docs` record.
+
+    ``record`` is ``{"runs": [{"command": ..., "result": <this script's JSON>}, ...]}``. A
+    variant's baseline comes from the first run that trained one, its secure model from the
+    first that trained ``demo``; variants are listed in `VARIANTS` order.
+    """
+    merged: dict[str, dict] = {}
+    for run in record["runs"]:
+        for row in run["result"]["rows"]:
+            entry = merged.setdefault(row["variant"], {"hf_energy": row["hf_energy"]})
+            for model in ("demo_baseline", "demo"):
+                if model in row:
+                    entry.setdefault(model, row[model])
+
+    def fgsm(m):
+        return " / ".join(f"{100 * m[f'fgsm_eps{e:g}']:.0f}" for e in EPS) + " %"
+
+    lines = [
+        "| variant | HF orig / recap | baseline clean | baseline FGSM ε=1/2/3/5 | recaptures "
+        "kept, FGSM ε=3 | baseline PGD ε=3 | secure clean | secure FGSM ε=1/2/3/5 | secure "
+        "PGD ε=3 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant in sorted(merged, key=VARIANTS.index):
+        entry, hf = merged[variant], merged[variant]["hf_energy"]
+        cells = [f"`{variant}`" + (" (committed)" if variant == "none" else ""),
+                 f"{hf['original']} / {hf['recaptured']}"]
+        base, secure = entry.get("demo_baseline"), entry.get("demo")
+        cells += ([f"{base['clean']:.1%}", fgsm(base),
+                   f"{base['fgsm_eps3_by_class']['recaptured']:.0%}", f"{base['pgd_eps3']:.1%}"]
+                  if base else ["—"] * 4)
+        cells += ([f"{secure['clean']:.1%}", fgsm(secure), f"{secure['pgd_eps3']:.1%}"]
+                  if secure else ["—"] * 3)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default=",".join(VARIANTS))
@@ -233,7 +271,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="override the pipelines' steps")
     parser.add_argument("--limit", type=int, default=400, help="test patches evaluated")
     parser.add_argument("--secure", action="store_true", help="also train the demo pipeline")
+    parser.add_argument("--summary", metavar="RECORD",
+                        help="print the README table of a docs/simulator_variants.json record "
+                             "and exit")
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summary_table(json.loads(Path(args.summary).read_text())))
+        return
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

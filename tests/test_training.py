@@ -274,3 +274,41 @@ def test_a_finished_old_run_is_not_exported_with_fresh_statistics(tiny_pipeline,
         train(config, data_dir=synthetic_dir, run_dir=tmp_path / "run",
               export_dir=tmp_path / "export", verbose=0, log=lambda m: None)
     assert not (tmp_path / "export").exists()
+
+
+def test_a_checkpoint_of_other_variables_is_refused_by_name(tiny_pipeline, tmp_path):
+    """Variables are restored by position: two swapped paths (same shapes) must not load."""
+    from tfrecap.training import VARIABLE_PATHS, build_model, make_checkpoint, restore_checkpoint
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    model = build_model(config)
+    checkpoint = make_checkpoint(model)
+    paths = [v.path for v in model.variables]
+    i = paths.index(next(p for p in paths if p.endswith("moving_mean")))
+    assert paths[i + 1].endswith("moving_variance")
+    paths[i], paths[i + 1] = paths[i + 1], paths[i]
+    getattr(checkpoint, VARIABLE_PATHS).assign(paths)
+    saved = checkpoint.save(str(tmp_path / "ckpt"))
+
+    fresh = build_model(config)
+    with pytest.raises(ValueError, match=f"variable {i} is '{paths[i]}' there"):
+        restore_checkpoint(fresh, make_checkpoint(fresh), saved, log=lambda m: None)
+
+
+def test_a_checkpoint_without_variable_paths_still_restores(tiny_pipeline, tmp_path):
+    """Checkpoints from before the path list (model_variables only) restore every variable."""
+    import tensorflow as tf
+
+    from tfrecap.training import build_model, make_checkpoint, restore_checkpoint
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    model = build_model(config)
+    for variable in model.variables:
+        variable.assign(variable + 1)
+    saved = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
+                                model_variables=list(model.variables)).save(str(tmp_path / "c"))
+
+    fresh = build_model(config)
+    assert restore_checkpoint(fresh, make_checkpoint(fresh), saved, log=lambda m: None) is True
+    for before, after in zip(model.variables, fresh.variables, strict=True):
+        np.testing.assert_array_equal(before.numpy(), after.numpy(), err_msg=before.path)

@@ -310,10 +310,11 @@ def _fit_to_steps(model, train_ds, steps: int, every: int, done: int, fit_kwargs
 
 
 MODEL_VARIABLES = "model_variables"
+VARIABLE_PATHS = "model_variable_paths"
 
 
 def make_checkpoint(model) -> tf.train.Checkpoint:
-    """What a run directory's checkpoints hold: every model variable, and the optimizer.
+    """What a run directory's checkpoints hold: every model variable, their paths, the optimizer.
 
     Every variable is listed explicitly (``model_variables``): Keras 3 layers do not expose
     their variables to ``tf.train.Checkpoint``'s object graph, so ``model=model`` alone saved
@@ -321,12 +322,20 @@ def make_checkpoint(model) -> tf.train.Checkpoint:
     statistics and the fusion ``SeedGenerator`` state were lost: a finished run reloaded from
     its checkpoint classified with fresh statistics (measured: 90 % clean accuracy in memory,
     52.5 % after the reload), and a resumed run restarted its statistics and its random stream.
+
+    The list is matched by position, so the checkpoint also holds each variable's Keras path
+    (``model_variable_paths``); `restore_checkpoint` compares them before restoring, so code
+    that reorders or renames variables of equal shapes fails loudly instead of restoring
+    weights into the wrong slots.
     """
+    variables = list(model.variables)
+    # A string variable, not a file beside the checkpoint: it is written atomically with it.
+    paths = tf.Variable([v.path for v in variables], trainable=False, dtype=tf.string,
+                        name=VARIABLE_PATHS)
     # model= writes no keys of its own; it is kept so that older checkpoints' object graph
-    # (model, optimizer) still matches. Variables are matched by position, as model.variables
-    # orders them (layer creation order, fixed by the code and the [model] config).
+    # (model, optimizer) still matches.
     return tf.train.Checkpoint(model=model, optimizer=model.optimizer,
-                               **{MODEL_VARIABLES: list(model.variables)})
+                               **{MODEL_VARIABLES: variables, VARIABLE_PATHS: paths})
 
 
 def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -> bool:
@@ -335,11 +344,25 @@ def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -
     Checkpoints written before ``model_variables`` existed hold only the optimizer and the
     trainable weights: they are restored with a warning that the BatchNorm statistics and
     the random stream start afresh (training re-estimates the statistics as it goes on).
+    Checkpoints written before ``model_variable_paths`` existed are restored without the
+    path check (shapes are still checked).
 
     Returns:
         True if every model variable was restored, False for such an older checkpoint.
+
+    Raises:
+        ValueError: if the checkpoint's variable paths are not the model's, in order.
     """
-    if any(name.startswith(f"{MODEL_VARIABLES}/") for name, _ in tf.train.list_variables(path)):
+    reader = tf.train.load_checkpoint(path)
+    keys = reader.get_variable_to_shape_map()
+    if any(key.startswith(f"{MODEL_VARIABLES}/") for key in keys):
+        paths_key = f"{VARIABLE_PATHS}/.ATTRIBUTES/VARIABLE_VALUE"
+        if paths_key in keys:
+            _check_variable_paths(path, [p.decode() for p in reader.get_tensor(paths_key)],
+                                  [v.path for v in model.variables])
+        else:  # the checkpoint has no paths entry to match
+            checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, **{
+                MODEL_VARIABLES: getattr(checkpoint, MODEL_VARIABLES)})
         checkpoint.restore(path).assert_existing_objects_matched()
         return True
     legacy = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
@@ -347,6 +370,20 @@ def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -
     log(f"Warning: {path} was written by an older tfrecap and holds no BatchNorm statistics "
         "or random state; they start afresh (train on for them to settle before exporting).")
     return False
+
+
+def _check_variable_paths(path: str, saved: list[str], current: list[str]) -> None:
+    if saved == current:
+        return
+    if len(saved) != len(current):
+        detail = f"it holds {len(saved)} model variables, the model has {len(current)}"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(saved, current, strict=True)) if a != b)
+        detail = f"variable {i} is {saved[i]!r} there and {current[i]!r} in the model"
+    raise ValueError(
+        f"{path} does not match this model: {detail}. The checkpoint was written by other code "
+        "or another [model] config; restore it with the tfrecap version that wrote it, or "
+        "train in a new --run-dir.")
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:

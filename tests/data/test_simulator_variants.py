@@ -69,3 +69,23 @@ def test_unknown_variant_is_rejected():
     with pytest.raises(ValueError, match="unknown variant"):
         with variants.patched_simulator("fog"):
             pass
+
+
+def test_readme_table_is_the_recorded_runs(capsys):
+    """The README's variant table is what the recorded JSON says, cell for cell."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    variants.main(["--summary", str(root / "docs" / "simulator_variants.json")])
+    table = capsys.readouterr().out.strip()
+    assert table.count("\n") == 1 + len(variants.VARIANTS)  # every variant was run
+    assert table in (root / "README.md").read_text()
+    # The merge takes each variant's first baseline and secure model: the diffuser's secure
+    # model comes from the --secure run, its baseline from the first run.
+    record = json.loads((root / "docs" / "simulator_variants.json").read_text())
+    secure_clean = next(row["demo"]["clean"] for run in record["runs"]
+                        for row in run["result"]["rows"]
+                        if row["variant"] == "diffuser" and "demo" in row)
+    assert f"| {secure_clean:.1%} |" in next(line for line in table.splitlines()
+                                             if line.startswith("| `diffuser` |"))

@@ -144,7 +144,10 @@ class SecureForensicModel(keras.Model):
         self.eps_max = float(eps_max)
         self.seed = seed
         self.attack_batchnorm = attack_batchnorm
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        # A fixed name: its variable path is checked when a checkpoint is restored
+        # (tfrecap.training.make_checkpoint), and Keras would otherwise number it by how many
+        # generators the process made before.
+        self.seed_generator = keras.random.SeedGenerator(seed, name="fusion_seed")
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
