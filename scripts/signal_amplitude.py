@@ -2,10 +2,11 @@
 
 An L∞ attacker may move every pixel by ε levels. If what tells a recapture from an original is a
 fine pattern only a few levels high, then at that ε the attacker can erase it from a recapture
-(subtract it, clipped to ±ε) or draw one on an original, and no detector, defended or not, can be
-robust there. This script measures that pattern's size without any model: per patch and colour
-channel, the high-pass residual ``x - Gaussian(x, sigma)`` (the fine detail, mosaic and noise
-included), summarised per class as
+(subtract it, clipped to ±ε) or draw one on an original, and a detector can be robust there only
+if it tells the pattern from the same pattern clipped to ±ε on top of the other class. This
+script measures that pattern's size without any model: per patch and colour channel, the
+high-pass residual ``x - Gaussian(x, sigma)`` (the fine detail, mosaic and noise included),
+summarised per class as
 
 * its RMS (median over patches), and
 * the fraction of residual values within ±ε, for each ε (median over patches): how much of the
@@ -28,6 +29,7 @@ A model that keeps its accuracy under FGSM but loses it under these edits is not
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -64,7 +66,7 @@ def class_statistics(images_and_labels, eps=EPS) -> dict[str, dict[str, float]]:
 
 
 def table(stats: dict[str, dict[str, float]], eps=EPS) -> str:
-    head = "| class | n | residual RMS (levels) | " + " | ".join(
+    head = "| class | n | fine-detail RMS (levels) | " + " | ".join(
         f"within ±{e:g}" for e in eps) + " |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, s in stats.items():
@@ -74,16 +76,21 @@ def table(stats: dict[str, dict[str, float]], eps=EPS) -> str:
     return "\n".join(lines)
 
 
+def _edit(image: np.ndarray, change: np.ndarray, eps: float) -> np.ndarray:
+    # Rounded first, then bounded by the whole levels inside eps: the result is 8-bit and
+    # within the L-inf ball for any eps, fractional ones included.
+    bound = np.floor(eps)
+    return np.clip(image.astype(np.float32) + np.clip(np.round(change), -bound, bound), 0, 255)
+
+
 def erase(image: np.ndarray, eps: float) -> np.ndarray:
     """The recapture edit: fine detail shaved by up to ``eps`` levels per pixel, 8-bit."""
-    x = image.astype(np.float32)
-    return np.clip(np.round(x - np.clip(high_pass(image), -eps, eps)), 0, 255)
+    return _edit(image, -high_pass(image), eps)
 
 
 def transplant(image: np.ndarray, donor: np.ndarray, eps: float) -> np.ndarray:
     """The original edit: ``donor``'s fine detail added, clipped to ``eps`` levels, 8-bit."""
-    x = image.astype(np.float32)
-    return np.clip(np.round(x + np.clip(high_pass(donor), -eps, eps)), 0, 255)
+    return _edit(image, high_pass(donor), eps)
 
 
 def model_free_attacks(predict, originals, recaptured, eps=EPS) -> dict[str, list[float]]:
@@ -124,9 +131,15 @@ def attack_table(results: dict[str, dict[str, list[float]]], eps=EPS) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for model, by_class in results.items():
         for name, edit in (("original", "transplant"), ("recaptured", "erase")):
-            cells = [model, f"{name}, {edit}"] + [f"{a:.1%}" for a in by_class[name]]
+            cells = [Path(model).name, f"{name}, {edit}"] + [f"{a:.1%}" for a in by_class[name]]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def summary(record_path: str) -> str:
+    """The README's two tables, from a JSON this script wrote."""
+    record = json.loads(Path(record_path).read_text())
+    return table(record["classes"]) + "\n\n" + attack_table(record["model_free_attacks"])
 
 
 def main(argv=None):

@@ -25,12 +25,12 @@ def test_recaptures_carry_more_fine_detail(pairs):
     original, recaptured = stats["original"], stats["recaptured"]
     assert original["n"] == recaptured["n"] == 16
     assert recaptured["rms"] > 1.5 * original["rms"]
-    for s in (original, recaptured):  # a larger budget covers more of the residual
-        within = [s[f"within_eps{e:g}"] for e in amplitude.EPS]
-        assert within == sorted(within) and 0 < within[0] <= within[-1] <= 1
+    # Less of a recapture's fine detail fits inside any budget.
+    for e in amplitude.EPS:
+        assert recaptured[f"within_eps{e:g}"] < original[f"within_eps{e:g}"]
 
 
-@pytest.mark.parametrize("eps", [1.0, 5.0])
+@pytest.mark.parametrize("eps", [1.0, 2.5, 5.0])
 def test_edits_stay_inside_the_budget(pairs, eps):
     original = next(image for image, label in pairs if label == 0)
     recaptured = next(image for image, label in pairs if label == 1)
@@ -62,3 +62,12 @@ def test_model_free_attacks_fool_a_fine_detail_detector(pairs):
         assert accuracy[0] >= 0.7 and accuracy[-1] <= accuracy[0] - 0.25
     table = amplitude.attack_table({"rms": result})
     assert "original, transplant" in table and "recaptured, erase" in table
+
+
+def test_readme_tables_are_the_recorded_run():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    tables = amplitude.summary(str(root / "docs" / "signal_amplitude.json"))
+    assert tables.count("| demo |") == 2 and tables.count("| demo_baseline |") == 2
+    assert tables in (root / "README.md").read_text()
