@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -276,22 +277,29 @@ def test_a_finished_old_run_is_not_exported_with_fresh_statistics(tiny_pipeline,
     assert not (tmp_path / "export").exists()
 
 
-def test_a_checkpoint_of_other_variables_is_refused_by_name(tiny_pipeline, tmp_path):
-    """Variables are restored by position: two swapped paths (same shapes) must not load."""
+@pytest.mark.parametrize("change", ["swap", "drop"])
+def test_a_checkpoint_of_other_variables_is_refused_by_name(tiny_pipeline, tmp_path, change):
+    """Variables are restored by position: two swapped paths (same shapes), or one variable
+    fewer, must not load."""
     from tfrecap.training import VARIABLE_PATHS, build_model, make_checkpoint, restore_checkpoint
 
     config = cfg.load_pipeline(tiny_pipeline)
     model = build_model(config)
     checkpoint = make_checkpoint(model)
     paths = [v.path for v in model.variables]
-    i = paths.index(next(p for p in paths if p.endswith("moving_mean")))
-    assert paths[i + 1].endswith("moving_variance")
-    paths[i], paths[i + 1] = paths[i + 1], paths[i]
-    getattr(checkpoint, VARIABLE_PATHS).assign(paths)
+    if change == "swap":
+        i = paths.index(next(p for p in paths if p.endswith("moving_mean")))
+        assert paths[i + 1].endswith("moving_variance")
+        paths[i], paths[i + 1] = paths[i + 1], paths[i]
+        expected = f"variable {i} is '{paths[i]}' in the checkpoint and '{paths[i + 1]}'"
+    else:
+        last = paths.pop()
+        expected = f"variable {len(paths)} is absent in the checkpoint and '{last}' in the model"
+    getattr(checkpoint, VARIABLE_PATHS).paths = paths
     saved = checkpoint.save(str(tmp_path / "ckpt"))
 
     fresh = build_model(config)
-    with pytest.raises(ValueError, match=f"variable {i} is '{paths[i]}' there"):
+    with pytest.raises(ValueError, match=re.escape(expected)):
         restore_checkpoint(fresh, make_checkpoint(fresh), saved, log=lambda m: None)
 
 

@@ -313,6 +313,24 @@ MODEL_VARIABLES = "model_variables"
 VARIABLE_PATHS = "model_variable_paths"
 
 
+class VariablePaths(tf.train.experimental.PythonState):
+    """The Keras paths of a checkpoint's ``model_variables``, in order, saved as a JSON string.
+
+    Python state rather than a ``tf.string`` variable: a variable made inside a strategy's
+    scope is mirrored, and ``MultiWorkerMirroredStrategy`` cannot broadcast a string
+    variable's initial value (its collective ops take numbers only), nor can a GPU hold one.
+    """
+
+    def __init__(self, paths: list[str]):
+        self.paths = list(paths)
+
+    def serialize(self) -> str:
+        return json.dumps(self.paths)
+
+    def deserialize(self, string_value) -> None:
+        self.paths = json.loads(string_value)
+
+
 def make_checkpoint(model) -> tf.train.Checkpoint:
     """What a run directory's checkpoints hold: every model variable, their paths, the optimizer.
 
@@ -329,13 +347,10 @@ def make_checkpoint(model) -> tf.train.Checkpoint:
     weights into the wrong slots.
     """
     variables = list(model.variables)
-    # A string variable, not a file beside the checkpoint: it is written atomically with it.
-    paths = tf.Variable([v.path for v in variables], trainable=False, dtype=tf.string,
-                        name=VARIABLE_PATHS)
     # model= writes no keys of its own; it is kept so that older checkpoints' object graph
     # (model, optimizer) still matches.
-    return tf.train.Checkpoint(model=model, optimizer=model.optimizer,
-                               **{MODEL_VARIABLES: variables, VARIABLE_PATHS: paths})
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, **{
+        MODEL_VARIABLES: variables, VARIABLE_PATHS: VariablePaths(v.path for v in variables)})
 
 
 def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -> bool:
@@ -356,9 +371,9 @@ def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -
     reader = tf.train.load_checkpoint(path)
     keys = reader.get_variable_to_shape_map()
     if any(key.startswith(f"{MODEL_VARIABLES}/") for key in keys):
-        paths_key = f"{VARIABLE_PATHS}/.ATTRIBUTES/VARIABLE_VALUE"
+        paths_key = f"{VARIABLE_PATHS}/.ATTRIBUTES/py_state"
         if paths_key in keys:
-            _check_variable_paths(path, [p.decode() for p in reader.get_tensor(paths_key)],
+            _check_variable_paths(path, json.loads(reader.get_tensor(paths_key)),
                                   [v.path for v in model.variables])
         else:  # the checkpoint has no paths entry to match
             checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, **{
@@ -372,14 +387,17 @@ def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log) -
     return False
 
 
+def _at(paths: list[str], index: int) -> str:
+    return repr(paths[index]) if index < len(paths) else "absent"
+
+
 def _check_variable_paths(path: str, saved: list[str], current: list[str]) -> None:
     if saved == current:
         return
-    if len(saved) != len(current):
-        detail = f"it holds {len(saved)} model variables, the model has {len(current)}"
-    else:
-        i = next(i for i, (a, b) in enumerate(zip(saved, current, strict=True)) if a != b)
-        detail = f"variable {i} is {saved[i]!r} there and {current[i]!r} in the model"
+    i = next((i for i, (a, b) in enumerate(zip(saved, current, strict=False)) if a != b),
+             min(len(saved), len(current)))
+    detail = (f"variable {i} is {_at(saved, i)} in the checkpoint and {_at(current, i)} in the "
+              f"model ({len(saved)} and {len(current)} variables)")
     raise ValueError(
         f"{path} does not match this model: {detail}. The checkpoint was written by other code "
         "or another [model] config; restore it with the tfrecap version that wrote it, or "
