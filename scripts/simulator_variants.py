@@ -25,7 +25,14 @@ that diagnosis, each a physically motivated change:
 * ``far_screen``: display pitch 0.6-1.2 sensor px instead of 1.3-2.6 (a farther or finer
   screen): the sub-pixel mosaic is mostly averaged away by the pixel aperture, leaving aliasing;
 * ``diffuser_grain``: ``diffuser`` plus grain of sigma ~ U[2, 6] levels on both classes, so that
-  originals too carry the high-frequency energy of FGSM's sign pattern at eps = 3-5.
+  originals too carry the high-frequency energy of FGSM's sign pattern at eps = 3-5;
+* ``scene_texture``: fine grey texture in the scene itself (sigma ~ U[30, 50] levels per
+  source pixel, before the lens, the display and JPEG, which leave about a fifth of it): the
+  original records it through the lens alone, the recapture only as far as the display's pixel
+  grid can show it. Originals gain fine detail from the scene, not from noise both classes share;
+* ``scene_texture_diffuser``: both; the originals then carry as much fine detail as the
+  recaptures (RMS about 7 levels each), so fine-detail energy is no longer a class cue and
+  only the structure of the (blurred) screen mosaic is.
 
 For each variant it builds a synthetic_64 dataset in ``OUT/VARIANT/data``, trains the
 ``demo_baseline`` pipeline (and ``demo`` with ``--secure``), and evaluates on the test split:
@@ -60,11 +67,13 @@ from scipy import ndimage
 from tfrecap.data import simulator
 
 VARIANTS = ("none", "sensor_noise", "grain", "diffuser_mild", "diffuser", "diffuser_moire",
-            "diffuser_band", "diffuser_grain", "far_screen")
+            "diffuser_band", "diffuser_grain", "far_screen", "scene_texture",
+            "scene_texture_diffuser")
 DIFFUSER_SIGMA = {"diffuser_mild": (0.15, 0.4), "diffuser": (0.3, 0.8),
                   "diffuser_moire": (0.3, 0.8), "diffuser_band": (0.3, 0.8),
-                  "diffuser_grain": (0.3, 0.8)}  # sensor px
+                  "diffuser_grain": (0.3, 0.8), "scene_texture_diffuser": (0.3, 0.8)}  # sensor px
 GRAIN_SIGMA = {"grain": (1.0, 4.0), "diffuser_grain": (2.0, 6.0)}  # levels
+TEXTURE_SIGMA = (30.0, 50.0)  # levels of grey texture per source pixel, scene_texture*
 MOIRE_PERIOD = {"diffuser_moire": (5.0, 12.0), "diffuser_band": (16.0, 32.0)}  # sensor px
 EPS = (1.0, 2.0, 3.0, 5.0)
 
@@ -112,13 +121,27 @@ def _with_grain(jpeg, sigma_range):
     return patched
 
 
+def _with_scene_texture(simulate_pair, sigma_range):
+    def patched(window, size, rng):
+        # Fine texture in the scene itself (fabric, foliage, paper grain), the same for both
+        # captures: the original records it through the lens alone, the recapture only as far
+        # as the display's coarser pixel grid can show it.
+        local = _rng(window)
+        texture = local.normal(0.0, local.uniform(*sigma_range), window.shape[:2])[..., None]
+        textured = np.round(np.clip(window + texture, 0, 255)).astype(np.uint8)
+        return simulate_pair(textured, size, rng)
+
+    return patched
+
+
 @contextlib.contextmanager
 def patched_simulator(variant: str):
     """Applies one variant to `tfrecap.data.simulator` for the duration of the block."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
     saved = {name: getattr(simulator, name)
-             for name in ("FULL_WELL", "DISPLAY_PITCH", "_optics", "image_recaptured", "_jpeg")}
+             for name in ("FULL_WELL", "DISPLAY_PITCH", "_optics", "image_recaptured", "_jpeg",
+                          "simulate_pair")}
     try:
         if variant == "sensor_noise":
             simulator.FULL_WELL = (300.0, 3000.0)
@@ -128,6 +151,8 @@ def patched_simulator(variant: str):
             simulator._jpeg = _with_grain(saved["_jpeg"], GRAIN_SIGMA[variant])
         if variant in DIFFUSER_SIGMA:
             simulator._optics = _with_diffuser(saved["_optics"], DIFFUSER_SIGMA[variant])
+        if variant.startswith("scene_texture"):
+            simulator.simulate_pair = _with_scene_texture(saved["simulate_pair"], TEXTURE_SIGMA)
         if variant in MOIRE_PERIOD:
             simulator.image_recaptured = _with_moire(saved["image_recaptured"],
                                                      MOIRE_PERIOD[variant])
