@@ -32,7 +32,12 @@ that diagnosis, each a physically motivated change:
   grid can show it. Originals gain fine detail from the scene, not from noise both classes share;
 * ``scene_texture_diffuser``: both; the originals then carry as much fine detail as the
   recaptures (RMS about 7 levels each), so fine-detail energy is no longer a class cue and
-  only the structure of the (blurred) screen mosaic is.
+  only the structure of the (blurred) screen mosaic is;
+* ``jpeg_444``: JPEG with chroma at full resolution (4:4:4, as high-quality camera JPEGs keep
+  it; the committed simulator uses Pillow's default 4:2:0, as most phones do), both classes: the
+  originals' demosaiced sensor noise then carries pixel-scale colour noise, as FGSM's
+  per-channel sign pattern does;
+* ``jpeg_444_diffuser``: both.
 
 For each variant it builds a synthetic_64 dataset in ``OUT/VARIANT/data``, trains the
 ``demo_baseline`` pipeline (and ``demo`` with ``--secure``), and evaluates on the test split:
@@ -56,22 +61,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import time
 import zlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from tfrecap.data import simulator
 
 VARIANTS = ("none", "sensor_noise", "grain", "diffuser_mild", "diffuser", "diffuser_moire",
             "diffuser_band", "diffuser_grain", "far_screen", "scene_texture",
-            "scene_texture_diffuser")
+            "scene_texture_diffuser", "jpeg_444", "jpeg_444_diffuser")
 DIFFUSER_SIGMA = {"diffuser_mild": (0.15, 0.4), "diffuser": (0.3, 0.8),
                   "diffuser_moire": (0.3, 0.8), "diffuser_band": (0.3, 0.8),
-                  "diffuser_grain": (0.3, 0.8), "scene_texture_diffuser": (0.3, 0.8)}  # sensor px
+                  "diffuser_grain": (0.3, 0.8), "scene_texture_diffuser": (0.3, 0.8),
+                  "jpeg_444_diffuser": (0.3, 0.8)}  # sensor px
 GRAIN_SIGMA = {"grain": (1.0, 4.0), "diffuser_grain": (2.0, 6.0)}  # levels
 TEXTURE_SIGMA = (30.0, 50.0)  # levels of grey texture per source pixel, scene_texture*
 MOIRE_PERIOD = {"diffuser_moire": (5.0, 12.0), "diffuser_band": (16.0, 32.0)}  # sensor px
@@ -134,6 +142,15 @@ def _with_scene_texture(simulate_pair, sigma_range):
     return patched
 
 
+def _jpeg_444(image, quality):
+    # Chroma at full resolution (Pillow's subsampling=0), as high-quality camera JPEGs keep it:
+    # the originals' demosaiced sensor noise then carries pixel-scale colour noise too.
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=0)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
 @contextlib.contextmanager
 def patched_simulator(variant: str):
     """Applies one variant to `tfrecap.data.simulator` for the duration of the block."""
@@ -147,6 +164,8 @@ def patched_simulator(variant: str):
             simulator.FULL_WELL = (300.0, 3000.0)
         if variant == "far_screen":
             simulator.DISPLAY_PITCH = (0.6, 1.2)
+        if variant.startswith("jpeg_444"):
+            simulator._jpeg = _jpeg_444
         if variant in GRAIN_SIGMA:
             simulator._jpeg = _with_grain(saved["_jpeg"], GRAIN_SIGMA[variant])
         if variant in DIFFUSER_SIGMA:

@@ -3,6 +3,7 @@ simulator is restored afterwards (numpy only, no training)."""
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from tests.script_loader import load_script
 from tfrecap.data import simulator, sources
@@ -66,6 +67,18 @@ def test_scene_texture_with_diffuser_levels_the_fine_detail():
     original = np.median([_hf(o) for o, _ in pairs])
     recaptured = np.median([_hf(r) for _, r in pairs])
     assert 0.7 < recaptured / original < 1.3
+
+
+def test_jpeg_444_keeps_the_colour_detail_that_4_2_0_removes():
+    def colour_detail(image):  # mean |Laplacian| of each channel's difference from grey
+        x = image.astype(np.float32)
+        colour = x - x.mean(axis=-1, keepdims=True)
+        return np.mean([np.abs(ndimage.laplace(colour[..., c])).mean() for c in range(3)])
+
+    control, full_chroma = _pairs("none"), _pairs("jpeg_444")
+    for index in (0, 1):  # originals (sensor noise) and recaptures (mosaic)
+        assert (np.median([colour_detail(p[index]) for p in full_chroma])
+                > 1.5 * np.median([colour_detail(p[index]) for p in control]))
 
 
 @pytest.mark.parametrize("variant", ["grain", "diffuser_moire", "scene_texture"])
