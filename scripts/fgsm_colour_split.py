@@ -37,7 +37,12 @@ def step_direction(gradient: tf.Tensor, mode: str) -> tf.Tensor:
     if mode == "grey":
         return tf.sign(tf.reduce_sum(gradient, -1, keepdims=True)) * tf.ones_like(gradient)
     if mode == "colour":
-        return tf.sign(gradient - tf.reduce_mean(gradient, -1, keepdims=True))
+        colour = gradient - tf.reduce_mean(gradient, -1, keepdims=True)
+        # The mean of three equal floats can round away from them: a colour part within float32
+        # resolution of the pixel's gradient is rounding, not colour, and must not get a sign.
+        resolution = 4 * np.finfo(np.float32).eps * tf.reduce_max(tf.abs(gradient), -1,
+                                                                   keepdims=True)
+        return tf.sign(tf.where(tf.abs(colour) <= resolution, 0.0, colour))
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
 

@@ -21,6 +21,16 @@ def test_grey_step_is_one_sign_per_pixel_and_colour_step_has_no_grey():
         split.step_direction(gradient, "hue")
 
 
+def test_a_grey_gradient_has_no_colour_step():
+    """Equal channels: their float32 mean can round (about a third of values), which must not
+    turn into a ±1 colour step."""
+    values = tf.random.stateless_normal([1000], seed=[3, 4]) * 1e-3
+    gradient = tf.reshape(tf.stack([values] * 3, axis=-1), [10, 10, 10, 3])
+    rounded = gradient - tf.reduce_mean(gradient, -1, keepdims=True)
+    assert np.count_nonzero(rounded.numpy()) > 100  # the rounding this guards against
+    assert np.count_nonzero(split.step_direction(gradient, "colour").numpy()) == 0
+
+
 def test_a_brightness_detector_falls_to_grey_steps_but_not_to_colour_ones():
     """Logit of 'recaptured' = mean level − 127.5: grey and rgb steps of ε = 2 flip patches
     1.5 levels from the threshold; the colour step has no grey part and moves nothing."""
