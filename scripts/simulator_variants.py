@@ -61,14 +61,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import time
 import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from tfrecap.data import simulator
@@ -142,13 +140,13 @@ def _with_scene_texture(simulate_pair, sigma_range):
     return patched
 
 
-def _jpeg_444(image, quality):
-    # Chroma at full resolution (Pillow's subsampling=0), as high-quality camera JPEGs keep it:
-    # the originals' demosaiced sensor noise then carries pixel-scale colour noise too.
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=0)
-    buffer.seek(0)
-    return np.asarray(Image.open(buffer).convert("RGB"))
+def _with_jpeg_444(jpeg):
+    def patched(image, quality):
+        # Chroma at full resolution (Pillow's subsampling=0), as high-quality camera JPEGs keep
+        # it: the originals' demosaiced sensor noise then carries pixel-scale colour noise too.
+        return jpeg(image, quality, subsampling=0)
+
+    return patched
 
 
 @contextlib.contextmanager
@@ -165,7 +163,7 @@ def patched_simulator(variant: str):
         if variant == "far_screen":
             simulator.DISPLAY_PITCH = (0.6, 1.2)
         if variant.startswith("jpeg_444"):
-            simulator._jpeg = _jpeg_444
+            simulator._jpeg = _with_jpeg_444(saved["_jpeg"])
         if variant in GRAIN_SIGMA:
             simulator._jpeg = _with_grain(saved["_jpeg"], GRAIN_SIGMA[variant])
         if variant in DIFFUSER_SIGMA:

@@ -325,9 +325,10 @@ def _mosaic(linear: np.ndarray, phase: tuple[int, int]) -> np.ndarray:
     return np.take_along_axis(linear, channel[..., None], axis=-1)[..., 0]
 
 
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+def _jpeg(image: np.ndarray, quality: int, subsampling: int = -1) -> np.ndarray:
+    # subsampling: Pillow's code; -1, its default, is 4:2:0 (0 would be 4:4:4).
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
     buffer.seek(0)
     return np.asarray(Image.open(buffer).convert("RGB"))
 
