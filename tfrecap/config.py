@@ -21,11 +21,15 @@ import typing
 from importlib import resources
 from pathlib import Path
 
-PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
-OPTIMIZERS = ("adam", "sgd")
-STRATEGIES = ("default", "mirrored", "multi_worker")
-ATTACK_BATCHNORM = ("inference", "batch")  # BatchNorm in the FGSM fusion pass
-PATCH_SIZES = (64, 128, 256, 512)
+from tfrecap.names import (
+    ATTACK_BATCHNORM,
+    ATTACK_NAMES,
+    JIT_COMPILE,
+    OPTIMIZERS,
+    PATCH_SIZES,
+    PRECISIONS,
+    STRATEGY_NAMES,
+)
 
 
 class ConfigError(ValueError):
@@ -267,17 +271,16 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
         fail(f"[monitor] every and limit must be >= 1, got {mon.every} and {mon.limit}")
     if any(e < 0 for e in mon.eps):
         fail(f"[monitor] eps must be nonnegative, got {list(mon.eps)}")
-    known_attacks = ("fgsm", "llcm", "pgd")
     for name in mon.attacks:
-        if name not in known_attacks:
-            fail(f"[monitor] unknown attack {name!r}; known: {', '.join(known_attacks)}")
+        if name not in ATTACK_NAMES:
+            fail(f"[monitor] unknown attack {name!r}; known: {', '.join(ATTACK_NAMES)}")
     if t.validation_steps < 0:
         fail(f"[train] validation_steps must be >= 0, got {t.validation_steps}")
     for field, allowed in (
         ("optimizer", OPTIMIZERS),
         ("precision", PRECISIONS),
-        ("strategy", STRATEGIES),
-        ("jit_compile", ("auto", "on", "off")),
+        ("strategy", STRATEGY_NAMES),
+        ("jit_compile", JIT_COMPILE),
     ):
         if getattr(t, field) not in allowed:
             fail(f"[train] {field} must be one of {', '.join(allowed)}, got {getattr(t, field)!r}")

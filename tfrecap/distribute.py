@@ -33,7 +33,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-STRATEGY_NAMES = ("default", "mirrored", "multi_worker")
+from tfrecap.names import STRATEGY_NAMES
 
 
 class StrategyError(ValueError):

@@ -1,0 +1,29 @@
+"""The one definition of every name table: splits, sizes, attacks, strategies, precisions.
+
+TensorFlow-free on purpose: the CLI builds its ``click.Choice`` lists from these tables, so
+``--help`` and the rejection of an unknown name stay instant. The modules that own the behaviour
+(``tfrecap.attacks``, ``tfrecap.distribute``, ``tfrecap.training``) check at import that their
+registries match these names, so a table and its implementation cannot drift apart.
+"""
+
+# The paper's split, 40/10/50 of the images (Sec. 4.1), in this order everywhere.
+SPLITS = ("train", "validation", "test")
+SPLIT_FRACTIONS = (0.4, 0.1, 0.5)
+
+# Patch sizes the detector trains on (the paper's 64..512), and the ones the offline simulator
+# can make: bigger synthetic patches would need upsampling the bundled photos, itself a trace.
+PATCH_SIZES = (64, 128, 256, 512)
+SYNTHETIC_SIZES = (64, 128)
+
+# Attacks in the registry of tfrecap.attacks, and the losses the iterative ones take.
+ATTACK_NAMES = ("fgsm", "llcm", "pgd")
+ATTACK_LOSSES = ("ce", "margin")
+
+# tf.distribute strategies (tfrecap.distribute.make_strategy) and Keras precision policies.
+STRATEGY_NAMES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+OPTIMIZERS = ("adam", "sgd")
+JIT_COMPILE = ("auto", "on", "off")
+
+# BatchNorm mode of the FGSM-fusion pass: moving statistics, or the batch's own.
+ATTACK_BATCHNORM = ("inference", "batch")
