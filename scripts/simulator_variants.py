@@ -46,10 +46,12 @@ It also prints each class's median mean |Laplacian| over the evaluated test patc
 high-frequency energy the diagnosis is about). Prints one markdown table and writes
 ``OUT/simulator_variants.json``.
 
-The variants patch the simulator module in this process, so generation runs in one process
-(the simulator's worker pool uses ``spawn`` and would not see the patches): about 2 min per
-6,000 patches on one core. Every variant's random draws come from a generator seeded by the
-bytes it is given, so a variant's dataset is deterministic.
+Each variant is a `SimulatorParams` set (`variant_params`), the committed default with some
+fields replaced; the effects that exist only in variants are simulator fields that are off by
+default. Its parameters go into the dataset identity, so every variant's data is its own, and
+generation runs in the simulator's process pool like any other build. Every effect's random
+draws come from a generator seeded by the bytes it is given, so a variant's dataset is
+deterministic and differs from the control by its effect alone.
 
 Run (about 5 min per variant for the baseline on 2 cores, 11 with ``--secure``)::
 
@@ -60,16 +62,16 @@ Run (about 5 min per variant for the baseline on 2 cores, 11 with ``--secure``):
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import json
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from tfrecap.data import simulator
+from tfrecap import jsonio
+from tfrecap.data.simulator import DEFAULT_PARAMS, SimulatorParams
 
 VARIANTS = ("none", "sensor_noise", "grain", "diffuser_mild", "diffuser", "diffuser_moire",
             "diffuser_band", "diffuser_grain", "far_screen", "scene_texture",
@@ -84,99 +86,26 @@ MOIRE_PERIOD = {"diffuser_moire": (5.0, 12.0), "diffuser_band": (16.0, 32.0)}  #
 EPS = (1.0, 2.0, 3.0, 5.0)
 
 
-def _rng(*arrays) -> np.random.Generator:
-    """A generator seeded by the data it perturbs: deterministic, different for every patch."""
-    seed = 0
-    for array in arrays:
-        seed = zlib.crc32(np.ascontiguousarray(array).tobytes(), seed)
-    return np.random.default_rng(seed)
-
-
-def _with_diffuser(optics, sigma_range):
-    def patched(field, canvas, supersample, sigma):
-        # The recapture's screen field is the only one sampled at SUPERSAMPLE (the scene uses
-        # SUPERSAMPLE_SCENE): blur it, before the lens, as the display's diffuser would.
-        if supersample == simulator.SUPERSAMPLE:
-            rng = _rng(field[::7, ::7])
-            sigma_fine = rng.uniform(*sigma_range) * supersample  # in fine samples
-            field = ndimage.gaussian_filter(field, (sigma_fine, sigma_fine, 0), mode="nearest")
-        return optics(field, canvas, supersample, sigma)
-
-    return patched
-
-
-def _with_moire(image_recaptured, period_range):
-    def patched(window, size, geometry, display):
-        light = image_recaptured(window, size, geometry, display)
-        rng = _rng(light[::5, ::5])
-        amplitude, period = rng.uniform(0.1, 0.25), rng.uniform(*period_range)
-        theta, phase = rng.uniform(0.0, np.pi), rng.uniform(0.0, 2 * np.pi)
-        rows, cols = np.indices(light.shape[:2])
-        wave = np.cos(2 * np.pi * (cols * np.cos(theta) + rows * np.sin(theta)) / period + phase)
-        return light * (1.0 + amplitude * wave)[..., None]
-
-    return patched
-
-
-def _with_grain(jpeg, sigma_range):
-    def patched(image, quality):
-        rng = _rng(image)
-        noisy = image + rng.normal(0.0, rng.uniform(*sigma_range), image.shape)
-        return jpeg(np.round(np.clip(noisy, 0, 255)).astype(np.uint8), quality)
-
-    return patched
-
-
-def _with_scene_texture(simulate_pair, sigma_range):
-    def patched(window, size, rng):
-        # Fine texture in the scene itself (fabric, foliage, paper grain), the same for both
-        # captures: the original records it through the lens alone, the recapture only as far
-        # as the display's coarser pixel grid can show it.
-        local = _rng(window)
-        texture = local.normal(0.0, local.uniform(*sigma_range), window.shape[:2])[..., None]
-        textured = np.round(np.clip(window + texture, 0, 255)).astype(np.uint8)
-        return simulate_pair(textured, size, rng)
-
-    return patched
-
-
-def _with_jpeg_444(jpeg):
-    def patched(image, quality):
-        # Chroma at full resolution (Pillow's subsampling=0), as high-quality camera JPEGs keep
-        # it: the originals' demosaiced sensor noise then carries pixel-scale colour noise too.
-        return jpeg(image, quality, subsampling=0)
-
-    return patched
-
-
-@contextlib.contextmanager
-def patched_simulator(variant: str):
-    """Applies one variant to `tfrecap.data.simulator` for the duration of the block."""
+def variant_params(variant: str) -> SimulatorParams:
+    """The simulator parameters of one variant: `DEFAULT_PARAMS` with its fields replaced."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; expected one of {VARIANTS}")
-    saved = {name: getattr(simulator, name)
-             for name in ("FULL_WELL", "DISPLAY_PITCH", "_optics", "image_recaptured", "_jpeg",
-                          "simulate_pair")}
-    try:
-        if variant == "sensor_noise":
-            simulator.FULL_WELL = (300.0, 3000.0)
-        if variant == "far_screen":
-            simulator.DISPLAY_PITCH = (0.6, 1.2)
-        if variant.startswith("jpeg_444"):
-            simulator._jpeg = _with_jpeg_444(saved["_jpeg"])
-        if variant in GRAIN_SIGMA:
-            simulator._jpeg = _with_grain(saved["_jpeg"], GRAIN_SIGMA[variant])
-        if variant in DIFFUSER_SIGMA:
-            simulator._optics = _with_diffuser(saved["_optics"], DIFFUSER_SIGMA[variant])
-        if variant.startswith("scene_texture"):
-            simulator.simulate_pair = _with_scene_texture(saved["simulate_pair"], TEXTURE_SIGMA)
-        if variant in MOIRE_PERIOD:
-            simulator.image_recaptured = _with_moire(saved["image_recaptured"],
-                                                     MOIRE_PERIOD[variant])
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(simulator, name, value)
+    changes: dict = {}
+    if variant == "sensor_noise":
+        changes["full_well"] = (300.0, 3000.0)
+    if variant == "far_screen":
+        changes["display_pitch"] = (0.6, 1.2)
+    if variant.startswith("jpeg_444"):
+        changes["jpeg_subsampling"] = "4:4:4"
+    if variant in GRAIN_SIGMA:
+        changes["grain_sigma"] = GRAIN_SIGMA[variant]
+    if variant in DIFFUSER_SIGMA:
+        changes["diffuser_sigma"] = DIFFUSER_SIGMA[variant]
+    if variant.startswith("scene_texture"):
+        changes["scene_texture_sigma"] = TEXTURE_SIGMA
+    if variant in MOIRE_PERIOD:
+        changes["moire_period"] = MOIRE_PERIOD[variant]
+    return dataclasses.replace(DEFAULT_PARAMS, **changes)
 
 
 def mean_abs_laplacian(image: np.ndarray) -> float:
@@ -200,7 +129,7 @@ def high_frequency_energy(data_dir: str, dataset: str, limit: int) -> dict[str, 
 
 
 def run_variant(variant: str, out: Path, count: int, steps: int | None, secure: bool,
-                limit: int) -> dict:
+                limit: int, workers: int | None = None) -> dict:
     """Builds the variant's data, trains, evaluates; returns one JSON-able row."""
     from tfrecap import config as cfg
     from tfrecap.data import builder, catalog
@@ -210,8 +139,8 @@ def run_variant(variant: str, out: Path, count: int, steps: int | None, secure: 
 
     data_dir = out / variant / "data"
     started = time.perf_counter()
-    with patched_simulator(variant):
-        catalog.build_dataset(builder.synthetic_config(64, count, 0), data_dir, workers=1)
+    config = builder.synthetic_config(64, count, 0, params=variant_params(variant))
+    catalog.build_dataset(config, data_dir, workers=workers)
     row = {"variant": variant, "generation_seconds": round(time.perf_counter() - started),
            "hf_energy": high_frequency_energy(str(data_dir), "synthetic_64", limit)}
     for name in ("demo_baseline", "demo") if secure else ("demo_baseline",):
@@ -313,6 +242,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="override the pipelines' steps")
     parser.add_argument("--limit", type=int, default=400, help="test patches evaluated")
     parser.add_argument("--secure", action="store_true", help="also train the demo pipeline")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="simulator processes (default: all cores)")
     parser.add_argument("--summary", metavar="RECORD",
                         help="print the README table of a docs/simulator_variants.json record "
                              "and exit")
@@ -325,12 +256,13 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for variant in args.variants.split(","):
-        rows.append(run_variant(variant, out, args.count, args.steps, args.secure, args.limit))
-        print(json.dumps(rows[-1]), flush=True)
+        rows.append(run_variant(variant, out, args.count, args.steps, args.secure, args.limit,
+                                args.workers))
+        print(jsonio.dumps(rows[-1], indent=None), flush=True)
         # Written after every variant: an interrupted sweep keeps what it measured.
-        (out / "simulator_variants.json").write_text(json.dumps(
-            {"schema_version": 1, "count": args.count, "steps": args.steps, "limit": args.limit,
-             "split": "test", "rows": rows}, indent=2) + "\n")
+        jsonio.write_json(out / "simulator_variants.json",
+                          {"schema_version": 1, "count": args.count, "steps": args.steps,
+                           "limit": args.limit, "split": "test", "rows": rows})
     print(table(rows))
 
 

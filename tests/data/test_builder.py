@@ -1,12 +1,15 @@
 """TFDS builder: determinism, count/seed identity, atomic rebuilds, clear errors."""
 
+import dataclasses
 import hashlib
 import json
 
+import numpy as np
 import pytest
 
 from tests.data.conftest import TINY_COUNT, TINY_SEED
-from tfrecap.data import builder, catalog, pipeline
+from tfrecap.data import builder, catalog, generate, pipeline
+from tfrecap.data.simulator import DEFAULT_PARAMS
 
 
 def _shard_digests(data_dir, dataset="synthetic_64"):
@@ -25,8 +28,11 @@ def test_layout_splits_and_identity(synthetic_dir):
     assert b.info.splits["train"].num_shards > 1  # something to interleave and auto-shard
     meta = catalog.read_metadata(synthetic_dir, "synthetic_64")
     assert meta["identity"] == {
-        "kind": "synthetic", "size": 64, "count_per_class": TINY_COUNT, "seed": TINY_SEED
+        "kind": "synthetic", "size": 64, "count_per_class": TINY_COUNT, "seed": TINY_SEED,
+        "simulator_version": DEFAULT_PARAMS.version,
+        "simulator_fingerprint": DEFAULT_PARAMS.fingerprint(),
     }
+    assert meta["simulator"] == DEFAULT_PARAMS.to_dict()  # what the fingerprint stands for
     assert sum(meta["examples"].values()) == 2 * TINY_COUNT
     counts = pipeline.count_examples(synthetic_dir, "synthetic_64")
     assert counts["train"]["original"] == counts["train"]["recaptured"] > 0
@@ -55,6 +61,51 @@ def test_other_count_rebuilds_same_count_reuses(synthetic_copy):
     assert catalog.build_dataset(config, synthetic_copy).status == "already built"
     assert not list(synthetic_copy.glob(".building-*"))
     assert not list((synthetic_copy / "recapture" / "synthetic_64").glob(".*"))
+
+
+def _stored(data_dir, split="validation"):
+    import tensorflow_datasets as tfds
+
+    ds = catalog.load_builder(data_dir, "synthetic_64").as_dataset(split=split)
+    return {ex["capture_id"].decode(): ex["image"] for ex in tfds.as_numpy(ds)}
+
+
+def test_other_simulator_params_rebuild_instead_of_reusing(synthetic_copy):
+    """Data made by another simulator is never reused: the params are in the identity."""
+    before = _shard_digests(synthetic_copy)
+    params = dataclasses.replace(DEFAULT_PARAMS, jpeg_quality=(60, 70))
+    config = builder.synthetic_config(64, TINY_COUNT, TINY_SEED, params=params)
+    result = catalog.build_dataset(config, synthetic_copy, workers=1)
+    assert result.status == "rebuilt"
+    assert (f"simulator_fingerprint {DEFAULT_PARAMS.fingerprint()!r} -> "
+            f"{params.fingerprint()!r}") in result.message
+    identity = catalog.read_metadata(synthetic_copy, "synthetic_64")["identity"]
+    assert identity["simulator_fingerprint"] == params.fingerprint()
+    assert catalog.is_built(config, synthetic_copy)
+    assert not catalog.is_built(builder.synthetic_config(64, TINY_COUNT, TINY_SEED),
+                                synthetic_copy)
+    # New pixels, and they are the changed simulator's.
+    assert _shard_digests(synthetic_copy) != before
+    expected = {ex.capture_id: ex.image for ex in generate.generate_split(
+        64, TINY_COUNT, TINY_SEED, "validation", workers=1, params=params)}
+    default = {ex.capture_id: ex.image for ex in generate.generate_split(
+        64, TINY_COUNT, TINY_SEED, "validation", workers=1)}
+    stored = _stored(synthetic_copy)
+    assert stored.keys() == expected.keys()
+    for key, image in stored.items():
+        np.testing.assert_array_equal(image, expected[key])
+        assert not np.array_equal(image, default[key])
+    assert catalog.build_dataset(config, synthetic_copy).status == "already built"
+
+
+def test_other_simulator_version_changes_the_identity():
+    bumped = dataclasses.replace(DEFAULT_PARAMS, version=DEFAULT_PARAMS.version + 1)
+    old = catalog.identity_of(builder.synthetic_config(64, 20, 0))
+    new = catalog.identity_of(builder.synthetic_config(64, 20, 0, params=bumped))
+    assert (old["simulator_version"], new["simulator_version"]) == (1, 2)
+    assert old["simulator_fingerprint"] != new["simulator_fingerprint"]
+    with pytest.raises(TypeError, match="SimulatorParams"):
+        builder.synthetic_config(64, 20, 0, params={"version": 1})
 
 
 def test_dataset_without_identity_record_is_rebuilt(synthetic_copy):

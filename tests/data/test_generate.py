@@ -73,3 +73,20 @@ def test_no_region_is_shared_between_splits():
     assert not regions["train"] & regions["test"]
     assert not regions["train"] & regions["validation"]
     assert not regions["validation"] & regions["test"]
+
+
+def test_params_reach_the_spawned_workers():
+    import dataclasses
+
+    from tfrecap.data.simulator import DEFAULT_PARAMS
+
+    params = dataclasses.replace(DEFAULT_PARAMS, jpeg_subsampling="4:4:4")
+    serial = generate.generate_split(64, 30, seed=1, split="train", workers=1, params=params)
+    parallel = generate.generate_split(64, 30, seed=1, split="train", workers=2, params=params)
+    default = generate.generate_split(64, 30, seed=1, split="train", workers=2)
+    assert len(parallel) > 16  # more than 8 pairs: the process pool ran
+    assert _same(serial, parallel)
+    assert not any(a.image.tobytes() == b.image.tobytes()
+                   for a, b in zip(parallel, default, strict=True))
+    with pytest.raises(TypeError, match="SimulatorParams"):
+        generate.generate_split(64, 10, 0, "train", params={"version": 1})

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from tfrecap import names
 from tfrecap.data import simulator, sources
 
 
@@ -43,7 +44,7 @@ def test_reads_outside_the_window_raise():
     radius = simulator.window_radius(64)
     x = np.linspace(-radius - 5, radius + 5, 3)
     with pytest.raises(RuntimeError, match="window"):
-        simulator._check_inside(x, x, radius, 1.0)
+        simulator.check_inside(x, x, radius, 1.0)
     for seed in range(5):  # extreme draws stay inside (the bound covers every range)
         simulator.simulate_pair(_window(64), 64, np.random.default_rng(seed))
 
@@ -68,7 +69,7 @@ def test_bands_are_disjoint_and_split_40_10_50():
             cover[r0:r1, c0:c1] += 1
         assert (cover == 1).all()
         areas = [(r1 - r0) * (c1 - c0) / cover.size for r0, r1, c0, c1 in boxes.values()]
-        np.testing.assert_allclose(areas, sources.SPLIT_FRACTIONS, atol=0.01)
+        np.testing.assert_allclose(areas, names.SPLIT_FRACTIONS, atol=0.01)
 
 
 @pytest.mark.parametrize("size", [64, 128])

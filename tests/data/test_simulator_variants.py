@@ -1,5 +1,9 @@
-"""scripts/simulator_variants.py: each variant changes what it says, deterministically, and the
-simulator is restored afterwards (numpy only, no training)."""
+"""scripts/simulator_variants.py: each variant is a parameter set that changes what it says,
+deterministically, bit-identical to the monkeypatched variants its recorded runs were made with
+(numpy only, no training)."""
+
+import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
@@ -11,18 +15,37 @@ from tfrecap.data import simulator, sources
 variants = load_script("simulator_variants")
 _hf = variants.mean_abs_laplacian  # the script's own measure of a patch's HF energy
 
+# sha256 (16 hex digits) of the first two train pairs of each variant, taken from the variants
+# as monkeypatches of the simulator's module globals, before they became parameter sets: the
+# recorded runs in docs/simulator_variants.json are reproducible with the parameter sets.
+PAIR_HASHES = {
+    "none": "9ae58fa79bf8b788",
+    "sensor_noise": "9824528ba87cde35",
+    "grain": "9fe2718e75eab65b",
+    "diffuser_mild": "4e77e9aee04abc25",
+    "diffuser": "0e13f7de9b45e111",
+    "diffuser_moire": "594bf094ade18474",
+    "diffuser_band": "f2efa9acde54dfb2",
+    "diffuser_grain": "5129a99f6fce4e06",
+    "far_screen": "cf65e1f31771f2cc",
+    "scene_texture": "3dc8c0727c606ea2",
+    "scene_texture_diffuser": "7ab31dd8b833ebf6",
+    "jpeg_444": "69ee17fcd1076000",
+    "jpeg_444_diffuser": "44fdc588cfefe449",
+}
 
-def _simulate(count):
-    # The radius inside: far_screen changes the window a pair needs.
-    radius = simulator.window_radius(64)
+
+def _simulate(count, params=simulator.DEFAULT_PARAMS):
+    # The radius depends on the parameters: far_screen changes the window a pair needs.
+    radius = simulator.window_radius(64, params)
     regions = sources.split_regions(64, radius, "train")[:count]
-    return [simulator.simulate_pair(sources.window(region, radius), 64, np.random.default_rng(i))
+    return [simulator.simulate_pair(sources.window(region, radius), 64, np.random.default_rng(i),
+                                    params)
             for i, region in enumerate(regions)]
 
 
 def _pairs(variant, count=6):
-    with variants.patched_simulator(variant):
-        return _simulate(count)
+    return _simulate(count, variants.variant_params(variant))
 
 
 def _same(first, second):
@@ -30,14 +53,28 @@ def _same(first, second):
                for a, b in zip(pa, pb, strict=True))
 
 
-def test_control_is_the_committed_simulator_and_patches_are_undone():
-    committed = _simulate(6)  # no patch at all
-    assert _same(_pairs("none"), committed)
-    for variant in variants.VARIANTS:
-        _pairs(variant, 1)  # patches and restores
-    assert simulator.FULL_WELL == (3000.0, 30000.0)
-    assert simulator.DISPLAY_PITCH == (1.3, 2.6)
-    assert _same(_simulate(6), committed)
+def test_control_is_the_committed_simulator():
+    assert variants.variant_params("none") == simulator.DEFAULT_PARAMS
+    assert _same(_pairs("none"), _simulate(6))
+
+
+def test_every_variant_is_its_own_parameter_set():
+    params = {variant: variants.variant_params(variant) for variant in variants.VARIANTS}
+    assert len({p.fingerprint() for p in params.values()}) == len(variants.VARIANTS)
+    for variant, p in params.items():
+        assert isinstance(p, simulator.SimulatorParams) and p.version == 1
+        changed = {f.name for f in dataclasses.fields(p)
+                   if getattr(p, f.name) != getattr(simulator.DEFAULT_PARAMS, f.name)}
+        assert bool(changed) == (variant != "none")
+
+
+@pytest.mark.parametrize("variant", variants.VARIANTS)
+def test_variant_pixels_are_those_of_the_recorded_runs(variant):
+    digest = hashlib.sha256()
+    for pair in _pairs(variant, 2):
+        for image in pair:
+            digest.update(image.tobytes())
+    assert digest.hexdigest()[:16] == PAIR_HASHES[variant]
 
 
 def test_diffuser_weakens_only_the_recaptures_high_frequencies():
@@ -88,9 +125,8 @@ def test_variants_are_deterministic(variant):
 
 
 def test_unknown_variant_is_rejected():
-    with pytest.raises(ValueError, match="unknown variant"):
-        with variants.patched_simulator("fog"):
-            pass
+    with pytest.raises(ValueError, match="unknown variant 'fog'"):
+        variants.variant_params("fog")
 
 
 def test_readme_table_is_the_recorded_runs(capsys):

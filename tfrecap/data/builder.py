@@ -4,7 +4,9 @@ One builder, `Recapture` (TFDS name "recapture"), with one `RecaptureConfig` per
 source and patch size:
 
 * `synthetic_64`, `synthetic_128`: patches from the recapture simulator
-  (`tfrecap.data.generate`), `count_per_class` per class, seeded. There are no
+  (`tfrecap.data.generate`), `count_per_class` per class, seeded, made with one
+  `SimulatorParams` set whose version and fingerprint are part of the identity
+  (so data made by another simulator is never reused). There are no
   synthetic 256 or 512 configs on purpose: the bundled photos are too small, and
   upsampling them would itself be a trace a detector could learn. Those sizes,
   and the paper profile, need real data through a folder config.
@@ -35,11 +37,11 @@ from PIL import Image
 
 from tfrecap import LABEL_NAMES
 from tfrecap.data import folder
+from tfrecap.data.simulator.params import DEFAULT_PARAMS, SimulatorParams
+from tfrecap.names import SPLITS, SYNTHETIC_SIZES
 
-SYNTHETIC_SIZES = (64, 128)
 DEFAULT_COUNT_PER_CLASS = 3000
 MIN_COUNT_PER_CLASS = 10
-SPLITS = ("train", "validation", "test")
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = """\
 Real recapture databases cannot be downloaded automatically. Obtain one yourself,
@@ -70,6 +72,7 @@ class RecaptureConfig(tfds.core.BuilderConfig):
         originals: folder config, folder of originals (default `manual_dir/originals`).
         recaptured: folder config, folder of recaptures (default `manual_dir/recaptured`).
         max_tiles_per_image: folder config, cap on tiles kept per photo.
+        simulator: synthetic only, the simulator's parameters.
     """
 
     kind: str = "synthetic"
@@ -79,12 +82,19 @@ class RecaptureConfig(tfds.core.BuilderConfig):
     originals: str | None = None
     recaptured: str | None = None
     max_tiles_per_image: int = folder.DEFAULT_MAX_TILES
+    simulator: SimulatorParams = DEFAULT_PARAMS
 
     def identity(self) -> dict:
-        """The values that define the data: a different value means a different dataset."""
+        """The values that define the data: a different value means a different dataset.
+
+        Synthetic data is defined by the simulator that made it too: its parameters' version
+        and fingerprint (`SimulatorParams.fingerprint`) are part of the identity.
+        """
         out = {"kind": self.kind, "size": self.size, "seed": self.seed}
         if self.kind == "synthetic":
             out["count_per_class"] = self.count_per_class
+            out["simulator_version"] = self.simulator.version
+            out["simulator_fingerprint"] = self.simulator.fingerprint()
         else:
             out.update(
                 originals=self.originals,
@@ -94,11 +104,17 @@ class RecaptureConfig(tfds.core.BuilderConfig):
         return out
 
 
-def synthetic_config(size: int, count_per_class: int = DEFAULT_COUNT_PER_CLASS, seed: int = 0):
-    """The `synthetic_{size}` config with the given count and seed.
+def synthetic_config(
+    size: int,
+    count_per_class: int = DEFAULT_COUNT_PER_CLASS,
+    seed: int = 0,
+    params: SimulatorParams = DEFAULT_PARAMS,
+):
+    """The `synthetic_{size}` config with the given count, seed and simulator parameters.
 
     Raises:
         ValueError: `size` is not 64 or 128, or the count is not positive.
+        TypeError: `params` is not a `SimulatorParams`.
     """
     if size not in SYNTHETIC_SIZES:
         raise ValueError(
@@ -110,14 +126,18 @@ def synthetic_config(size: int, count_per_class: int = DEFAULT_COUNT_PER_CLASS, 
             f"count per class must be at least {MIN_COUNT_PER_CLASS}, so that every split "
             f"(40/10/50) gets a patch; got {count_per_class}"
         )
+    if not isinstance(params, SimulatorParams):
+        raise TypeError(f"params must be a SimulatorParams, got {type(params).__name__}")
     return RecaptureConfig(
         name=f"synthetic_{size}",
         description=f"Simulated recaptures, {size}x{size} patches, "
-        f"{count_per_class} per class, seed {seed}.",
+        f"{count_per_class} per class, seed {seed}, simulator v{params.version} "
+        f"({params.fingerprint()}).",
         kind="synthetic",
         size=size,
         count_per_class=count_per_class,
         seed=seed,
+        simulator=params,
     )
 
 
@@ -290,6 +310,7 @@ class Recapture(tfds.core.GeneratorBasedBuilder):
             split,
             workers=self.workers,
             progress=self.progress,
+            params=config.simulator,
         )
         for i, ex in enumerate(examples):
             yield (

@@ -3,11 +3,12 @@
 A dataset lives in `DATA_DIR/recapture/NAME/VERSION/` (the TFDS layout), with our
 `tfrecap.json` beside TFDS's own `dataset_info.json`.
 
-**Identity.** Size, count per class and seed (synthetic), or the source folders,
-a fingerprint of their files (path, size, mtime), the split seed and the tile cap
-(folders) define a dataset. They are written to `tfrecap.json`. A build whose
-identity matches the one on disk reuses it ("already built"); any difference, or
-a dataset without `tfrecap.json`, is rebuilt, and the message says what changed.
+**Identity.** Size, count per class, seed and the simulator's parameters (their
+version and fingerprint; synthetic), or the source folders, a fingerprint of their
+files (path, size, mtime), the split seed and the tile cap (folders) define a dataset.
+They are written to `tfrecap.json`. A build whose identity matches the one on disk
+reuses it ("already built"); any difference, or a dataset without `tfrecap.json`, is
+rebuilt, and the message says what changed.
 
 **Atomicity.** Every build goes to a fresh hidden temp dir inside DATA_DIR (same
 file system), where TFDS itself writes to an `.incomplete` dir and renames it. Only
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import tensorflow_datasets as tfds
 
-from tfrecap import __version__
+from tfrecap import __version__, jsonio
 from tfrecap.data import folder
 from tfrecap.data.builder import SPLITS, SYNTHETIC_SIZES, Recapture, RecaptureConfig
 
@@ -285,9 +286,11 @@ def build_dataset(
             "shards": shards,
             "examples": {s: builder.info.splits[s].num_examples for s in shards},
         }
+        if config.kind == "synthetic":  # what the fingerprint in the identity stands for
+            metadata["simulator"] = config.simulator.to_dict()
         if scan is not None:
             metadata["import"] = {"summary": scan.summary(), "counts": scan.counts()}
-        (built / IDENTITY_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        jsonio.write_json(built / IDENTITY_FILE, metadata, sort_keys=True)
         _swap_in(built, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -5,7 +5,8 @@ No TensorFlow here: the TFDS builder imports this module and consumes plain nump
 Every pair gets its own generator, seeded from ``(seed, split index, pair index)``, so a
 split's examples are byte-identical whatever the number of worker processes. Pair ``i`` uses the
 region at position ``i mod n`` of a seeded permutation of the split's ``n`` regions: every
-region is used about equally often, with fresh random draws each time.
+region is used about equally often, with fresh random draws each time. The simulator's
+parameters (`SimulatorParams`, picklable) travel to the workers with each chunk.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tfrecap import names
 from tfrecap.data import simulator, sources
+from tfrecap.data.simulator import DEFAULT_PARAMS, SimulatorParams
 
-SPLITS = sources.SPLITS
-SIZES = simulator.SIZES
+SPLITS = names.SPLITS
+SIZES = names.SYNTHETIC_SIZES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +61,8 @@ def split_counts(count_per_class: int) -> dict[str, int]:
     """
     if count_per_class < 1:
         raise ValueError(f"count_per_class must be >= 1, got {count_per_class}")
-    train = round(0.4 * count_per_class)
-    validation = round(0.1 * count_per_class)
+    train = round(names.SPLIT_FRACTIONS[0] * count_per_class)
+    validation = round(names.SPLIT_FRACTIONS[1] * count_per_class)
     return {
         "train": train,
         "validation": validation,
@@ -75,34 +78,41 @@ def _check_size(size: int) -> None:
         )
 
 
-def _regions(size: int, split: str) -> tuple[sources.Region, ...]:
-    regions = sources.split_regions(size, simulator.window_radius(size), split)
+def _regions(size: int, split: str, params: SimulatorParams) -> tuple[sources.Region, ...]:
+    # The window, and so the set of regions that fit in a band, depends on the ranges.
+    regions = sources.split_regions(size, simulator.window_radius(size, params), split)
     if not regions:
         raise ValueError(f"no usable source region for {size}-px patches in split {split!r}")
     return regions
 
 
-def _region_order(size: int, seed: int, split: str) -> np.ndarray:
-    count = len(_regions(size, split))
+def _region_order(size: int, seed: int, split: str, params: SimulatorParams) -> np.ndarray:
+    count = len(_regions(size, split, params))
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), 2**31]))
     return rng.permutation(count)
 
 
-def _make_pair(size: int, seed: int, split: str, pair: int, region_index: int) -> list[Example]:
-    region = _regions(size, split)[region_index]
+def _make_pair(
+    size: int, seed: int, split: str, pair: int, region_index: int, params: SimulatorParams
+) -> list[Example]:
+    region = _regions(size, split, params)[region_index]
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), pair]))
-    window = sources.window(region, simulator.window_radius(size))
-    images = simulator.simulate_pair(window, size, rng)
+    window = sources.window(region, simulator.window_radius(size, params))
+    images = simulator.simulate_pair(window, size, rng, params)
     return [
         Example(image, label, region.scene, region.region, f"{split}-{pair:06d}-{label}")
         for label, image in enumerate(images)
     ]
 
 
-def _make_chunk(size: int, seed: int, split: str, pairs: list[tuple[int, int]]):
+def _make_chunk(
+    size: int, seed: int, split: str, pairs: list[tuple[int, int]], params: SimulatorParams
+):
     """Worker entry point (top level, so that `spawn` can pickle it)."""
     return [
-        example for pair, region in pairs for example in _make_pair(size, seed, split, pair, region)
+        example
+        for pair, region in pairs
+        for example in _make_pair(size, seed, split, pair, region, params)
     ]
 
 
@@ -132,13 +142,14 @@ def shutdown_workers() -> None:
 atexit.register(shutdown_workers)
 
 
-def _run_parallel(size, seed, split, jobs, workers, progress) -> list[Example]:
+def _run_parallel(size, seed, split, jobs, workers, progress, params) -> list[Example]:
     chunks = _chunks(jobs, workers)
     results: list = [None] * len(chunks)
     pool = _pool(workers)
     try:
         futures = {
-            pool.submit(_make_chunk, size, seed, split, chunk): i for i, chunk in enumerate(chunks)
+            pool.submit(_make_chunk, size, seed, split, chunk, params): i
+            for i, chunk in enumerate(chunks)
         }
         for future in concurrent.futures.as_completed(futures):
             index = futures[future]
@@ -160,6 +171,7 @@ def generate_split(
     split: str,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    params: SimulatorParams = DEFAULT_PARAMS,
 ) -> list[Example]:
     """Simulates one split: original/recaptured pairs of regions reserved for that split.
 
@@ -170,6 +182,7 @@ def generate_split(
         split: one of `SPLITS`.
         workers: processes; None means `os.cpu_count()`, 1 runs in this process.
         progress: called with the number of new examples each time some are done.
+        params: the simulator's parameters; `DEFAULT_PARAMS` is the committed simulator.
 
     Returns:
         ``2 * split_counts(count_per_class)[split]`` examples, ordered by pair, the original
@@ -177,6 +190,7 @@ def generate_split(
 
     Raises:
         ValueError: for an unsupported size, a count < 1, an unknown split, or workers < 1.
+        TypeError: if `params` is not a `SimulatorParams`.
     """
     _check_size(size)
     pairs = split_counts(count_per_class)[split] if split in SPLITS else None
@@ -186,13 +200,15 @@ def generate_split(
         workers = os.cpu_count() or 1
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    order = _region_order(size, seed, split)
+    if not isinstance(params, SimulatorParams):
+        raise TypeError(f"params must be a SimulatorParams, got {type(params).__name__}")
+    order = _region_order(size, seed, split, params)
     jobs = [(pair, int(order[pair % len(order)])) for pair in range(pairs)]
     if workers == 1 or len(jobs) <= 8:
         examples = []
         for pair, region in jobs:
-            examples.extend(_make_pair(size, seed, split, pair, region))
+            examples.extend(_make_pair(size, seed, split, pair, region, params))
             if progress is not None:
                 progress(2)
         return examples
-    return _run_parallel(size, seed, split, jobs, workers, progress)
+    return _run_parallel(size, seed, split, jobs, workers, progress, params)

@@ -19,6 +19,8 @@ import functools
 
 import numpy as np
 
+from tfrecap.names import SPLITS
+
 SCENES = (
     "astronaut",
     "chelsea",
@@ -30,8 +32,6 @@ SCENES = (
     "immunohistochemistry",
     "grace_hopper",
 )
-SPLITS = ("train", "validation", "test")
-SPLIT_FRACTIONS = (0.4, 0.1, 0.5)
 
 # Region filter, on the source tile before simulation (sRGB levels / 255, Rec. 601 luma).
 # Dark: the hubble sky and the retina's black surround would otherwise dominate the set.
