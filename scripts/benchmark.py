@@ -52,9 +52,9 @@ from pathlib import Path
 
 # Only the standard library at module level: the generation section's `spawn` workers
 # re-run this module as `__mp_main__`, and must not each import TensorFlow for it.
-# TensorFlow, tfrecap and the bench_*.py modules beside this file are imported where used.
+# TensorFlow, tfrecap and the scripts/bench/bench_*.py modules are imported where used.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "bench"))
 
 SCHEMA_VERSION = 1
 SECTIONS = ("train_step", "pipeline", "attacks", "serving", "generation", "gpu")
@@ -647,7 +647,7 @@ def machine_line(m: dict) -> str:
 
 
 def format_markdown(report: dict) -> str:
-    """The README table of a report (pure: depends on `report` only)."""
+    """The summary table (docs/benchmarks.md) of a report (pure: depends on `report` only)."""
     m = report["machine"]
     commit = f", commit {m['git_commit']}" if m.get("git_commit") else ""
     lines = [

@@ -1,4 +1,4 @@
-"""scripts/fgsm_colour_split.py: the three single steps, on a model whose answer is known."""
+"""scripts/experiments/fgsm_colour_split.py: the three single steps, on a known model."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tests.script_loader import load_script
 
-split = load_script("fgsm_colour_split")
+split = load_script("experiments/fgsm_colour_split")
 
 
 def test_grey_step_is_one_sign_per_pixel_and_colour_step_has_no_grey():
@@ -47,10 +47,10 @@ def test_a_brightness_detector_falls_to_grey_steps_but_not_to_colour_ones():
     assert "| m | grey | 100% / 100% | 0% / 0% |" in split.table({"m": result}, eps=(1.0, 2.0))
 
 
-def test_readme_table_is_the_recorded_run():
+def test_docs_table_is_the_recorded_run():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     table = split.summary(str(root / "docs" / "fgsm_colour_split.json"))
     assert table.count("\n") == 1 + 2 * len(split.MODES)  # two models, every mode
-    assert table in (root / "README.md").read_text()
+    assert table in (root / "docs" / "fgsm_colour_split.md").read_text()

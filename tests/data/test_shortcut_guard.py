@@ -1,4 +1,4 @@
-"""Shortcut guard and signal probe on simulated patches (see scripts/shortcut_guard.py)."""
+"""Shortcut guard and signal probe on simulated patches (scripts/experiments/shortcut_guard.py)."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ pytest.importorskip("sklearn")
 
 
 def _guard():
-    return load_script("shortcut_guard")
+    return load_script("experiments/shortcut_guard")
 
 
 def _accuracies(count):

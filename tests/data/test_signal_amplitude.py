@@ -1,4 +1,4 @@
-"""scripts/signal_amplitude.py: the residual statistics and the model-free edits (no training)."""
+"""scripts/experiments/signal_amplitude.py: residual statistics, model-free edits (no training)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from tests.script_loader import load_script
 from tfrecap.data import simulator, sources
 
-amplitude = load_script("signal_amplitude")
+amplitude = load_script("experiments/signal_amplitude")
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +64,10 @@ def test_model_free_attacks_fool_a_fine_detail_detector(pairs):
     assert "original, transplant" in table and "recaptured, erase" in table
 
 
-def test_readme_tables_are_the_recorded_run():
+def test_docs_tables_are_the_recorded_run():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     tables = amplitude.summary(str(root / "docs" / "signal_amplitude.json"))
     assert tables.count("| demo |") == 2 and tables.count("| demo_baseline |") == 2
-    assert tables in (root / "README.md").read_text()
+    assert tables in (root / "docs" / "signal_amplitude.md").read_text()

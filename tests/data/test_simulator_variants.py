@@ -1,4 +1,5 @@
-"""scripts/simulator_variants.py: each variant is a parameter set that changes what it says,
+"""scripts/experiments/simulator_variants.py: each variant is a parameter set that changes what it
+says,
 deterministically, bit-identical to the monkeypatched variants its recorded runs were made with
 (numpy only, no training)."""
 
@@ -12,7 +13,7 @@ from scipy import ndimage
 from tests.script_loader import load_script
 from tfrecap.data import simulator, sources
 
-variants = load_script("simulator_variants")
+variants = load_script("experiments/simulator_variants")
 _hf = variants.mean_abs_laplacian  # the script's own measure of a patch's HF energy
 
 # sha256 (16 hex digits) of the first two train pairs of each variant, taken from the variants
@@ -129,8 +130,8 @@ def test_unknown_variant_is_rejected():
         variants.variant_params("fog")
 
 
-def test_readme_table_is_the_recorded_runs(capsys):
-    """The README's variant table is what the recorded JSON says, cell for cell."""
+def test_docs_table_is_the_recorded_runs(capsys):
+    """The docs page's variant table is what the recorded JSON says, cell for cell."""
     import json
     from pathlib import Path
 
@@ -138,7 +139,7 @@ def test_readme_table_is_the_recorded_runs(capsys):
     variants.main(["--summary", str(root / "docs" / "simulator_variants.json")])
     table = capsys.readouterr().out.strip()
     assert table.count("\n") == 1 + len(variants.VARIANTS)  # every variant was run
-    assert table in (root / "README.md").read_text()
+    assert table in (root / "docs" / "simulator_variants.md").read_text()
     # The merge takes each variant's first baseline and secure model: the diffuser's secure
     # model comes from the --secure run, its baseline from the first run.
     record = json.loads((root / "docs" / "simulator_variants.json").read_text())

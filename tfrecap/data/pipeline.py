@@ -2,7 +2,7 @@
 
 The shards are read directly with the builder's file list and a two-feature parse
 spec rather than through `builder.as_dataset`, which also decodes the three text
-features and wraps each element in a dict; `scripts/bench_pipeline.py` measures both.
+features and wraps each element in a dict; `scripts/bench/bench_pipeline.py` measures both.
 
 Pipeline, in order: shard files (shuffled when training) → `interleave` of
 `TFRecordDataset`s in chunks of 64 records (parallel, non-deterministic when

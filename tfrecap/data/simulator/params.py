@@ -26,9 +26,9 @@ class SimulatorParams:
 
     A range ``(low, high)`` is drawn uniformly, or log-uniformly where marked (log). Lengths are
     in sensor pixels unless marked. Fields marked *effect* are off (None) in the committed
-    simulator; `scripts/simulator_variants.py` turns them on. Each effect draws from a generator
-    seeded by the data it changes, not from the pair's generator, so turning one on leaves every
-    other draw of the pair as it was.
+    simulator; `scripts/experiments/simulator_variants.py` turns them on. Each effect draws from a
+    generator seeded by the data it changes, not from the pair's generator, so turning one on
+    leaves every other draw of the pair as it was.
 
     Attributes:
         version: bumped with every change to the physics that these fields do not describe.

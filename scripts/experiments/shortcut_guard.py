@@ -10,7 +10,7 @@ Two logistic regressions, trained on the train split and scored on the test spli
 
 Run::
 
-    python scripts/shortcut_guard.py --size 64 --count 3000 --seed 0
+    python scripts/experiments/shortcut_guard.py --size 64 --count 3000 --seed 0
 """
 
 from __future__ import annotations

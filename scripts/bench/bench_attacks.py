@@ -8,7 +8,7 @@ gradient points the wrong way once the true class leads by more than about 17
 
 Run (needs the `bench` extra, adversarial-robustness-toolbox):
 
-    python scripts/bench_attacks.py --n 256 --batch-size 64 --json bench_attacks.json
+    python scripts/bench/bench_attacks.py --n 256 --batch-size 64 --json bench_attacks.json
 
 Absolute figures on shared CPUs mean little; the ratios are measured side by side:
 with `--repeats` above 1, ours and ART take turns and the best time of each counts.

@@ -7,7 +7,7 @@ accuracy, FGSM accuracy and PGD-margin accuracy. Prints a markdown table and
 writes JSON.
 
 Run:
-    python scripts/choose_lambda.py --data-dir ~/tensorflow_datasets \
+    python scripts/experiments/choose_lambda.py --data-dir ~/tensorflow_datasets \
         --lambdas 0,0.1,1,10,100 --steps 600 --out runs/choose_lambda
 """
 

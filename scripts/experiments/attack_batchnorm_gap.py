@@ -7,7 +7,8 @@ first half of each batch both ways, and reports the accuracy on those adversaria
 the classifying forward pass in inference mode (deployed) and in training mode (as the
 ``adv_accuracy`` training metric sees them):
 
-    python scripts/attack_batchnorm_gap.py --run-dir runs/demo --pipeline demo --data-dir D
+    python scripts/experiments/attack_batchnorm_gap.py --run-dir runs/demo --pipeline demo \
+        --data-dir D
 
 A large gap between the two gradient modes means the batch-statistics attack is weaker than
 the one an attacker of the deployed model computes (it is what made tfrecap switch the fusion

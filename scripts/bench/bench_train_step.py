@@ -18,8 +18,8 @@ images/s mean little; the ratios (cost relative to ``plain``) are the figure
 to read, and the CPU-time ratio the steadier one.
 
 Run:
-    python scripts/bench_train_step.py                      # full width, 64x64, batch 64
-    python scripts/bench_train_step.py --widths 8,16,16,32,32 --steps 3 --rounds 2
+    python scripts/bench/bench_train_step.py                      # full width, 64x64, batch 64
+    python scripts/bench/bench_train_step.py --widths 8,16,16,32,32 --steps 3 --rounds 2
 
 `measure()` is the same measurement as a function (used by scripts/benchmark.py);
 it also takes a dtype policy and XLA per variant, to compare those side by side.

@@ -12,8 +12,8 @@ direction-stable cross-entropy, as FGSM uses):
 
 and prints the accuracy on originals and on recaptures for each (8-bit images, clipped).
 
-    python scripts/fgsm_colour_split.py --data-dir D --model saved_models/demo_baseline \
-        --model saved_models/demo [--limit 600] [--json F]
+    python scripts/experiments/fgsm_colour_split.py --data-dir D \
+        --model saved_models/demo_baseline --model saved_models/demo [--limit 600] [--json F]
 """
 
 import argparse
@@ -78,7 +78,7 @@ def table(results: dict, eps=EPS) -> str:
 
 
 def summary(record_path: str) -> str:
-    """The README's table, from a JSON this script wrote."""
+    """The table of docs/fgsm_colour_split.md, from a JSON this script wrote."""
     return table(json.loads(Path(record_path).read_text())["results"])
 
 
@@ -109,7 +109,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"schema_version": 1,
-                       "command": "python scripts/fgsm_colour_split.py "
+                       "command": "python scripts/experiments/fgsm_colour_split.py "
                        + " ".join(sys.argv[1:] if argv is None else argv),
                        "limit": args.limit, "results": results}, f, indent=2)
             f.write("\n")

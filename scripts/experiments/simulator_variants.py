@@ -4,7 +4,7 @@ Issue 5 asks the demo's undefended baseline to fall to <= 20 % under FGSM and LL
 (the paper's Table 2) while a secure model keeps >= 80 %. On the committed simulator the baseline
 stays at ~50 %: every original flips, every recapture stays a recapture, because recaptures carry
 about 3.8x the high-frequency energy of originals and FGSM's +-eps sign pattern is itself such
-energy (README, "Results: the demo reproduction"). This script tests simulator variants against
+energy (docs/demo_history.md). This script tests simulator variants against
 that diagnosis, each a physically motivated change:
 
 * ``none``: the committed simulator (the control);
@@ -55,8 +55,8 @@ deterministic and differs from the control by its effect alone.
 
 Run (about 5 min per variant for the baseline on 2 cores, 11 with ``--secure``)::
 
-    python scripts/simulator_variants.py --out runs/simulator_variants
-    python scripts/simulator_variants.py --variants diffuser,diffuser_moire --secure
+    python scripts/experiments/simulator_variants.py --out runs/simulator_variants
+    python scripts/experiments/simulator_variants.py --variants diffuser,diffuser_moire --secure
 """
 
 from __future__ import annotations
@@ -197,7 +197,8 @@ def table(rows: list[dict]) -> str:
 
 
 def summary_table(record: dict) -> str:
-    """The README's table: one line per variant, merged over the runs of a `docs` record.
+    """The table of docs/simulator_variants.md: one line per variant, merged over the runs of
+    a `docs` record.
 
     ``record`` is ``{"runs": [{"command": ..., "result": <this script's JSON>}, ...]}``. A
     variant's baseline comes from the first run that trained one, its secure model from the
@@ -245,7 +246,7 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=None,
                         help="simulator processes (default: all cores)")
     parser.add_argument("--summary", metavar="RECORD",
-                        help="print the README table of a docs/simulator_variants.json record "
+                        help="print the docs page table of a docs/simulator_variants.json record "
                              "and exit")
     args = parser.parse_args(argv)
     if args.summary:

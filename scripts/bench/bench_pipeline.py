@@ -1,6 +1,6 @@
 """Measure the tf.data input pipeline alone (no model), in images/s and images/s per core.
 
-    python scripts/bench_pipeline.py --data-dir ~/tensorflow_datasets --dataset synthetic_64
+    python scripts/bench/bench_pipeline.py --data-dir ~/tensorflow_datasets --dataset synthetic_64
 
 Each variant runs one warm-up pass (which also fills the cache when there is one),
 then `--passes` timed passes of `--epochs` epochs each over the split, the variants taking

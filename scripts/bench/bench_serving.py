@@ -7,8 +7,8 @@ them), reloads the SavedModel as a model server would, and times
 * batches of 64 such JPEGs: images/s.
 
 Run:
-    python scripts/bench_serving.py                 # full width, 64-px tiles, 512×512 JPEG
-    python scripts/bench_serving.py --widths 16,32,32,64,64 --calls 10
+    python scripts/bench/bench_serving.py                 # full width, 64-px tiles, 512×512 JPEG
+    python scripts/bench/bench_serving.py --widths 16,32,32,64,64 --calls 10
 
 `measure()` is the same measurement as a function (used by scripts/benchmark.py).
 """

@@ -9,7 +9,7 @@ the worker counts take turns and each one's fastest round counts.
 
 Run::
 
-    python scripts/bench_generation.py --size 64 --count 300
+    python scripts/bench/bench_generation.py --size 64 --count 300
 
 `measure()` is the same measurement as a function (used by scripts/benchmark.py).
 """

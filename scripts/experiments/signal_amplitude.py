@@ -22,7 +22,8 @@ detectors, within the same L∞ budget (8-bit, clipped to [0, 255]):
 A model that keeps its accuracy under FGSM but loses it under these edits is not robust at that
 ε: its FGSM figure measures the attack, not the model.
 
-    python scripts/signal_amplitude.py --data-dir D [--dataset synthetic_64] [--limit 3000]
+    python scripts/experiments/signal_amplitude.py --data-dir D [--dataset synthetic_64] \
+        [--limit 3000]
         [--model saved_models/demo_baseline --model saved_models/demo]
 """
 
@@ -137,7 +138,7 @@ def attack_table(results: dict[str, dict[str, list[float]]], eps=EPS) -> str:
 
 
 def summary(record_path: str) -> str:
-    """The README's two tables, from a JSON this script wrote."""
+    """The two tables of docs/signal_amplitude.md, from a JSON this script wrote."""
     record = json.loads(Path(record_path).read_text())
     return table(record["classes"]) + "\n\n" + attack_table(record["model_free_attacks"])
 
@@ -175,7 +176,8 @@ def main(argv=None):
         print(attack_table(attacks))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"schema_version": 1, "command": "python scripts/signal_amplitude.py "
+            command = "python scripts/experiments/signal_amplitude.py "
+            json.dump({"schema_version": 1, "command": command
                        + " ".join(sys.argv[1:] if argv is None else argv),
                        "dataset": args.dataset, "split": args.split, "sigma": SIGMA,
                        "eps": list(EPS), "classes": stats, "model_free_attacks": attacks},
