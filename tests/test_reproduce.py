@@ -109,10 +109,10 @@ def lib_wilson(acc, n):
     (0.93, "survives PGD"),
 ])
 def test_findings_say_whether_fgsm_robustness_survives_pgd(pgd, expected):
-    run = lib.SizeRun(size=64, dataset="synthetic_64", results={
+    run = lib.SizeRun(size=64, dataset="synthetic_64", seeds=[lib.SeedRun(seed=0, results={
         "baseline": _result(0.97, 0.03, 0.0, 0.03),
         "secure": _result(0.96, 0.94, pgd, 0.94),
-    })
+    })])
     text = " ".join(lib.findings(run))
     assert expected in text
     assert "the defence holds against this attack" in text
