@@ -101,3 +101,28 @@ def test_one_seed_report_keeps_wilson_cells(tmp_path):
     assert "| Prop | 96.0% [91.0%, 100.0%] | 96.6% |" in report
     assert "training seeds" not in report
     assert "64×64, seed" not in report
+
+
+def test_data_build_reports_progress_through_the_given_bar(monkeypatch, tmp_path):
+    import contextlib
+
+    from tfrecap.data import catalog
+    from tfrecap.reproduce import run as run_module
+
+    bars, updates = [], []
+
+    @contextlib.contextmanager
+    def progress(desc, total, unit):
+        bars.append((desc, total, unit))
+        yield updates.append
+
+    def build(config, data_dir, workers=None, progress=None):
+        progress(7)
+        return catalog.BuildResult(tmp_path, "built", "built")
+
+    monkeypatch.setattr(catalog, "is_built", lambda config, data_dir: False)
+    monkeypatch.setattr(catalog, "build_dataset", build)
+    profile = lib.PROFILES["demo"]
+    status = run_module._prepare_data("synthetic_64", 64, profile, tmp_path, 1, print, progress)
+    assert status == "built"
+    assert bars == [("Simulating synthetic_64", 2 * 3000, "patch")] and updates == [7]
