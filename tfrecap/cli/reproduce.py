@@ -48,6 +48,11 @@ def _command_line(ctx: click.Context) -> str:
 @click.option("--count", type=click.IntRange(min=10), default=None,
               help="Synthetic patches per class when synthetic data is built [3000].")
 @click.option("--seed", type=int, default=None, help="Synthetic data seed [0].")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train every model with N training seeds (the pipelines' [train] seed + "
+              "0..N-1) on the same data; every cell becomes the mean with its min–max range, "
+              "and summary.json keeps the per-seed values. Seeds after the first write to "
+              "OUTPUT/seed_S/.")
 @click.option("--eps", callback=POSITIVE_NUMBERS, default=None,
               help="FGSM/LLCM budgets in pixel levels [1,2,3,4,5].")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
@@ -67,8 +72,8 @@ def _command_line(ctx: click.Context) -> str:
               help="Simulator processes when synthetic data is built [all CPUs].")
 @click.option("--quiet", is_flag=True, help="One line per training epoch, no step bar.")
 @click.pass_context
-def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed, eps, limit,
-              pgd_eps, pgd_limit, pgd_steps, widths, batch_size, workers, quiet):
+def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed, seeds, eps,
+              limit, pgd_eps, pgd_limit, pgd_steps, widths, batch_size, workers, quiet):
     """Run the paper's Section 4 and write OUTPUT/report.md.
 
     Builds or reuses the data, trains Yang's baseline and the secure model per
@@ -79,16 +84,19 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
     \b
     Examples:
       tfrecap reproduce --profile demo                      # CPU, ~20 min
+      tfrecap reproduce --profile demo --seeds 3            # 3× as long; mean [min–max]
       tfrecap reproduce --profile paper --sizes 64,128      # GPU, synthetic data
       scripts/reproduce_paper.sh --data-dir ~/tensorflow_datasets   # GPU, real data
     """
     import tensorflow_datasets as tfds
 
     from tfrecap import reproduce as lib
+    from tfrecap.cli.data import _progress
     from tfrecap.data.catalog import DatasetNotFoundError
 
     chosen = lib.PROFILES[profile]
-    changes = {"sizes": sizes, "count": count, "seed": seed, "eps": eps, "limit": limit,
+    changes = {"sizes": sizes, "count": count, "seed": seed, "seeds": seeds, "eps": eps,
+               "limit": limit,
                "pgd_eps": pgd_eps, "pgd_steps": pgd_steps,
                "pgd_limit": (pgd_limit or None) if pgd_limit is not None else chosen.pgd_limit}
     chosen = dataclasses.replace(chosen, **{k: v for k, v in changes.items() if v is not None})
@@ -98,8 +106,10 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
             chosen, data_dir=data_dir, output=output or Path("reproduction") / profile,
             dataset=dataset, steps=steps, widths=widths, batch_size=batch_size,
             workers=workers, command=_command_line(ctx),
-            verbose=2 if quiet else 1, log=click.echo,
+            verbose=2 if quiet else 1, log=click.echo, progress=_progress,
         )
     except (lib.ReproduceError, DatasetNotFoundError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"Done in {result.seconds / 60:.1f} min. Report: {result.report_path}")
+    for line in lib.next_steps(result, data_dir):
+        click.echo(line)

@@ -1,0 +1,381 @@
+"""Orchestration of ``tfrecap reproduce``: data, training per seed, evaluation, report.
+
+Every stage reuses finished work. A model whose latest export holds exactly the requested
+config (training seed included) is not retrained; a result JSON is reused when its model
+version, dataset, seed and evaluation settings are unchanged, and it records when it was
+made (``made_at``, UTC) so that the report can say when reused figures were made.
+
+Seed i of ``--seeds N`` trains with the pipeline's ``[train] seed`` + i on the same data. The
+pipeline's own seed writes to ``OUTPUT`` as with one seed; every other seed ``s`` has its own
+tree ``OUTPUT/seed_s/{runs,saved_models,results}``, so going from one seed to three reuses
+the first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from tfrecap import jsonio
+from tfrecap.config import ConfigError, PipelineConfig, load_pipeline, override
+from tfrecap.names import SYNTHETIC_SIZES
+from tfrecap.reproduce.paper_tables import ROLES
+from tfrecap.reproduce.profiles import (
+    Profile,
+    ReproduceError,
+    check_sizes,
+    eval_settings,
+    is_synthetic,
+)
+from tfrecap.reproduce.report import render_report
+from tfrecap.reproduce.results import (
+    SUBSET_FGSM,
+    ReproduceResult,
+    SeedRun,
+    SizeRun,
+    Stage,
+    duration,
+    file_time_utc,
+    now_utc,
+    readable_time,
+    summary,
+)
+
+# progress(desc, total, unit) -> a context manager yielding the callback ``update(n)``; the
+# CLI passes the bar that `tfrecap data synth` uses (tqdm on stderr).
+ProgressFactory = Callable[[str, "int | None", str], contextlib.AbstractContextManager]
+
+
+def reproduce(
+    profile: Profile,
+    *,
+    data_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    dataset: str | None = None,
+    steps: int | None = None,
+    widths: Sequence[int] | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    command: str | None = None,
+    verbose: int = 1,
+    log: Callable[[str], None] = print,
+    progress: ProgressFactory | None = None,
+) -> ReproduceResult:
+    """Run the paper's Section 4 for ``profile`` and write ``OUTPUT/report.md``.
+
+    Args:
+        profile: from :data:`PROFILES`, possibly with fields replaced.
+        data_dir: the TFDS data directory.
+        output: where runs, exports, results, plots and the report go. Rerunning with
+            the same output resumes training and reuses finished models and results.
+        dataset: one dataset for every size instead of the pipelines' own; ``{size}``
+            in it is replaced by the patch size (needed when there are several sizes).
+        steps: training steps instead of the pipelines' (the report says so).
+        widths: the five LaplacianCNN widths instead of the pipelines' (tests, quick looks).
+        batch_size: training batch m instead of the pipelines'; the fused count k is
+            scaled to keep the pipeline's k/m (the paper's 32/64).
+        workers: simulator processes when synthetic data is built.
+        command: the command line, recorded in the report.
+        verbose: Keras ``fit`` verbosity (1: progress bar, 2: one line per epoch).
+        log: receives the stage lines.
+        progress: a progress-bar factory for the data build; with one, the evaluations
+            show their bars too. None: neither shows a bar.
+
+    Raises:
+        ReproduceError: sizes the profile cannot run, a missing non-synthetic dataset,
+            or overrides that make an invalid pipeline.
+    """
+    started = time.time()
+    output = Path(output)
+    sizes = check_sizes(profile)
+    configs = {
+        size: [{role: _configure(profile, role, size, dataset, steps, widths, batch_size, i)
+                for role in ROLES} for i in range(profile.seeds)]
+        for size in sizes
+    }
+    # Fail before spending hours on 64 and 128 when 512 cannot run at all.
+    for size in sizes:
+        _check_dataset_available(configs[size][0]["baseline"].data.dataset, size, data_dir)
+
+    stages: list[Stage] = []
+    runs = []
+    several = profile.seeds > 1
+    for size in sizes:
+        run = SizeRun(size=size, dataset=configs[size][0]["baseline"].data.dataset)
+        with _stage(stages, f"data {run.dataset}", log) as stage:
+            stage.status = _prepare_data(run.dataset, size, profile, data_dir, workers, log,
+                                         progress)
+        for index, seed_configs in enumerate(configs[size]):
+            seed = seed_configs["baseline"].train.seed
+            where = seed_output(output, seed, index)
+            seed_run = SeedRun(seed=seed, output=where, configs=seed_configs)
+            tag = f", seed {seed}" if several else ""
+            for role, config in seed_configs.items():
+                with _stage(stages, f"train {config.name} ({ROLES[role]}, {size}×{size}{tag})",
+                            log) as stage:
+                    seed_run.exports[role], stage.status = _train_or_reuse(
+                        config, data_dir, where, verbose, log
+                    )
+            for role, config in seed_configs.items():
+                with _stage(stages, f"evaluate {config.name}{tag}", log) as stage:
+                    path = where / "results" / f"{config.name}.json"
+                    seed_run.results[role], stage.status = _evaluate_or_reuse(
+                        seed_run.exports[role], role, config, profile, data_dir, path, log,
+                        progress is not None,
+                    )
+                    seed_run.result_paths[role] = path
+            seed_run.plot = where / f"robustness_{size}.png"
+            _plot(seed_run, size, seed_run.plot, tag)
+            run.seeds.append(seed_run)
+        runs.append(run)
+
+    summary_path = jsonio.write_json(output / "summary.json", summary(runs, output))
+    report_path = output / "report.md"
+    seconds = time.time() - started
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(render_report(
+        runs, profile, stages, command=command, seconds=seconds, output=output
+    ))
+    log(f"Wrote {report_path} and {summary_path}")
+    return ReproduceResult(output, report_path, summary_path, runs, stages, seconds)
+
+
+def seed_output(output: Path, seed: int, index: int) -> Path:
+    """Where training seed ``seed`` (the ``index``-th of the run) writes: the pipeline's own
+    seed (index 0) in ``output`` itself, as a one-seed run does; the others in
+    ``output/seed_SEED``."""
+    return output if index == 0 else output / f"seed_{seed}"
+
+
+@contextlib.contextmanager
+def _stage(stages: list[Stage], name: str, log) -> Iterator[Stage]:
+    stage = Stage(name)
+    log(f"==> {name}")
+    started = time.time()
+    try:
+        yield stage
+    finally:
+        stage.seconds = time.time() - started
+        stages.append(stage)
+    log(f"    {name}: {stage.status or 'done'} in {duration(stage.seconds)}")
+
+
+def _configure(profile, role, size, dataset, steps, widths, batch_size,
+               seed_index=0) -> PipelineConfig:
+    """The pipeline of ``role`` at ``size`` with the run's overrides applied."""
+    try:
+        config = load_pipeline(profile.pipeline(role, size))
+        changes = {"train.steps": steps, "model.widths": list(widths) if widths else None}
+        if seed_index:
+            changes["train.seed"] = config.train.seed + seed_index
+        if dataset:
+            if "{size}" not in dataset and len(profile.sizes) > 1:
+                raise ReproduceError(
+                    f"--dataset {dataset} names one dataset but there are several sizes "
+                    f"({', '.join(map(str, profile.sizes))}); write it as e.g. "
+                    f"{dataset}_{{size}}, or run one size at a time"
+                )
+            changes["data.dataset"] = dataset.format(size=size)
+        if batch_size:
+            # Keep the paper's share of FGSM images (k/m = 32/64) at the new m.
+            k, m = config.defence.fusion_count, config.train.batch_size
+            changes["train.batch_size"] = batch_size
+            changes["defence.fusion_count"] = round(k * batch_size / m)
+        return override(config, **changes)
+    except ConfigError as err:
+        raise ReproduceError(str(err)) from None
+
+
+def _check_dataset_available(dataset: str, size: int, data_dir) -> None:
+    """Synthetic datasets are built on demand; anything else must be imported already."""
+    from tfrecap.data.catalog import DatasetNotFoundError, load_builder
+
+    if is_synthetic(dataset, size):
+        return
+    import_command = (
+        f"tfrecap data import --originals DIR --recaptured DIR --size {size} "
+        f"--dataset {dataset} --data-dir {data_dir}"
+    )
+    try:
+        builder = load_builder(data_dir, dataset)
+    except DatasetNotFoundError:
+        why = (
+            f"Synthetic data exists only at {' and '.join(map(str, SYNTHETIC_SIZES))} "
+            f"pixels (bigger patches would need upsampling, itself a trace), so the "
+            f"{size}×{size} rows of the paper need real photographs. "
+            if size not in SYNTHETIC_SIZES else ""
+        )
+        raise ReproduceError(
+            f"Dataset {dataset!r} ({size}×{size}) is not built in {data_dir}. {why}"
+            f"Import it first with:\n  {import_command}\nand run again"
+            + (", or run only the synthetic sizes with --sizes 64,128."
+               if size not in SYNTHETIC_SIZES else ".")
+        ) from None
+    have = builder.info.features["image"].shape[0]
+    if have != size:
+        raise ReproduceError(
+            f"Dataset {dataset!r} has {have}×{have} patches, not {size}×{size}; "
+            f"import one at {size} with:\n  {import_command}"
+        )
+
+
+def _prepare_data(dataset, size, profile, data_dir, workers, log, progress) -> str:
+    """Build (or reuse) the synthetic dataset; a real one was checked up front."""
+    from tfrecap.data import builder, catalog, generate
+
+    if not is_synthetic(dataset, size):
+        return _made_at("imported dataset, present", catalog.dataset_dir(data_dir, dataset))
+    config = builder.synthetic_config(size, profile.count, profile.seed)
+    if catalog.is_built(config, data_dir) or progress is None:
+        result = catalog.build_dataset(config, data_dir, workers=workers)
+    else:
+        total = 2 * sum(generate.split_counts(profile.count).values())
+        with progress(f"Simulating {dataset}", total, "patch") as update:
+            result = catalog.build_dataset(config, data_dir, workers=workers, progress=update)
+    log(f"    {result.message} ({profile.count} per class, seed {profile.seed})")
+    if result.status == "already built":
+        return _made_at(result.status, result.path)
+    return result.status
+
+
+def _made_at(status: str, path: Path) -> str:
+    """``status`` with when ``path`` (a reused dataset or export) was written."""
+    info = path / "dataset_info.json"
+    target = info if info.exists() else path
+    return f"{status}, made at {readable_time(file_time_utc(target))}" if target.exists() \
+        else status
+
+
+def finished_export(export_root: Path, config: PipelineConfig) -> Path | None:
+    """The latest export of ``config`` if it holds exactly this config, else None.
+
+    An export is written only after the last training step, and it stores the run's
+    config (training seed included), so a matching one means that training finished
+    with these settings.
+    """
+    from tfrecap.export import latest_version_dir, load_config_asset
+
+    try:
+        version_dir = latest_version_dir(export_root)
+    except FileNotFoundError:
+        return None
+    wanted = jsonio.to_jsonable(config.to_dict())
+    return version_dir if load_config_asset(version_dir) == wanted else None
+
+
+def _train_or_reuse(config, data_dir, output, verbose, log) -> tuple[Path, str]:
+    import keras
+
+    from tfrecap.training import train
+
+    export_root = output / "saved_models" / config.name
+    done = finished_export(export_root, config)
+    if done is not None:
+        log(f"    {config.name}: reusing the finished model {done} "
+            f"({config.train.steps} steps); delete it to retrain")
+        return done, _made_at(f"reused export version {done.name}", done / "saved_model.pb")
+    try:
+        result = train(config, data_dir=data_dir, run_dir=output / "runs" / config.name,
+                       export_dir=export_root, verbose=verbose,
+                       log=lambda line: log(f"    {line}"))
+    except ValueError as err:
+        # A run dir started with other settings (an edited pipeline, other --widths):
+        # resuming it would mix two models, so say how to start over instead.
+        raise ReproduceError(
+            f"{err}. It was started with other settings than this run's {config.name}; "
+            f"pass another --output, or delete {output / 'runs' / config.name} and "
+            f"{export_root} to retrain"
+        ) from None
+    keras.backend.clear_session()  # the next model starts from a clean graph
+    status = (f"resumed from step {result.resumed_from_step}" if result.resumed_from_step
+              else "trained") + f", {result.steps_done} steps"
+    return result.export_path, status
+
+
+def _evaluate_or_reuse(version_dir, role, config, profile, data_dir, path, log,
+                       progress=True):
+    settings = eval_settings(profile)
+    wanted = {"model_version": version_dir.name, "dataset": config.data.dataset,
+              "train_seed": config.train.seed, "eval_settings": settings}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if all(old.get(k) == v for k, v in wanted.items()):
+            log(f"    reusing {path} (same model version and evaluation settings)")
+            made = old.get("made_at") or file_time_utc(path)
+            return old, f"reused results, made at {readable_time(made)}"
+    meta = {
+        "model": str(version_dir.parent), "model_version": version_dir.name,
+        "label": f"{ROLES[role]} ({config.name})", "role": role, "pipeline": config.name,
+        "dataset": config.data.dataset, "patch_size": config.data.patch_size, "split": "test",
+        "train_steps": config.train.steps, "train_seed": config.train.seed,
+        "eval_settings": settings,
+    }
+    result = evaluate_model(version_dir, config.data.dataset, profile, data_dir, meta,
+                            progress=progress)
+    result["made_at"] = now_utc()
+    # Atomic: a killed run never leaves a half-written result to reuse.
+    jsonio.write_json(path, result)
+    log(f"    wrote {path}")
+    return json.loads(path.read_text()), "evaluated"
+
+
+def evaluate_model(version_dir, dataset, profile: Profile, data_dir, meta: dict, *,
+                   progress: bool = True) -> dict:
+    """One exported model's report (``tfrecap evaluate --json`` schema) as a dict.
+
+    Two passes over the test split: FGSM and LLCM (and the unbounded check) on
+    ``profile.limit`` patches; then FGSM and PGD on the first ``profile.pgd_limit``,
+    so the "PGD is at least as strong as FGSM" check compares the same images.
+    """
+    import tensorflow as tf
+
+    from tfrecap.data.pipeline import make_dataset
+    from tfrecap.evaluation import UNBOUNDED_TITLE, AttackSpec, Check, Report, evaluate
+
+    model = tf.saved_model.load(str(version_dir))
+    data = make_dataset(data_dir, dataset, "test", profile.batch_size, training=False)
+    full = evaluate(model, data, [AttackSpec("fgsm"), AttackSpec("llcm")], profile.eps,
+                    limit=profile.limit, unbounded_check=True,
+                    unbounded_limit=profile.unbounded_limit, progress=progress)
+    pgd_params = {"steps": profile.pgd_steps, "loss": "margin"}
+    subset = evaluate(model, data, [AttackSpec("fgsm"), AttackSpec("pgd", pgd_params)],
+                      profile.pgd_eps, limit=profile.pgd_limit, unbounded_check=False,
+                      progress=progress)
+    pgd, fgsm_subset = subset.attack("pgd"), subset.attack("fgsm")
+    fgsm_subset = dataclasses.replace(fgsm_subset, spec=AttackSpec("fgsm", {}, SUBSET_FGSM))
+    n_subset = pgd.accuracy[0].n if pgd.accuracy else 0
+    checks = list(full.checks) + [
+        Check(f"{c.name} (same {n_subset} patches)" if "as strong as" in c.name else c.name,
+              c.passed, c.detail)
+        for c in subset.checks if c.name.startswith("pgd")
+    ]
+    unbounded = [a for a in full.attacks if a.spec.title == UNBOUNDED_TITLE]
+    bounded = [a for a in full.attacks if a.spec.title != UNBOUNDED_TITLE]
+    report = Report(
+        clean=full.clean, clean_by_class=full.clean_by_class, auc=full.auc,
+        operating_point=full.operating_point,
+        attacks=[*bounded, pgd, fgsm_subset, *unbounded], checks=checks,
+        notes=list(full.notes) + [
+            f"PGD ({profile.pgd_steps} steps, margin loss, no random start) and "
+            f"'{SUBSET_FGSM}' use the first {n_subset} test patches; FGSM and LLCM use "
+            f"{full.clean.n}."
+        ],
+        meta=meta,
+    )
+    return report.to_json_dict()
+
+
+def _plot(seed_run: SeedRun, size: int, path: Path, tag: str = "") -> None:
+    from tfrecap.evaluation import plot_results
+
+    # FGSM on the PGD subset repeats the FGSM line on fewer images: leave it out.
+    shown = [{**r, "attacks": [a for a in r["attacks"] if a["attack"] != SUBSET_FGSM]}
+             for r in seed_run.results.values()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_results(shown, path, title=f"Accuracy under attack, {size}×{size}{tag} "
+                 "(ε = 0: clean; bars: 95% Wilson)")
