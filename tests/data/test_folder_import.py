@@ -51,6 +51,17 @@ def _sixteen_bit(path):
     Image.fromarray(np.full((64, 64), 32896, np.uint16)).save(path)
 
 
+def _sixteen_bit_rgb(path):
+    # Pillow reads a 48-bit PNG as plain mode RGB (the high bytes): a silent conversion.
+    import tensorflow as tf
+
+    path.write_bytes(tf.io.encode_png(np.full((64, 64, 3), 40000, np.uint16)).numpy())
+
+
+def _webp_named_jpg(path):
+    save_image(path, size=(64, 64), format="WEBP", quality=80)
+
+
 def _too_small(path):
     save_image(path, size=(SIZE - 1, 200))
 
@@ -64,6 +75,7 @@ CASES = [
     ("rgba.png", _rgba, False, "RGBA"),
     ("cmyk.jpg", _cmyk, False, "CMYK"),
     ("deep.png", _sixteen_bit, False, "16-bit"),
+    ("deep_rgb.png", _sixteen_bit_rgb, False, "16-bit RGB"),
     ("small.bmp", _too_small, True, "too small"),
 ]
 
@@ -110,11 +122,13 @@ def test_stray_non_image_file_is_named(photo_folders):
 
 def test_extensions_any_case_and_depth(tmp_path):
     originals, recaptured = tmp_path / "o", tmp_path / "r"
-    for i, ext in enumerate([".jpg", ".JPEG", ".Png", ".tif", ".TIFF", ".bmp"]):
+    for i, ext in enumerate([".jpg", ".JPEG", ".Png", ".tif", ".TIFF", ".bmp", ".webp"]):
         save_image(originals / "a" / "b" / f"x{i}{ext}", size=(40, 40), seed=i)
     save_image(recaptured / "y.png", size=(40, 40))
+    _webp_named_jpg(recaptured / "dev_photo.jpg")  # the format comes from the bytes
     report = folder.scan_folders(originals, recaptured, SIZE)
-    assert sum(r.label == 0 for r in report.records) == 6
+    assert sum(r.label == 0 for r in report.records) == 7
+    assert sum(r.label == 1 for r in report.records) == 2
     assert not report.problems
 
 
