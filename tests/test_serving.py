@@ -1,7 +1,6 @@
 """The SavedModel's three signatures, reloaded in a fresh process, and `tfrecap predict`."""
 
-import json
-import math
+import io
 import shutil
 import subprocess
 import sys
@@ -11,13 +10,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
+from PIL import Image
 
 from tfrecap.cli.main import cli
+from tfrecap.data import decode, tiling
 from tfrecap.export import MAX_TILES, export_detector
+from tfrecap.jsonio import loads_strict
 from tfrecap.models import build_detector
 
 S = 16
-SIZES = [(16, 16), (40, 50), (12 * S + 5, 11 * S), (S, 100 * S)]  # 1, 6, 132 → 64, 100 → 64
+# 1, 6, 132 → 64, 100 → 64 tiles, and a tall strip (once a division by zero in the graph).
+SIZES = [(16, 16), (40, 50), (12 * S + 5, 11 * S), (S, 100 * S), (100 * S + 3, S)]
 
 
 def _images():
@@ -42,21 +45,10 @@ def export(tmp_path_factory):
     return detector, version_dir
 
 
-def _grid_indices(count, keep):
-    return [((2 * k + 1) * count) // (2 * keep) for k in range(keep)]
-
-
 def _expected_verdict(detector, pixels):
-    """Mean tile probability, tiled in numpy after the documented rule."""
-    rows, cols = pixels.shape[0] // S, pixels.shape[1] // S
-    keep_rows, keep_cols = rows, cols
-    if rows * cols > MAX_TILES:
-        keep_rows = min(rows, max(1, math.isqrt(MAX_TILES * rows // cols)))
-        keep_cols = min(cols, MAX_TILES // keep_rows)
-        keep_rows = min(rows, MAX_TILES // keep_cols)
+    """Mean tile probability over the tiles of the one rule, cut in NumPy as import does."""
     tiles = np.stack([
-        pixels[r * S:(r + 1) * S, c * S:(c + 1) * S]
-        for r in _grid_indices(rows, keep_rows) for c in _grid_indices(cols, keep_cols)
+        pixels[y:y + S, x:x + S] for y, x in tiling.tile_positions(*pixels.shape[:2], S)
     ]).astype(np.float32)
     logits = np.asarray(detector(tiles, training=False))
     probabilities = np.asarray(tf.nn.softmax(logits))[:, 1]
@@ -107,7 +99,7 @@ def test_round_trip_in_a_fresh_process(export, tmp_path):
 
     for kind, encoded in (("png", png), ("jpeg", jpeg)):
         for i, data in enumerate(encoded):
-            pixels = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+            pixels = decode.decode_rgb(data).pixels  # the pixels import would store
             mean, count, probabilities = _expected_verdict(detector, pixels)
             assert count <= MAX_TILES
             assert out[f"{kind}_patch_count"][i] == count, (kind, SIZES[i])
@@ -116,7 +108,7 @@ def test_round_trip_in_a_fresh_process(export, tmp_path):
             assert out[f"{kind}_label"][i] == int(mean > 0.5)
             if count > 1:  # the test can tell a wrong choice of tiles from the right one
                 assert probabilities.std() > 1e-4, (kind, SIZES[i])
-    assert list(out["png_patch_count"]) == [1, 6, 64, 64]
+    assert list(out["png_patch_count"]) == [1, 6, 64, 64, 64]
     assert out["png_recaptured_probability"].dtype == np.float32
     assert out["png_label"].dtype == np.int64 and out["png_patch_count"].dtype == np.int32
 
@@ -164,10 +156,11 @@ def test_predict_judges_good_files_and_reports_bad_ones(export, tmp_path):
                                       str(garbage), str(good_jpg), "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert f"{missing}\terror: file not found" in result.output
-    assert f"{garbage}\terror: could not decode image bytes" in result.output
+    assert f"{garbage}\terror: could not decode image bytes: not an image (JPEG, PNG, WebP, " \
+        "BMP or TIFF) by its content" in result.output
     assert "\t6 tiles" in result.output and "\t1 tiles" in result.output
 
-    report = json.loads(out.read_text())
+    report = loads_strict(out.read_text())
     assert report["schema_version"] == 1 and report["model_version"] == version_dir.name
     assert report["model"] == str(model)
     assert [r["path"] for r in report["results"]] == [
@@ -190,3 +183,37 @@ def test_predict_help_shows_an_example():
     result = CliRunner().invoke(cli, ["predict", "--help"])
     assert result.exit_code == 0
     assert "tfrecap predict saved_models/demo" in result.output
+
+
+def _encoded(pixels, fmt, **kwargs):
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def test_predict_reads_webp_named_jpg_tiff_and_warns_on_16_bit(export, tmp_path):
+    detector, version_dir = export
+    pixels = _images()[1]  # 40 x 50: 6 tiles
+    webp, tiff, deep = tmp_path / "dev_photo.jpg", tmp_path / "scan.tif", tmp_path / "deep.png"
+    webp.write_bytes(_encoded(pixels, "WEBP", quality=80))  # a WebP under a JPEG name
+    tiff.write_bytes(_encoded(pixels, "TIFF"))
+    deep.write_bytes(tf.io.encode_png(pixels.astype(np.uint16) * 257).numpy())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    out = tmp_path / "verdicts.json"
+    result = CliRunner().invoke(cli, ["predict", str(version_dir.parent), str(webp), str(tiff),
+                                      str(deep), str(notes), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = loads_strict(out.read_text())["results"]
+    for r, path in zip(report[:3], (webp, tiff, deep), strict=True):
+        assert r["path"] == str(path) and r["patch_count"] == 6, r
+        expected, _, _ = _expected_verdict(detector, decode.decode_rgb(path.read_bytes()).pixels)
+        np.testing.assert_allclose(r["recaptured_probability"], expected, rtol=1e-5, atol=1e-6)
+        assert r["label"] == ("recaptured" if expected > 0.5 else "original")
+    assert report[3] == {"path": str(notes), "error": "could not decode image bytes: not an "
+                         "image (JPEG, PNG, WebP, BMP or TIFF) by its content"}
+    assert f"warning: {deep}: PNG converted to 8-bit RGB: 16-bit RGB" in result.output
+    assert report[2]["warning"].startswith(f"{deep}: PNG converted")
+    assert "warning" not in report[0] and "warning" not in report[1]
+    help_text = " ".join(CliRunner().invoke(cli, ["predict", "--help"]).output.split())
+    assert "JPEG, PNG, WebP, BMP or TIFF" in help_text

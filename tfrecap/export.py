@@ -15,11 +15,13 @@ not export a float16 signature):
 * ``logits``: the same input → ``logits`` float32 ``[N, 2]``. Attacks and audits
   use this one: attacking probabilities invites saturated gradients;
 * ``classify_images``: ``image_bytes`` string ``[N]`` (encoded JPEG or PNG, each
-  at least S×S; images may differ in size) → a whole-image verdict per image:
+  at least S×S; images may differ in size; BMP and GIF decode too) → a whole-image
+  verdict per image:
   ``recaptured_probability`` float32 ``[N]``, ``label`` int64 ``[N]`` (1 =
   recaptured, when the probability is > 0.5) and ``patch_count`` int32 ``[N]``.
-  See :func:`classify_image_bytes` for the tiling rule. Exported only when the
-  detector has a fixed patch size S.
+  It decodes and tiles exactly as ``data import`` does (:mod:`tfrecap.data.decode`,
+  :mod:`tfrecap.data.tiling`), so a photo is judged on the tiles import stores. Exported
+  only when the detector has a fixed patch size S.
 
 The exported graph holds inference only (the detector, called with
 ``training=False``); the resolved run config is stored as the asset
@@ -30,21 +32,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from tfrecap.data.decode import BadImageError, decode_in_graph, decode_rgb, serving_bytes
+from tfrecap.data.tiling import DEFAULT_MAX_TILES, cut_tiles_tf
+from tfrecap.jsonio import write_json
+
 CONFIG_ASSET = "tfrecap_config.json"
 
-MAX_TILES = 64
-"""At most this many S×S tiles judge one image in ``classify_images``.
-
-64 tiles cover a 512×512 image at S = 64 completely and bound the detector's
-batch (memory and latency) for larger images, which are subsampled instead.
-"""
+MAX_TILES = DEFAULT_MAX_TILES
+"""At most this many S×S tiles judge one image in ``classify_images`` by default
+(:data:`tfrecap.data.tiling.DEFAULT_MAX_TILES`, the default of ``data import`` too)."""
 
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
 
@@ -76,13 +78,17 @@ def latest_version_dir(path: str | Path) -> Path:
     )
 
 
-def export_detector(detector: keras.Model, export_root: str | Path, config=None) -> Path:
+def export_detector(
+    detector: keras.Model, export_root: str | Path, config=None, *, max_tiles: int = MAX_TILES
+) -> Path:
     """Export ``detector`` (images → logits) to ``export_root/NEXT_VERSION``.
 
     Args:
         detector: a built Keras model mapping float32 ``[N, S, S, 3]`` pixels to 2 logits.
         export_root: the model's folder, e.g. ``saved_models/secure_64``.
         config: a :class:`tfrecap.config.PipelineConfig` (or dict) stored as an asset.
+        max_tiles: the cap of ``classify_images``; pass the training data's
+            ``max_tiles_per_image`` so that serving judges the tiles import stored.
 
     Returns:
         The version folder written.
@@ -111,7 +117,7 @@ def export_detector(detector: keras.Model, export_root: str | Path, config=None)
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def classify_fn(image_bytes):
             return classify_image_bytes(
-                image_bytes, lambda tiles: logits_fn(tiles)["logits"], size
+                image_bytes, lambda tiles: logits_fn(tiles)["logits"], size, max_tiles
             )
 
         archive.add_endpoint("classify_images", classify_fn)
@@ -120,7 +126,7 @@ def export_detector(detector: keras.Model, export_root: str | Path, config=None)
         staging = Path(staging)
         config_file = staging / CONFIG_ASSET
         payload = config.to_dict() if hasattr(config, "to_dict") else (config or {})
-        config_file.write_text(json.dumps(payload, indent=2, sort_keys=True))
+        write_json(config_file, payload, sort_keys=True)
         # An Asset reachable from the exported object graph is copied into
         # assets/ by the SavedModel writer; ExportArchive has no public hook for
         # non-variable objects, so attach it to the archive's root trackable.
@@ -138,25 +144,6 @@ def export_detector(detector: keras.Model, export_root: str | Path, config=None)
     raise RuntimeError(f"could not claim a version number under {export_root}")
 
 
-def _grid_indices(count, keep):
-    """``keep`` evenly spaced indices of ``0 .. count-1`` (the centres of ``keep`` equal bins)."""
-    return ((2 * tf.range(keep) + 1) * count) // (2 * keep)
-
-
-def _tile_grid_size(rows, cols, max_tiles):
-    """Rows and columns of the grid to keep: all, or about the aspect ratio within the cap."""
-    # r = isqrt(max_tiles * rows // cols), with a float sqrt corrected to be exact.
-    target = (max_tiles * rows) // cols
-    r = tf.cast(tf.floor(tf.sqrt(tf.cast(target, tf.float64))), tf.int32)
-    r = tf.where(r * r > target, r - 1, r)
-    r = tf.where((r + 1) * (r + 1) <= target, r + 1, r)
-    r = tf.clip_by_value(r, 1, rows)
-    c = tf.minimum(cols, max_tiles // r)
-    r = tf.minimum(rows, max_tiles // c)
-    capped = rows * cols > max_tiles
-    return tf.where(capped, r, rows), tf.where(capped, c, cols)
-
-
 def _image_tiles(image_bytes, index, size, max_tiles):
     """Decode one image and cut its S×S tiles: float32 ``[T, S, S, 3]`` in [0, 255]."""
     header_ok = tf.reduce_any(
@@ -167,7 +154,7 @@ def _image_tiles(image_bytes, index, size, max_tiles):
         "classify_images: could not decode image bytes of image {}: not a JPEG or PNG "
         "({} bytes with an unknown header)", (index, tf.strings.length(image_bytes)))])
     with tf.control_dependencies([decodable]):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        image = decode_in_graph(image_bytes)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     big_enough = tf.debugging.Assert(
         tf.logical_and(height >= size, width >= size),
@@ -175,27 +162,19 @@ def _image_tiles(image_bytes, index, size, max_tiles):
             "classify_images: image {} is {}x{} (height x width), smaller than the "
             "{}x{} patch size", (index, height, width, size, size))])
     with tf.control_dependencies([big_enough]):
-        rows, cols = height // size, width // size
-    keep_rows, keep_cols = _tile_grid_size(rows, cols, max_tiles)
-    grid = tf.reshape(image[: rows * size, : cols * size], [rows, size, cols, size, 3])
-    grid = tf.gather(grid, _grid_indices(rows, keep_rows), axis=0)
-    grid = tf.gather(grid, _grid_indices(cols, keep_cols), axis=2)
-    tiles = tf.transpose(grid, [0, 2, 1, 3, 4])
-    return tf.cast(tf.reshape(tiles, [-1, size, size, 3]), tf.float32)
+        image = tf.identity(image)
+    return tf.cast(cut_tiles_tf(image, size, max_tiles), tf.float32)
 
 
 def classify_image_bytes(image_bytes, logits_fn, size, max_tiles=MAX_TILES):
     """Whole-image verdicts from encoded images, as in the ``classify_images`` signature.
 
-    Each image is decoded to RGB pixels in [0, 255] and cut into the regular
-    grid of non-overlapping S×S tiles, ``floor(H/S) × floor(W/S)``, from the top
-    left (a remainder at the right and bottom is ignored). When the grid has more
-    than ``max_tiles`` tiles, ``r`` rows and ``c`` columns of it are kept, with
-    ``r = isqrt(max_tiles·rows // cols)`` (at least 1, at most ``rows``),
-    ``c = min(cols, max_tiles // r)``, then ``r = min(rows, max_tiles // c)``; the
-    kept indices are evenly spaced: ``((2k + 1)·rows) // (2r)`` for ``k < r``.
-    The verdict is the mean over the tiles of softmax(logits)[:, 1]. All tiles of
-    one image go through the detector in one batch.
+    Each image is decoded by :func:`tfrecap.data.decode.decode_in_graph` (JPEG with the
+    accurate IDCT, the pixels ``data import`` stores) and cut by the one tiling rule of
+    :mod:`tfrecap.data.tiling` (a top-left S×S grid, at most ``max_tiles`` tiles evenly
+    spread over it), so it judges exactly the tiles an import of the same photo stores.
+    The verdict is the mean over the tiles of softmax(logits)[:, 1]. All tiles of one image
+    go through the detector in one batch.
 
     Args:
         image_bytes: string ``[N]``, encoded JPEG or PNG (GIF and BMP decode too).
@@ -243,17 +222,26 @@ def _reason(err: tf.errors.InvalidArgumentError) -> str:
     return f"could not decode image bytes: {lines[0] if lines else err}"
 
 
-def classify_files(classify, paths) -> list[dict]:
+def classify_files(classify, paths, *, warn=None) -> list[dict]:
     """Judge image files one by one with an export's ``classify_images`` signature.
+
+    Each file is decoded first by the one decoder of ``data import``
+    (:func:`tfrecap.data.decode.decode_rgb`, format from the content), so predict reads the
+    same formats, and judges the same pixels, as import stores. Bytes the graph decodes to
+    those very pixels go to it as they are; others (WebP, TIFF, BMP, CMYK, 16-bit grey, ...)
+    as lossless PNG of the decoded pixels.
 
     Args:
         classify: the loaded signature, ``tf.saved_model.load(dir).signatures["classify_images"]``.
-        paths: image files (JPEG or PNG, at least S×S).
+        paths: image files (JPEG, PNG, WebP, BMP or TIFF, at least S×S).
+        warn: called with one line naming the file when its pixels had to be converted to
+            8-bit RGB (16-bit, CMYK, ...); the line also goes into the result as ``warning``.
 
     Returns:
         One dict per path, in order: ``{"path", "label" ("original" or "recaptured"),
-        "recaptured_probability", "patch_count"}``, or ``{"path", "error"}`` when the
-        file is missing, unreadable, not an image or smaller than S×S.
+        "recaptured_probability", "patch_count"}`` (and ``"warning"`` after a conversion),
+        or ``{"path", "error"}`` when the file is missing, unreadable, not an image or
+        smaller than S×S.
     """
     results = []
     for path in paths:
@@ -266,16 +254,29 @@ def classify_files(classify, paths) -> list[dict]:
             results.append({"path": str(path), "error": f"cannot read: {err.strerror or err}"})
             continue
         try:
-            out = classify(image_bytes=tf.constant([data]))
+            decoded = decode_rgb(data)
+        except BadImageError as err:
+            results.append({"path": str(path), "error": f"could not decode image bytes: {err}"})
+            continue
+        warning = None
+        if decoded.conversion:
+            warning = f"{path}: {decoded.format} converted to 8-bit RGB: {decoded.conversion}"
+            if warn:
+                warn(warning)
+        try:
+            out = classify(image_bytes=tf.constant([serving_bytes(data, decoded)]))
         except tf.errors.InvalidArgumentError as err:
             results.append({"path": str(path), "error": _reason(err)})
             continue
-        results.append({
+        result = {
             "path": str(path),
             "label": "recaptured" if int(out["label"][0]) == 1 else "original",
             "recaptured_probability": float(out["recaptured_probability"][0]),
             "patch_count": int(out["patch_count"][0]),
-        })
+        }
+        if warning:
+            result["warning"] = warning
+        results.append(result)
     return results
 
 
@@ -283,9 +284,3 @@ def load_config_asset(version_dir: str | Path) -> dict:
     """The run config stored in an export (``{}`` if there is none)."""
     path = Path(version_dir) / "assets" / CONFIG_ASSET
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def remove_failed_exports(export_root: str | Path) -> None:
-    """Delete staging folders that a killed export left behind."""
-    for staging in Path(export_root).glob(".tmp-export-*"):
-        shutil.rmtree(staging, ignore_errors=True)

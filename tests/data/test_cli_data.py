@@ -79,13 +79,13 @@ def test_import_warns_counts_and_builds(photo_folders, tmp_path):
     (originals / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     save_image(recaptured / "grey.png", size=(64, 64), mode="L")
     args = (
-        "import", "--originals", originals, "--recaptured", recaptured, "--size", 32,
+        "import", "--originals", originals, "--recaptured", recaptured, "--size", 64,
         "--data-dir", tmp_path / "data", "--dataset", "mine", "--seed", 3,
     )
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert result.output.count("broken.jpg") == 1
-    assert "1 skipped (not an image 1); 1 converted (grey 1)" in result.output
+    assert "1 skipped (corrupt 1); 1 converted (grey 1)" in result.output  # a JPEG header
     assert "mine: built" in result.output
     again = invoke(*args)  # unchanged folders: no second decode of every photo
     assert "mine: already built" in again.output and "warning" not in again.output
@@ -116,3 +116,41 @@ def test_import_needs_a_name(photo_folders, tmp_path):
     originals, recaptured = photo_folders(1)
     result = invoke("import", "--originals", originals, "--recaptured", recaptured)
     assert result.exit_code == 2 and "--dataset" in result.output
+
+
+def test_import_sizes_are_the_training_sizes(photo_folders, tmp_path):
+    from tfrecap.names import PATCH_SIZES
+
+    originals, recaptured = photo_folders(1)
+    result = invoke("import", "--originals", originals, "--recaptured", recaptured,
+                    "--data-dir", tmp_path / "data", "--dataset", "mine", "--size", 32)
+    assert result.exit_code == 2
+    assert "'32' is not one of " + ", ".join(f"'{s}'" for s in PATCH_SIZES) in result.output
+    help_text = invoke("import", "--help").output
+    assert "[64|128|256|512]" in help_text
+
+
+def test_import_of_too_few_photos_fails_naming_the_minimum(photo_folders, tmp_path):
+    from tfrecap.data import folder
+
+    originals, recaptured = photo_folders(2, size=(64, 64))
+    result = invoke("import", "--originals", originals, "--recaptured", recaptured,
+                    "--data-dir", tmp_path / "data", "--dataset", "mine")
+    assert result.exit_code == 1, result.output
+    assert f"at least {folder.MIN_PHOTOS_PER_CLASS} photos of each class" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "data" / "recapture" / "mine").exists()
+    assert f"at least {folder.MIN_PHOTOS_PER_CLASS} photos per class" in " ".join(
+        invoke("import", "--help").output.split())
+
+
+def test_import_of_nine_photos_per_class_makes_three_splits(photo_folders, tmp_path):
+    # The new user's folder: 9 photos per class once built no validation split.
+    from tfrecap.data import catalog
+
+    originals, recaptured = photo_folders(9, size=(64, 64))
+    result = invoke("import", "--originals", originals, "--recaptured", recaptured,
+                    "--data-dir", tmp_path / "data", "--dataset", "mine")
+    assert result.exit_code == 0, result.output
+    splits = catalog.load_builder(tmp_path / "data", "mine").info.splits
+    assert set(splits) == {"train", "validation", "test"}

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from tests.data.conftest import save_image
-from tfrecap.data import builder, catalog, folder
+from tfrecap.data import builder, catalog, folder, tiling
+from tfrecap.names import SPLITS
 
 SIZE = 32
 
@@ -50,6 +51,17 @@ def _sixteen_bit(path):
     Image.fromarray(np.full((64, 64), 32896, np.uint16)).save(path)
 
 
+def _sixteen_bit_rgb(path):
+    # Pillow reads a 48-bit PNG as plain mode RGB (the high bytes): a silent conversion.
+    import tensorflow as tf
+
+    path.write_bytes(tf.io.encode_png(np.full((64, 64, 3), 40000, np.uint16)).numpy())
+
+
+def _webp_named_jpg(path):
+    save_image(path, size=(64, 64), format="WEBP", quality=80)
+
+
 def _too_small(path):
     save_image(path, size=(SIZE - 1, 200))
 
@@ -63,6 +75,7 @@ CASES = [
     ("rgba.png", _rgba, False, "RGBA"),
     ("cmyk.jpg", _cmyk, False, "CMYK"),
     ("deep.png", _sixteen_bit, False, "16-bit"),
+    ("deep_rgb.png", _sixteen_bit_rgb, False, "16-bit RGB"),
     ("small.bmp", _too_small, True, "too small"),
 ]
 
@@ -109,11 +122,13 @@ def test_stray_non_image_file_is_named(photo_folders):
 
 def test_extensions_any_case_and_depth(tmp_path):
     originals, recaptured = tmp_path / "o", tmp_path / "r"
-    for i, ext in enumerate([".jpg", ".JPEG", ".Png", ".tif", ".TIFF", ".bmp"]):
+    for i, ext in enumerate([".jpg", ".JPEG", ".Png", ".tif", ".TIFF", ".bmp", ".webp"]):
         save_image(originals / "a" / "b" / f"x{i}{ext}", size=(40, 40), seed=i)
     save_image(recaptured / "y.png", size=(40, 40))
+    _webp_named_jpg(recaptured / "dev_photo.jpg")  # the format comes from the bytes
     report = folder.scan_folders(originals, recaptured, SIZE)
-    assert sum(r.label == 0 for r in report.records) == 6
+    assert sum(r.label == 0 for r in report.records) == 7
+    assert sum(r.label == 1 for r in report.records) == 2
     assert not report.problems
 
 
@@ -131,11 +146,42 @@ def test_fatal_folder_problems_name_the_folder(photo_folders, which):
         folder.scan_folders(originals, recaptured, SIZE, warn=lambda _: None)
 
 
-def test_tile_grid_is_capped_and_spread():
+def test_import_tiles_by_the_one_rule():
+    assert folder.tile_positions is tiling.tile_positions
     corners = folder.tile_positions(100, 200, 32, max_tiles=64)
-    assert corners[0] == (2, 4) and len(corners) == 3 * 6  # centred 3x6 grid
-    capped = folder.tile_positions(3200, 3200, 32, max_tiles=10)
-    assert len(capped) == 10 and capped[0] == (0, 0) and capped[-1] == (3168, 3168)
+    assert corners[0] == (0, 0) and len(corners) == 3 * 6  # top-left 3x6 grid
+
+
+def _records(paired, only, seed_offset=0):
+    """`paired` pairs plus `only` unpaired photos per class, as ImageRecords."""
+    records = []
+    for label, c in enumerate("or"):
+        names = [f"p{i}" for i in range(paired)] + [f"{c}{i}" for i in range(only)]
+        records += [folder.ImageRecord(f"/x/{c}/{n}.png", f"{n}.png", label, 64, 64)
+                    for n in names]
+    return records
+
+
+@pytest.mark.parametrize("per_class", [folder.MIN_PHOTOS_PER_CLASS, 9, 10])
+def test_enough_photos_fill_every_split_with_both_classes(per_class):
+    # 9 unpaired photos per class once left the validation split empty (round(4.5) == 4),
+    # and `train` then failed with a KeyError. Every mix of paired and unpaired photos
+    # from the minimum up must give every split both classes.
+    for paired in range(per_class + 1):
+        for seed in range(3):
+            splits = folder.assign_splits(_records(paired, per_class - paired), seed)
+            for split in SPLITS:
+                assert {r.label for r in splits[split]} == {0, 1}, (paired, seed, split)
+
+
+def test_too_few_photos_fail_naming_the_minimum():
+    # 2 pairs and 2 unpaired photos per class: three strata of 2, none reaches validation.
+    assert folder.MIN_PHOTOS_PER_CLASS == 5
+    with pytest.raises(folder.FolderImportError) as err:
+        folder.assign_splits(_records(2, 2), seed=0)
+    message = str(err.value)
+    assert f"at least {folder.MIN_PHOTOS_PER_CLASS} photos of each class" in message
+    assert "Found 4 original, 4 recaptured" in message and "split would have no" in message
 
 
 def test_split_is_by_photo_and_keeps_pairs_together():

@@ -15,6 +15,7 @@ import click
 
 from tfrecap import LABEL_NAMES
 from tfrecap.cli.options import data_dir_option, dataset_option
+from tfrecap.names import PATCH_SIZES
 
 INFO_SCHEMA_VERSION = 1
 
@@ -94,8 +95,9 @@ def synth(size, count, seed, data_dir, workers, force):
     "--originals",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
-    help="Folder of original photos, searched at any depth "
-    "(jpg, jpeg, png, tif, tiff, bmp; any letter case).",
+    help="Folder of original photos, searched at any depth for files named "
+    ".jpg, .jpeg, .png, .webp, .tif, .tiff or .bmp (any letter case); each is read as "
+    "the JPEG, PNG, WebP, BMP or TIFF its content says it is.",
 )
 @click.option(
     "--recaptured",
@@ -106,10 +108,11 @@ def synth(size, count, seed, data_dir, workers, force):
 )
 @click.option(
     "--size",
-    type=click.IntRange(min=8),
-    default=64,
+    type=click.Choice([str(s) for s in PATCH_SIZES]),
+    default=str(PATCH_SIZES[0]),
     show_default=True,
-    help="Tile size S: each photo is cut into a grid of non-overlapping SxS tiles.",
+    help="Tile size S, one the detector trains on: each photo is cut into a grid of "
+    "non-overlapping SxS tiles from its top-left corner, the same tiles `predict` judges.",
 )
 @data_dir_option
 @dataset_option(None)
@@ -126,7 +129,8 @@ def synth(size, count, seed, data_dir, workers, force):
     default=64,
     show_default=True,
     help="At most this many tiles per photo, evenly spaced over it, so that one huge "
-    "photo cannot dominate the dataset.",
+    "photo cannot dominate the dataset. Served models judge 64 unless exported with "
+    "the same cap.",
 )
 @click.option(
     "--workers",
@@ -140,9 +144,13 @@ def import_(originals, recaptured, size, data_dir, dataset, seed, max_tiles, wor
 
     Bad files (corrupt, truncated, not images, too small) are skipped with one
     warning each; grey, palette, RGBA, CMYK and 16-bit images are converted to 8-bit
-    RGB. Fails only when a folder is missing or empty, or has no usable image.
+    RGB, with one warning each. Photos are split 40/10/50 by photo, and every split
+    gets both classes: at least 5 photos per class are needed. Fails when a folder is
+    missing or empty, has no usable image, or holds too few photos.
     """
     from tfrecap.data import builder, catalog, folder
+
+    size = int(size)
 
     if not dataset:
         raise click.UsageError("--dataset NAME is required: the name to give the import.")

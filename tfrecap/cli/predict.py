@@ -1,6 +1,5 @@
 """``tfrecap predict``: whole-image verdicts from an exported model's ``classify_images``."""
 
-import json
 from pathlib import Path
 
 import click
@@ -12,7 +11,11 @@ import click
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Also write the results (schema_version 1) here.")
 def predict(model, images, json_path):
-    """Judge each IMAGE (JPEG or PNG) as original or recaptured with an exported MODEL.
+    """Judge each IMAGE as original or recaptured with an exported MODEL.
+
+    IMAGE may be JPEG, PNG, WebP, BMP or TIFF, told apart by the file's content, not
+    its name (a WebP named .jpg works), and decoded and tiled exactly as `tfrecap data
+    import` does. Images converted to 8-bit RGB (16-bit, CMYK, ...) get a warning.
 
     MODEL is an export folder: saved_models/NAME (the highest version is used) or
     saved_models/NAME/VERSION. Each image must be at least S×S, the model's patch
@@ -30,6 +33,7 @@ def predict(model, images, json_path):
     import tensorflow as tf
 
     from tfrecap.export import classify_files, latest_version_dir
+    from tfrecap.jsonio import write_json
 
     try:
         version_dir = latest_version_dir(model)
@@ -40,7 +44,10 @@ def predict(model, images, json_path):
         raise click.ClickException(
             f"{version_dir} has no `classify_images` signature; re-export it with this version"
         )
-    results = classify_files(loaded.signatures["classify_images"], images)
+    results = classify_files(
+        loaded.signatures["classify_images"], images,
+        warn=lambda line: click.echo(f"warning: {line}", err=True),
+    )
     for r in results:
         if "error" in r:
             click.echo(f"{r['path']}\terror: {r['error']}", err=True)
@@ -48,10 +55,9 @@ def predict(model, images, json_path):
             click.echo(f"{r['path']}\t{r['label']}\tp={r['recaptured_probability']:.4f}"
                        f"\t{r['patch_count']} tiles")
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
         report = {"schema_version": 1, "model": str(model), "model_version": version_dir.name,
                   "results": results}
-        json_path.write_text(json.dumps(report, indent=2))
+        write_json(json_path, report)
         click.echo(f"Wrote {json_path}", err=True)
     if not any("error" not in r for r in results):
         raise click.ClickException(f"no image could be judged ({len(results)} failed)")

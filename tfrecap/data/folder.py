@@ -8,16 +8,21 @@ the file and the reason, and `ScanReport.summary()` counts both kinds.
 
 Decisions, written down here because the paper is silent:
 
-* **Tiles.** Each photo is cut into a centred, non-overlapping grid of S×S tiles.
-  At most `max_tiles` tiles per photo (default 64) are kept, evenly spaced over the
-  grid, so one 24-megapixel photo (about 5,800 tiles of 64 px) cannot outweigh a
-  hundred small ones, and the kept tiles still cover the whole frame.
+* **Pixels and tiles.** Photos are decoded by `tfrecap.data.decode` and cut by
+  `tfrecap.data.tiling`, the very rule and decoder the exported `classify_images`
+  signature uses, so a served model judges the tiles it was trained on: a grid of
+  non-overlapping S×S tiles from the top-left pixel, at most `max_tiles` (default 64)
+  evenly spaced over it, so one 24-megapixel photo (about 5,800 tiles of 64 px) cannot
+  outweigh a hundred small ones. The format is read from the bytes: a WebP named `.jpg`
+  is read as the WebP it is.
 * **Splits by source photo.** Tiles of one photo never cross splits. Photos are
   grouped by their path relative to their class folder, without extension and
   case-folded, so `originals/a/b.jpg` and `recaptured/a/b.png` (the usual naming of
   a paired recapture database) land in the same split. Groups are permuted with
   the seed and cut 40/10/50, separately for paired and unpaired groups so that
-  both classes are spread over all splits.
+  both classes are spread over all splits. Every split must hold both classes (else
+  training would fail later): `MIN_PHOTOS_PER_CLASS` (5) photos per class always do,
+  and an import with too few fails with a message naming that minimum.
 * **No EXIF rotation.** Pixels stay in sensor order: the CFA and moiré traces are
   tied to the sensor grid, and a 90° turn does not matter to a tile classifier.
 * Flat or dark tiles are kept: in a real database they are part of the data.
@@ -35,15 +40,19 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from tfrecap import LABEL_NAMES
+from tfrecap.data.decode import BadImageError, decode_rgb
+from tfrecap.data.tiling import DEFAULT_MAX_TILES, tile_positions
+from tfrecap.names import SPLIT_FRACTIONS, SPLITS
 
 logger = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-SPLIT_FRACTIONS = (("train", 0.4), ("validation", 0.1), ("test", 0.5))
-DEFAULT_MAX_TILES = 64
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+
+# Photos per class (distinct names) that always fill every split with both classes
+# (see `assign_splits`).
+MIN_PHOTOS_PER_CLASS = 5
 
 # Files an OS or a camera leaves behind; warning about them would only be noise.
 _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
@@ -51,18 +60,6 @@ _IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini"})
 
 class FolderImportError(ValueError):
     """A folder is missing, empty, or holds no usable image; the message names it."""
-
-
-class BadImageError(ValueError):
-    """A file that cannot be used as an image.
-
-    Attributes:
-        category: short name counted in the summary ("corrupt", "truncated", ...).
-    """
-
-    def __init__(self, category: str, reason: str):
-        super().__init__(reason)
-        self.category = category
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,42 +145,10 @@ class ScanReport:
         return "; ".join(parts)
 
 
-def _to_rgb8(im: Image.Image) -> tuple[np.ndarray, str | None]:
-    """Convert a loaded PIL image to uint8 RGB; return the array and what was converted."""
-    mode = im.mode
-    if mode == "RGB":
-        return np.asarray(im, dtype=np.uint8), None
-    if mode.startswith("I") or mode == "F":
-        # PIL's own convert("RGB") clips 16-bit values at 255 instead of scaling them.
-        arr = np.asarray(im)
-        if mode == "F":
-            arr = np.nan_to_num(arr.astype(np.float64))
-            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
-            grey = np.clip(np.round(arr * (255.0 / top)), 0, 255).astype(np.uint8)
-            label = "float"
-        else:
-            arr = np.clip(arr.astype(np.int64), 0, None)
-            top = max(65535, int(arr.max(initial=0)))
-            grey = ((arr * 255 + top // 2) // top).astype(np.uint8)
-            label = "16-bit"
-        return np.repeat(grey[..., None], 3, axis=-1), label
-    if mode in ("1", "L"):
-        label = "grey"
-    elif mode in ("LA", "La"):
-        label = "grey with alpha"
-    elif mode in ("RGBA", "RGBa", "PA") or (mode == "P" and "transparency" in im.info):
-        label = "RGBA"
-    elif mode == "P":
-        label = "palette"
-    else:
-        label = mode
-    rgb = im.convert("RGBA" if label == "RGBA" else "RGB").convert("RGB")
-    suffix = " (alpha dropped)" if "alpha" in label or label == "RGBA" else ""
-    return np.asarray(rgb, dtype=np.uint8), label + suffix
-
-
 def read_rgb(path: str | os.PathLike, min_size: int = 1) -> tuple[np.ndarray, str | None]:
-    """Read an image file as 8-bit RGB, converting usable odd formats.
+    """Read an image file as 8-bit RGB with the one decoder (:func:`decode.decode_rgb`).
+
+    The format is read from the file's content, not its extension.
 
     Args:
         path: the image file.
@@ -199,29 +164,13 @@ def read_rgb(path: str | os.PathLike, min_size: int = 1) -> tuple[np.ndarray, st
             too small; `category` says which.
     """
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if w < min_size or h < min_size:
-                raise BadImageError(
-                    "too small", f"too small ({w}x{h} pixels, need at least {min_size}x{min_size})"
-                )
-            try:
-                im.load()
-            except (OSError, SyntaxError, ValueError) as err:
-                if "truncated" in str(err).lower():
-                    raise BadImageError("truncated", f"truncated image data ({err})") from err
-                raise BadImageError("corrupt", f"corrupt image data ({err})") from err
-            return _to_rgb8(im)
-    except BadImageError:
-        raise
-    except UnidentifiedImageError as err:
-        raise BadImageError("not an image", "not an image, or corrupt beyond recognition") from err
-    except Image.DecompressionBombError as err:
-        raise BadImageError("too large", f"too large to decode safely ({err})") from err
+        data = Path(path).read_bytes()
     except PermissionError as err:
         raise BadImageError("unreadable", f"cannot be read ({err.strerror})") from err
-    except (OSError, SyntaxError, ValueError) as err:
-        raise BadImageError("corrupt", f"corrupt image data ({err})") from err
+    except OSError as err:
+        raise BadImageError("unreadable", f"cannot be read ({err.strerror or err})") from err
+    decoded = decode_rgb(data, min_size=min_size)
+    return decoded.pixels, decoded.conversion
 
 
 def _candidate_files(root: Path) -> tuple[list[Path], list[Path]]:
@@ -355,37 +304,41 @@ def scan_folders(
     return ScanReport(tuple(map(str, roots)), records, problems, digest)
 
 
-def tile_positions(height: int, width: int, size: int, max_tiles: int) -> list[tuple[int, int]]:
-    """Top-left corners of the kept tiles of a centred, non-overlapping S×S grid.
-
-    Args:
-        height: image height.
-        width: image width.
-        size: tile size S.
-        max_tiles: cap on tiles per image; above it, evenly spaced grid cells are kept.
-
-    Returns:
-        `(y, x)` corners in row-major order.
-    """
-    rows, cols = height // size, width // size
-    top, left = (height - rows * size) // 2, (width - cols * size) // 2
-    cells = rows * cols
-    if cells > max_tiles:
-        keep = np.unique(np.round(np.linspace(0, cells - 1, max_tiles)).astype(int))
-    else:
-        keep = np.arange(cells)
-    return [(top + (i // cols) * size, left + (i % cols) * size) for i in keep.tolist()]
+def _split_counts(n: int) -> list[int]:
+    """Groups per split for a stratum of `n`: 40/10/50 by cumulative rounding, but at least
+    one in every split once there are three groups, so that no split is left empty."""
+    bounds, acc = [], 0.0
+    for fraction in SPLIT_FRACTIONS:
+        acc += fraction
+        bounds.append(round(acc * n))
+    bounds[-1] = n
+    counts = [b - a for a, b in zip([0, *bounds[:-1]], bounds, strict=True)]
+    if n >= len(SPLITS):
+        for i, count in enumerate(counts):
+            if count == 0:
+                counts[counts.index(max(counts))] -= 1
+                counts[i] = 1
+    return counts
 
 
 def assign_splits(records: Sequence[ImageRecord], seed: int) -> dict[str, list[ImageRecord]]:
     """Split photos 40/10/50 by source photo, deterministically for a seed.
+
+    Groups (see `ImageRecord.group`) are cut per stratum (paired groups, originals only,
+    recaptures only), each stratum 40/10/50 but with at least one group in every split once it
+    has three. So `MIN_PHOTOS_PER_CLASS` photos per class always give every split photos of
+    both classes: a class's groups lie in two strata, and one of them then has three or more.
 
     Args:
         records: usable photos.
         seed: permutation seed.
 
     Returns:
-        Split name → records, each list in the input order.
+        Split name → records, each list in the input order; every split holds both classes.
+
+    Raises:
+        FolderImportError: too few photos to give every split both classes; the message
+            names the minimum.
     """
     by_group: dict[str, set[int]] = collections.defaultdict(set)
     for r in records:
@@ -399,19 +352,29 @@ def assign_splits(records: Sequence[ImageRecord], seed: int) -> dict[str, list[I
     split_of: dict[str, str] = {}
     for key in sorted(strata):
         groups = strata[key]
-        order = rng.permutation(len(groups))
-        bounds, acc = [], 0.0
-        for _, fraction in SPLIT_FRACTIONS:
-            acc += fraction
-            bounds.append(round(acc * len(groups)))
-        for rank, index in enumerate(order.tolist()):
-            split = next(
-                name for (name, _), b in zip(SPLIT_FRACTIONS, bounds, strict=True) if rank < b
-            )
-            split_of[groups[index]] = split
-    out: dict[str, list[ImageRecord]] = {name: [] for name, _ in SPLIT_FRACTIONS}
+        order = rng.permutation(len(groups)).tolist()
+        start = 0
+        for split, count in zip(SPLITS, _split_counts(len(groups)), strict=True):
+            for index in order[start : start + count]:
+                split_of[groups[index]] = split
+            start += count
+    out: dict[str, list[ImageRecord]] = {name: [] for name in SPLITS}
     for r in records:
         out[split_of[r.group]].append(r)
+    for split, members in out.items():
+        missing = [LABEL_NAMES[c] for c in range(len(LABEL_NAMES))
+                   if not any(r.label == c for r in members)]
+        if missing:
+            per_class = collections.Counter(
+                label for labels in by_group.values() for label in labels
+            )
+            have = ", ".join(f"{per_class[c]} {n}" for c, n in enumerate(LABEL_NAMES))
+            raise FolderImportError(
+                f"Too few photos to fill the train, validation and test splits with both "
+                f"classes: the {split} split would have no {' and no '.join(missing)} photo. "
+                f"Found {have} (photos named alike apart from the extension count once). "
+                f"Import at least {MIN_PHOTOS_PER_CLASS} photos of each class."
+            )
     return out
 
 
