@@ -189,3 +189,13 @@ def test_making_a_builder_for_an_unbuilt_dataset_leaves_no_temp_dir(tmp_path, mo
             catalog.load_builder(tmp_path / "data", "synthetic_64")
         builder.Recapture(config=builder.synthetic_config(64, 20, 0), data_dir=tmp_path / "d")
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_folder_identity_names_the_tiling_rule(monkeypatch):
+    """A dataset imported under another tiling rule or decoder is another dataset (rebuilt)."""
+    from tfrecap.data import tiling
+
+    before = builder.folder_config("mine", 64, "a", "b").identity()
+    assert before["tiling"] == tiling.RULE
+    monkeypatch.setattr(tiling, "RULE", "other-rule/9")
+    assert builder.folder_config("mine", 64, "a", "b").identity() != before

@@ -36,7 +36,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from tfrecap import LABEL_NAMES
-from tfrecap.data import folder
+from tfrecap.data import folder, tiling
 from tfrecap.data.simulator.params import DEFAULT_PARAMS, SimulatorParams
 from tfrecap.names import SPLITS, SYNTHETIC_SIZES
 
@@ -100,6 +100,7 @@ class RecaptureConfig(tfds.core.BuilderConfig):
                 originals=self.originals,
                 recaptured=self.recaptured,
                 max_tiles_per_image=self.max_tiles_per_image,
+                tiling=tiling.RULE,
             )
         return out
 
@@ -153,7 +154,8 @@ def folder_config(
 
     Args:
         name: dataset (config) name; letters, digits, `_`, `-` and `.`.
-        size: tile size S (64, 128, 256, 512 or any size >= 8).
+        size: tile size S. Training takes 64, 128, 256 or 512 (what `data import --size`
+            offers); any S >= 8 is accepted here, for tests and experiments.
         originals: folder of originals; None means `manual_dir/originals`.
         recaptured: folder of recaptures; None means `manual_dir/recaptured`.
         seed: seed of the split by source photo.

@@ -24,6 +24,11 @@ from __future__ import annotations
 
 import math
 
+RULE = "top-left-grid/1"
+"""Name and version of the rule above and of the decoder (``data/decode.py``); part of a folder
+dataset's identity, so a dataset imported under another rule is rebuilt, never reused. Change it
+whenever a change to either would give other tiles or other pixels."""
+
 DEFAULT_MAX_TILES = 64
 """Default cap on tiles per photo, at import and in ``classify_images``.
 
