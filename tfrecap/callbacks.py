@@ -1,4 +1,8 @@
-"""Keras callbacks for tfrecap training."""
+"""Keras callbacks for tfrecap training: accuracy under attack while the model trains.
+
+The callback runs the evaluator itself (:func:`tfrecap.evaluation.evaluate`), not a loop of its
+own, so a figure logged during training means exactly what ``tfrecap evaluate`` reports.
+"""
 
 from __future__ import annotations
 

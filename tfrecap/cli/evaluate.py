@@ -1,4 +1,8 @@
-"""``tfrecap evaluate`` and ``tfrecap plot``: accuracy under attack, as tables, JSON and plots."""
+"""``tfrecap evaluate`` and ``tfrecap plot``: accuracy under attack, as tables, JSON and plots.
+
+Names (attacks, losses, splits) come from the TensorFlow-free ``tfrecap.names``, so ``--help``
+and an unknown name answer at once; TensorFlow is imported only once the arguments are valid.
+"""
 
 import json
 from pathlib import Path
@@ -6,19 +10,18 @@ from pathlib import Path
 import click
 
 from tfrecap.cli.options import NONNEGATIVE_NUMBERS, data_dir_option, dataset_option
+from tfrecap.names import ATTACK_LOSSES, ATTACK_NAMES, SPLITS
 
 
 def _attack_list(ctx, param, value):
-    from tfrecap.attacks import ATTACKS
-
     names = [v.strip() for v in value.split(",") if v.strip()]
     if names == ["none"]:
         return []
-    unknown = [n for n in names if n not in ATTACKS]
+    unknown = [n for n in names if n not in ATTACK_NAMES]
     if unknown or not names:
         raise click.BadParameter(
             f"unknown attack {', '.join(unknown) or value!r}; known: "
-            f"{', '.join(sorted(ATTACKS))}, or none"
+            f"{', '.join(sorted(ATTACK_NAMES))}, or none"
         )
     return names
 
@@ -33,18 +36,16 @@ def _attack_list(ctx, param, value):
 @data_dir_option
 @dataset_option(default=None)
 @click.option("--split", default="test", show_default=True,
-              type=click.Choice(["train", "validation", "test"]))
+              type=click.Choice(SPLITS))
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N images.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--pgd-steps", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--pgd-step-size", type=float, default=None,
               help="PGD step in pixel levels. Default: 2.5·ε/steps.")
-@click.option("--pgd-restarts", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--random-start/--no-random-start", default=False, show_default=True,
-              help="Start PGD at a random point of the ε-ball. Off by default: uniform noise "
-              "is itself a recapture cue to this detector, so a random start weakens PGD "
-              "(measured: README). Use --pgd-restarts N --random-start to add restarts.")
-@click.option("--loss", type=click.Choice(["margin", "ce"]), default="margin", show_default=True,
+@click.option("--pgd-restarts", type=click.IntRange(min=1), default=1, show_default=True,
+              help="PGD runs per image; the one that fools the model is kept. Restart 0 "
+              "starts at x, the others at random points of the ε-ball.")
+@click.option("--loss", type=click.Choice(ATTACK_LOSSES), default="margin", show_default=True,
               help="PGD loss: the logit margin (does not saturate) or cross-entropy.")
 @click.option("--transfer-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Also make the attacks on this model and judge them on MODEL.")
@@ -56,7 +57,7 @@ def _attack_list(ctx, param, value):
               default=None, help="Write the full report (schema_version 1) here.")
 @click.option("--label", default=None, help="Name of this model in plots.")
 def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, pgd_steps,
-             pgd_step_size, pgd_restarts, random_start, loss, transfer_from, jpeg_quality,
+             pgd_step_size, pgd_restarts, loss, transfer_from, jpeg_quality,
              no_unbounded_check, json_path, label):
     """Accuracy of an exported MODEL under attack, with 95% intervals and masking checks.
 
@@ -72,7 +73,8 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     """
     import tensorflow as tf
 
-    from tfrecap.data.catalog import DatasetNotFoundError
+    from tfrecap import jsonio
+    from tfrecap.data.catalog import DatasetNotFoundError, load_builder
     from tfrecap.data.pipeline import make_dataset
     from tfrecap.evaluation import AttackSpec, format_table
     from tfrecap.evaluation import evaluate as run_evaluation
@@ -91,8 +93,12 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     patch = loaded.signatures["logits"].structured_input_signature[1]["images"].shape[1]
     try:
         data = make_dataset(data_dir, dataset, split, batch_size, training=False)
+        num_images = load_builder(data_dir, dataset).info.splits[split].num_examples
     except DatasetNotFoundError as err:
         raise click.ClickException(str(err)) from None
+    except KeyError:
+        raise click.ClickException(f"dataset {dataset!r} in {data_dir} has no {split!r} "
+                                   "split") from None
     data_patch = data.element_spec[0].shape[1]
     if patch is not None and data_patch is not None and patch != data_patch:
         raise click.ClickException(
@@ -100,22 +106,21 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
             f"{data_patch}x{data_patch}; pass --dataset with the right patch size"
         )
 
-    pgd_params = {"steps": pgd_steps, "restarts": pgd_restarts, "random_start": random_start,
-                  "loss": loss, **({"step_size": pgd_step_size} if pgd_step_size else {})}
+    pgd_params = {"steps": pgd_steps, "restarts": pgd_restarts, "loss": loss,
+                  **({"step_size": pgd_step_size} if pgd_step_size else {})}
     specs = [AttackSpec(name, pgd_params if name == "pgd" else {}) for name in attacks]
     report = run_evaluation(
         loaded, data, specs, eps,
         transfer_model=tf.saved_model.load(str(source_dir)) if source_dir else None,
         transfer_name=str(source_dir) if source_dir else None,
         jpeg_quality=jpeg_quality, limit=limit, unbounded_check=not no_unbounded_check,
-        progress=True,
+        progress=True, num_images=num_images,
         meta={"model": str(model), "model_version": version_dir.name, "label": label
               or Path(model).name, "dataset": dataset, "patch_size": patch, "split": split},
     )
     click.echo(format_table(report, patch_size=patch))
     if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report.to_json_dict(), indent=2))
+        jsonio.write_json(json_path, report.to_json_dict())
         click.echo(f"Wrote {json_path}")
 
 
@@ -132,7 +137,7 @@ def plot(results, output, title):
     Example (baseline against the secure model):
       tfrecap plot baseline.json secure.json --output robustness.png
     """
-    from tfrecap.evaluation import plot_results
+    from tfrecap.evaluation import check_report, plot_results
 
     parsed = []
     for path in results:
@@ -140,6 +145,12 @@ def plot(results, output, title):
             parsed.append(json.loads(path.read_text()))
         except json.JSONDecodeError as err:
             raise click.ClickException(f"{path} is not valid JSON: {err}") from None
+        except UnicodeDecodeError:
+            raise click.ClickException(f"{path} is not a text file, so not JSON") from None
+        try:
+            check_report(parsed[-1], str(path))
+        except ValueError as err:
+            raise click.ClickException(str(err)) from None
     try:
         plot_results(parsed, output, title=title)
     except (KeyError, ValueError) as err:
