@@ -67,7 +67,10 @@ def pgd(model, x, y=None, *, eps, step_size=None, steps=10, restarts=1, loss="ce
 
     Restart 0 starts at x, so the default ``restarts=1`` is deterministic; each further
     restart starts at its own uniform random point of the ε-ball (Madry et al.'s random
-    start). The CLI's ``--pgd-restarts`` has the same default and meaning.
+    start). The CLI's ``--pgd-restarts`` has the same default and meaning. Since restart 0
+    is the attack without a random start and the best restart is kept per image, adding
+    restarts never fools fewer images: this matters here, where uniform noise is itself a
+    recapture cue and a random start alone can weaken PGD (README).
 
     Args:
         model: callable mapping float32 images `[N, H, W, 3]` in [0, 255] to logits.
