@@ -124,7 +124,8 @@ def test_zero_gradient_fraction(model, images):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_xla_option_gives_the_same_images(model, images, name):
-    params = {**PARAMS[name], "random_start": False} if name == "pgd" else PARAMS[name]
+    # One restart: restart 0 starts at x, so nothing random is compared across compilers.
+    params = {**PARAMS[name], "restarts": 1} if name == "pgd" else PARAMS[name]
     y = tf.constant([0, 1, 0, 1])
     plain = make_attack_fn(model, name, **params)(images, y, 3.0).numpy()
     xla = make_attack_fn(model, name, jit_compile=True, **params)(images, y, 3.0).numpy()

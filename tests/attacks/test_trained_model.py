@@ -70,7 +70,7 @@ def test_attacks_lower_accuracy_a_lot(trained):
 
 def test_margin_pgd_and_traced_attack_agree_on_the_trained_model(trained):
     model, x, y = trained
-    attack = make_attack_fn(model, "pgd", steps=10, loss="margin", random_start=False)
+    attack = make_attack_fn(model, "pgd", steps=10, loss="margin")
     x_adv, blind = attack.run(x, y, 5.0)
     assert not blind.numpy().any()
     assert accuracy(model, x_adv, y) <= accuracy(model, fgsm(model, x, y, eps=5.0), y) + 0.02

@@ -125,3 +125,61 @@ def test_fused_batch_loss_is_eq7_over_m():
 def test_replica_fusion_count_single_device():
     assert int(replica_fusion_count(32, tf.constant(64))) == 32
     assert int(replica_fusion_count(32, tf.constant(20))) == 20
+
+
+def _old_penalty(model, x, y):
+    """Eq. 5's plain norm, as the step computed it before the size normalization."""
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(cross_entropy(y, model(x, training=True)))
+    grad = tape.gradient(total, x)
+    return tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]) + 1e-24).numpy()
+
+
+def test_penalty_at_64_is_exactly_the_plain_norm_of_eq5():
+    model = tiny_detector(64, batchnorm=False)
+    x, y = batch(2, 64)
+    terms = input_gradient_penalty(lambda z: model(z, training=True), x, y)
+    np.testing.assert_array_equal(terms.penalty, terms.gradient_norm)
+    np.testing.assert_array_equal(terms.penalty, _old_penalty(model, x, y))
+
+
+def _pooled_linear_model():
+    """Logits = global average of a per-pixel linear map: any patch size, a known gradient."""
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([
+        keras.Input((None, None, 3)),
+        keras.layers.Conv2D(2, 1, kernel_initializer=keras.initializers.RandomNormal(0, 0.05)),
+        keras.layers.GlobalAveragePooling2D(),
+    ])
+
+
+def test_normalized_penalty_does_not_change_with_patch_size():
+    """One lambda means the same at every S: the raw norm halves per doubling, the penalty not."""
+    model = _pooled_linear_model()
+    x64, y = batch(2, 64, seed=2)
+    terms = {}
+    for size in (64, 128, 256):
+        reps = size // 64  # tiled: the same mean pixel, so the same logits and J
+        x = np.tile(x64, (1, reps, reps, 1))
+        terms[size] = input_gradient_penalty(model, x, y)
+        np.testing.assert_allclose(terms[size].cross_entropy, terms[64].cross_entropy,
+                                   rtol=1e-4, atol=1e-5)
+    for size in (128, 256):
+        np.testing.assert_allclose(terms[size].gradient_norm,
+                                   terms[64].gradient_norm * 64 / size, rtol=1e-4)
+        np.testing.assert_allclose(terms[size].penalty, terms[64].penalty, rtol=1e-4)
+
+
+def test_normalized_penalty_is_float32_and_agrees_under_mixed_precision():
+    detector32 = tiny_detector(32, batchnorm=False)
+    detector16 = copy_of(detector32, dtype="mixed_float16")
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+    optimizer.build(detector16.trainable_variables)
+    x, y = batch(4, 32, seed=6)
+    want = input_gradient_penalty(detector32, x, y)
+    got = input_gradient_penalty(detector16, x, y, scale_loss=optimizer.scale_loss)
+    assert got.penalty.dtype == tf.float32 and got.gradient_norm.dtype == tf.float32
+    np.testing.assert_allclose(got.penalty, want.penalty, rtol=2e-2)
+    np.testing.assert_allclose(want.penalty, want.gradient_norm * 32 / 64, rtol=1e-6)

@@ -20,7 +20,7 @@ def test_default_widths_parameter_count():
 
 def test_filter_is_fixed_laplacian_with_reflect_border():
     x, _ = batch(2, 8)
-    layer = LaplacianFilter(scale=1.0)
+    layer = LaplacianFilter()
     out = np.asarray(layer(x))
     kernel = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], "float32")
     for n in range(2):
@@ -28,6 +28,7 @@ def test_filter_is_fixed_laplacian_with_reflect_border():
             expected = ndimage.correlate(x[n, :, :, c].astype("float64"), kernel, mode="mirror")
             np.testing.assert_allclose(out[n, :, :, c], expected, rtol=1e-5, atol=1e-3)
     assert layer.weights == []  # nothing to train or save
+    assert not hasattr(layer, "scale") and "scale" not in layer.get_config()
     flat = np.full((1, 8, 8, 3), 97.0, "float32")
     np.testing.assert_array_equal(np.asarray(layer(flat)), 0.0)
 

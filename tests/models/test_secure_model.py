@@ -47,7 +47,9 @@ def _softmax(z):
 
 def test_secure_step_closed_form_on_linear_model():
     """Eq. 7 with eq. 5 and FGSM fusion, by hand on a Flatten -> Dense model."""
-    m, k, alpha, lam, lr, seed = 6, 2, 0.2, 0.3, 0.5, 11
+    m, k, alpha, lr, seed = 6, 2, 0.2, 0.5, 11
+    size = np.sqrt(2 * 2) / 64  # the penalty's patch-size normalization, sqrt(H W) / 64
+    lam = 0.3 / size  # an effective weight of 0.3 on the plain norm, as large as before
     detector = linear_detector()
     kernel, bias = detector.get_weights()
     rng = np.random.default_rng(2)
@@ -76,8 +78,8 @@ def test_secure_step_closed_form_on_linear_model():
     input_grads = (p - onehot) @ kernel.T  # grad_x J_i, per image
     norms = np.linalg.norm(input_grads, axis=1)
     w = np.where(np.arange(m) < k, alpha, 1.0)
-    assert logs["loss"] == pytest.approx(np.sum(w * (ce + lam * norms)) / m, rel=1e-5)
-    assert logs["penalty"] == pytest.approx(norms.mean(), rel=1e-5)
+    assert logs["loss"] == pytest.approx(np.sum(w * (ce + lam * size * norms)) / m, rel=1e-5)
+    assert logs["penalty"] == pytest.approx(size * norms.mean(), rel=1e-5)
     assert logs["cross_entropy"] == pytest.approx(ce.mean(), rel=1e-5)
 
     # d/dW of J_i: x_i (p_i - e_i)^T. d/dW of ||W d_i||, d_i = p_i - e_i (d_i depends on W too).
@@ -87,8 +89,8 @@ def test_secure_step_closed_form_on_linear_model():
         d = p[i] - onehot[i]
         jac = np.diag(p[i]) - np.outer(p[i], p[i])  # dp/dz
         u = input_grads[i] / norms[i]  # d||g||/dg
-        dz = d + lam * jac @ (kernel.T @ u)  # through z = W^T x + b
-        g_kernel += w[i] * (np.outer(flat[i], dz) + lam * np.outer(u, d))
+        dz = d + lam * size * jac @ (kernel.T @ u)  # through z = W^T x + b
+        g_kernel += w[i] * (np.outer(flat[i], dz) + lam * size * np.outer(u, d))
         g_bias += w[i] * dz
     new_kernel, new_bias = detector.get_weights()
     np.testing.assert_allclose(new_kernel, kernel - lr * g_kernel / m, rtol=1e-4, atol=1e-7)

@@ -4,6 +4,7 @@ Every attack has the signature ``attack(model, x, y=None, *, eps, ...) -> x_adv`
 on float32 RGB images in [0, 255] and ε in pixel levels (DESIGN.md, "Attacks").
 `make_attack_fn` wraps one in a `tf.function` traced once for every batch size
 and ε, which is what batch loops (evaluation, callbacks, benchmarks) should use.
+The losses and pixel-space steps they share live in `tfrecap.ops`.
 """
 
 import inspect
@@ -14,15 +15,20 @@ from tfrecap.attacks._gradients import (
     check_eps,
     input_gradient,
     least_likely_labels,
-    margin_loss,
-    to_valid_image,
     zero_gradient_fraction,
 )
 from tfrecap.attacks.fgsm import fgsm
 from tfrecap.attacks.llcm import llcm
 from tfrecap.attacks.pgd import pgd
+from tfrecap.names import ATTACK_NAMES
+from tfrecap.ops.losses import margin_loss
+from tfrecap.ops.steps import to_valid_image
 
 ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd}
+# The CLI offers the names of tfrecap.names without importing TensorFlow: they must be these.
+if tuple(ATTACKS) != ATTACK_NAMES:
+    raise AssertionError(f"tfrecap.attacks registers {tuple(ATTACKS)}, but tfrecap.names."
+                      f"ATTACK_NAMES lists {ATTACK_NAMES}: make them agree")
 
 
 def get_attack(name):

@@ -1,4 +1,4 @@
-"""What every attack shares: labels, the input gradient of an attack loss, valid 8-bit images.
+"""What every attack shares: labels, the input gradient of an attack loss, gradient diagnostics.
 
 Models map float32 RGB pixels in [0, 255] (NHWC) to logits; attacks never see
 probabilities (DESIGN.md, "Attacks"). A model is any callable, so a Keras model
@@ -13,31 +13,23 @@ lets one traced `tf.function` serve both cases.
 import numpy as np
 import tensorflow as tf
 
-from tfrecap.losses import direction_stable_cross_entropy
+from tfrecap.ops.losses import get_loss, margin_loss
+from tfrecap.ops.steps import (
+    PIXEL_MAX,
+    PIXEL_MIN,
+    broadcast_eps,
+    clip_pixels,
+    project,
+    to_valid_image,
+)
 
-PIXEL_MIN = 0.0
-PIXEL_MAX = 255.0
-
-
-def margin_loss(labels, logits):
-    """Logit margin ``max_{k != y} z_k - z_y`` per example; positive means misclassified.
-
-    Reference: Carlini & Wagner, "Towards Evaluating the Robustness of Neural
-    Networks", IEEE S&P 2017. Its gradient never saturates.
-    """
-    logits = tf.cast(logits, tf.float32)
-    onehot = tf.one_hot(tf.cast(labels, tf.int32), tf.shape(logits)[-1], True, False, dtype=tf.bool)
-    true_logit = tf.reduce_sum(tf.where(onehot, logits, 0.0), axis=-1)
-    return tf.reduce_max(tf.where(onehot, -np.inf, logits), axis=-1) - true_logit
-
-
-LOSSES = {"ce": direction_stable_cross_entropy, "margin": margin_loss}
-
-
-def check_loss(loss):
-    if loss not in LOSSES:
-        raise ValueError(f"`loss` has to be one of {tuple(LOSSES)}, got {loss!r}")
-    return LOSSES[loss]
+# The pixel-space steps and losses live in tfrecap.ops; re-exported here for the attack
+# modules and the scripts that read them through this module.
+__all__ = [
+    "PIXEL_MAX", "PIXEL_MIN", "broadcast_eps", "check_eps", "clip_pixels", "input_gradient",
+    "is_zero_gradient", "least_likely_labels", "margin_loss", "predicted_labels", "project",
+    "resolve_labels", "to_valid_image", "zero_gradient_fraction",
+]
 
 
 def check_eps(eps):
@@ -93,7 +85,7 @@ def input_gradient(model, x, labels=None, loss="ce"):
     Returns:
         `(gradient, logits, labels)`, the labels as resolved.
     """
-    loss_fn = check_loss(loss)
+    loss_fn = get_loss(loss)
     x = tf.convert_to_tensor(x, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -119,34 +111,3 @@ def zero_gradient_fraction(model, x, y=None, loss="ce"):
     """
     gradient, _, _ = input_gradient(model, x, y, loss)
     return float(tf.reduce_mean(tf.cast(is_zero_gradient(gradient), tf.float32)))
-
-
-def broadcast_eps(eps, x):
-    """ε as float32, shaped to broadcast against `x`: a scalar, or one value per image."""
-    eps = tf.cast(eps, tf.float32)
-    if eps.shape.rank == 1:
-        eps = tf.reshape(eps, [-1] + [1] * (x.shape.rank - 1))
-    return eps
-
-
-def clip_pixels(x):
-    return tf.clip_by_value(x, PIXEL_MIN, PIXEL_MAX)
-
-
-def project(x_adv, x, eps):
-    """Projection onto the L∞ ball of radius ε around x, intersected with [0, 255]."""
-    return clip_pixels(tf.clip_by_value(x_adv, x - eps, x + eps))
-
-
-def to_valid_image(x_adv, x, eps):
-    """Rounds to integer pixel values *toward x*, then clips to [0, 255].
-
-    Rounding to nearest could add half a level and break ``|x_adv - x| <= eps``
-    for non-integer ε; rounding toward x never does when x is integral. For a
-    non-integral x (not met in practice) the result is also kept inside the
-    ball, and left unrounded where the ball holds no integer at all.
-    """
-    rounded = tf.where(x_adv >= x, tf.floor(x_adv), tf.math.ceil(x_adv))
-    low, high = tf.math.ceil(x - eps), tf.floor(x + eps)
-    inside = tf.clip_by_value(rounded, tf.minimum(low, high), high)
-    return clip_pixels(tf.where(low <= high, inside, x_adv))

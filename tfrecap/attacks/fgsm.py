@@ -13,14 +13,8 @@ cross-entropy, so the step keeps the right direction at large logit margins.
 
 import tensorflow as tf
 
-from tfrecap.attacks._gradients import (
-    broadcast_eps,
-    check_eps,
-    clip_pixels,
-    input_gradient,
-    is_zero_gradient,
-    to_valid_image,
-)
+from tfrecap.attacks._gradients import check_eps, input_gradient, is_zero_gradient
+from tfrecap.ops.steps import broadcast_eps, signed_gradient_step, to_valid_image
 
 
 def fast_gradient_step(model, x, labels, *, eps, direction, quantize=True):
@@ -40,8 +34,9 @@ def fast_gradient_step(model, x, labels, *, eps, direction, quantize=True):
     x = tf.convert_to_tensor(x, tf.float32)
     gradient, _, _ = input_gradient(model, x, labels, loss="ce")
     eps = broadcast_eps(eps, x)
-    x_adv = x + direction * eps * tf.sign(gradient)
-    x_adv = to_valid_image(x_adv, x, eps) if quantize else clip_pixels(x_adv)
+    x_adv = signed_gradient_step(x, gradient, eps, direction)
+    if quantize:
+        x_adv = to_valid_image(x_adv, x, eps)
     return x_adv, is_zero_gradient(gradient)
 
 

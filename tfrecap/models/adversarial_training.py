@@ -6,7 +6,8 @@ its ``train_step`` from them, so the maths lives in one place:
 * :func:`fgsm_fusion` - FGSM batch fusion (eqs. 2 and 7): the first k images of
   the batch are replaced by FGSM images made with the current weights.
 * :func:`input_gradient_penalty` - the input-gradient penalty (eqs. 5 and 6):
-  per image the cross-entropy J_i and ``||grad_x J_i||_2``.
+  per image the cross-entropy J_i and ``||grad_x J_i||_2``, normalized by
+  ``sqrt(H W) / 64`` so that lambda means the same at every patch size.
 * :func:`fused_batch_loss` - the weighted batch loss of eq. 7, reduced over the
   *global* batch so that it is right under ``tf.distribute``.
 
@@ -23,23 +24,30 @@ import collections
 import keras
 import tensorflow as tf
 
-from tfrecap.losses import direction_stable_cross_entropy
+from tfrecap.ops.losses import cross_entropy, direction_stable_cross_entropy
+from tfrecap.ops.steps import signed_gradient_step
 
-PIXEL_MIN = 0.0
-PIXEL_MAX = 255.0
 # Added under the square root of the penalty: sqrt'(0) is infinite, so a plain
 # norm gives NaN gradients for an image whose input gradient is exactly zero.
 # 1e-24 adds 1e-12 to the norm, far below any trained gradient norm.
 NORM_EPSILON = 1e-24
+# The patch side S at which the size-normalized penalty equals the plain norm of eq. 5: the
+# demo's size, so lambda keeps the meaning it had there (see input_gradient_penalty).
+PENALTY_REFERENCE_SIZE = 64
 
-PenaltyTerms = collections.namedtuple("PenaltyTerms", ["logits", "cross_entropy", "gradient_norm"])
+PenaltyTerms = collections.namedtuple(
+    "PenaltyTerms", ["logits", "cross_entropy", "gradient_norm", "penalty"]
+)
 PenaltyTerms.__doc__ = """Per-image terms of eq. 5.
 
 Attributes:
     logits: float32 `[N, C]`, the forward pass the penalty was taken on; reuse
         it for the loss and the metrics rather than running the model again.
     cross_entropy: float32 `[N]`, J_i (eq. 6, with the label).
-    gradient_norm: float32 `[N]`, ``||grad_{x_i} sum_j J_j||_2``.
+    gradient_norm: float32 `[N]`, ``||grad_{x_i} sum_j J_j||_2``, as in eq. 5.
+    penalty: float32 `[N]`, the term lambda multiplies: ``gradient_norm`` times
+        ``sqrt(H * W) / 64``, so that one lambda means the same at every patch size
+        (exactly ``gradient_norm`` at 64x64).
 """
 
 
@@ -47,32 +55,19 @@ def _identity(value):
     return value
 
 
-def cross_entropy(labels, logits):
-    """Per-image softmax cross-entropy J of eq. 6, the training loss.
-
-    The paper's eq. 6 omits the label (a typo); this is the ordinary
-    ``-log softmax(z)_y``, computed exactly as Keras'
-    ``SparseCategoricalCrossentropy(from_logits=True)`` does, so that the
-    lambda = 0, k = 0 step is bit-for-bit Keras' own step.
-
-    Args:
-        labels: int `[N]`.
-        logits: float `[N, C]`.
-
-    Returns:
-        float32 `[N]`.
-    """
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)
-    )
-
-
 def input_gradient_penalty(logits_fn, images, labels, *, scale_loss=None):
-    """Cross-entropy and input-gradient norm per image (paper eq. 5).
+    """Cross-entropy and the size-normalized input-gradient norm per image (paper eq. 5).
 
-    ``L_i = J_i + lambda * ||grad_x J_i||_2``: this returns J_i and the norm; the
-    caller weighs them. Call it inside an outer ``tf.GradientTape`` to train on
-    the penalty: the inner gradient is then differentiated a second time.
+    ``L_i = J_i + lambda * (sqrt(H W) / 64) * ||grad_x J_i||_2``: this returns J_i and the
+    penalty term; the caller weighs them. Call it inside an outer ``tf.GradientTape`` to
+    train on the penalty: the inner gradient is then differentiated a second time.
+
+    Why the factor ``sqrt(H W) / 64`` (S / 64 for S x S patches): behind global average
+    pooling every pixel's share of the gradient scales as 1 / (H W), so the L2 norm over
+    the H W C pixels scales as 1 / sqrt(H W). Eq. 5's plain norm would make lambda = 100
+    about 8x weaker at S = 512 than at S = 64. The factor makes one lambda mean the same at
+    every patch size, and is exactly 1 at 64 x 64, the demo's size, where the penalty is the
+    paper's plain norm (the reference size is ``PENALTY_REFERENCE_SIZE``).
 
     The input gradient is taken of the *sum* of the per-image losses, not the
     mean, so each image's gradient is its own and does not shrink with the
@@ -92,7 +87,8 @@ def input_gradient_penalty(logits_fn, images, labels, *, scale_loss=None):
             no scaling.
 
     Returns:
-        :class:`PenaltyTerms` ``(logits, cross_entropy, gradient_norm)``.
+        :class:`PenaltyTerms` ``(logits, cross_entropy, gradient_norm, penalty)``, all
+        float32 (also under mixed precision).
     """
     scale_loss = scale_loss or _identity
     images = tf.convert_to_tensor(images, tf.float32)
@@ -105,7 +101,10 @@ def input_gradient_penalty(logits_fn, images, labels, *, scale_loss=None):
     grad = tape.gradient(scaled, images) / scale_loss(tf.constant(1.0, tf.float32))
     grad = tf.cast(grad, tf.float32)
     norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]) + NORM_EPSILON)
-    return PenaltyTerms(logits, per_image, norm)
+    # The local images' shape: under tf.distribute every replica sees the same patch size.
+    pixels = tf.cast(tf.shape(images)[1] * tf.shape(images)[2], tf.float32)
+    size_factor = tf.sqrt(pixels) / float(PENALTY_REFERENCE_SIZE)
+    return PenaltyTerms(logits, per_image, norm, norm * size_factor)
 
 
 def fgsm_fusion(logits_fn, images, labels, count, eps, *, scale_loss=None):
@@ -113,7 +112,7 @@ def fgsm_fusion(logits_fn, images, labels, count, eps, *, scale_loss=None):
 
     ``x_adv = clip(x + eps_i * sign(grad_x J(x, y)), 0, 255)`` for the first
     ``count`` images, with the true label and the direction-stable
-    cross-entropy (``tfrecap.losses``), whose gradient keeps its direction on
+    cross-entropy (``tfrecap.ops``), whose gradient keeps its direction on
     confidently classified images. The standard sign is used (the paper's
     printed sign has its cases swapped). The other images are returned
     untouched. The gradient is stopped through the result.
@@ -152,7 +151,7 @@ def fgsm_fusion(logits_fn, images, labels, count, eps, *, scale_loss=None):
     # clean this step (the optimizer skips that step anyway).
     grad = tf.where(tf.math.is_finite(grad), grad, tf.zeros_like(grad))
     eps = tf.reshape(tf.cast(eps, tf.float32), [-1, 1, 1, 1])
-    adversarial = tf.clip_by_value(head + eps * tf.sign(grad), PIXEL_MIN, PIXEL_MAX)
+    adversarial = signed_gradient_step(head, grad, eps)
     return tf.stop_gradient(tf.concat([adversarial, tail], axis=0))
 
 

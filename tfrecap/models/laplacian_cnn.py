@@ -43,12 +43,11 @@ DEFAULT_WIDTHS = (32, 64, 128, 256, 512)
 class LaplacianFilter(layers.Layer):
     """Fixed, non-trainable 3x3 Laplacian applied to each channel separately.
 
-    Computes ``laplacian(x) * scale`` with reflect padding, so the output has
-    the input's spatial size. The kernel is a constant, not a weight: there is
-    nothing to train, save or restore.
+    Computes the Laplacian with reflect padding, so the output has the input's
+    spatial size. The kernel is a constant, not a weight: there is nothing to
+    train, save or restore.
 
     Args:
-        scale: multiplies the output (the detector uses 1).
         **kwargs: standard layer arguments (``name``, ``dtype``).
 
     Reference:
@@ -56,29 +55,20 @@ class LaplacianFilter(layers.Layer):
         convolutional neural networks", IWDW 2016.
     """
 
-    def __init__(self, scale=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.scale = float(scale)
-
     def build(self, input_shape):
         channels = input_shape[-1]
         if channels is None:
             raise ValueError("LaplacianFilter needs a known number of channels.")
-        # Integer taps, scaled after the convolution: a flat patch then gives
-        # exactly 0, also in float16.
+        # Integer taps: a flat patch then gives exactly 0, also in float16.
         self._kernel = np.tile(LAPLACIAN_KERNEL[:, :, None, None], (1, 1, channels, 1))
 
     def call(self, inputs):
         padded = ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="reflect")
         kernel = ops.convert_to_tensor(self._kernel, dtype=self.compute_dtype)
-        filtered = ops.depthwise_conv(padded, kernel, strides=1, padding="valid")
-        return filtered * ops.cast(self.scale, self.compute_dtype)
+        return ops.depthwise_conv(padded, kernel, strides=1, padding="valid")
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
 
 
 @keras.saving.register_keras_serializable(package="tfrecap")

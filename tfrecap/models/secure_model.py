@@ -5,7 +5,12 @@ secure train_step"):
 
 1. FGSM batch fusion (eqs. 2, 7): the first k images of the batch become FGSM
    images of the current weights, eps_i ~ U[eps_min, eps_max] per image.
-2. Input-gradient penalty (eqs. 5, 6): ``L_i = J_i + lambda ||grad_x J_i||_2``.
+2. Input-gradient penalty (eqs. 5, 6): ``L_i = J_i + lambda (S / 64) ||grad_x J_i||_2``.
+   The factor S / 64 (``sqrt(H W) / 64`` in general) is ours: behind global average
+   pooling the plain norm scales as 1 / S, so without it lambda would be 8x weaker at
+   S = 512 than at S = 64. With it one lambda means the same at every patch size, and at
+   64 x 64 (the demo) the penalty is exactly the paper's plain norm
+   (:func:`input_gradient_penalty`).
 3. Batch loss (eq. 7): ``(sum_clean L_i + alpha sum_adv L_i) / m``.
 
 BatchNorm in training mode couples the images of a batch: the penalty's
@@ -41,8 +46,9 @@ Logged metrics (``model.metrics``):
 
 * ``loss`` - eq. 7 divided by m, plus any regularization losses;
 * ``cross_entropy`` - mean J over the fused batch (clean and adversarial);
-* ``penalty`` - mean ``||grad_x J||_2`` over the fused batch, *not* multiplied
-  by lambda (comparable across lambdas); only when ``penalty_weight > 0``;
+* ``penalty`` - mean ``(S / 64) ||grad_x J||_2`` over the fused batch, *not*
+  multiplied by lambda (comparable across lambdas and patch sizes); only when
+  ``penalty_weight > 0``;
 * ``accuracy`` - on the clean images of the fused batch;
 * ``adv_accuracy`` - on its FGSM images; only when ``fusion_count > 0``.
 
@@ -75,15 +81,15 @@ Export: only ``call`` (logits) is traced by ``model.export`` or
 import keras
 import tensorflow as tf
 
-from tfrecap.config import ATTACK_BATCHNORM
 from tfrecap.models.adversarial_training import (
-    cross_entropy,
     fgsm_fusion,
     fused_batch_loss,
     input_gradient_penalty,
     replica_fusion_count,
     sample_eps,
 )
+from tfrecap.names import ATTACK_BATCHNORM
+from tfrecap.ops.losses import cross_entropy
 
 
 @keras.saving.register_keras_serializable(package="tfrecap")
@@ -93,8 +99,9 @@ class SecureForensicModel(keras.Model):
     Args:
         detector: a Keras model mapping float32 pixels in [0, 255] to logits,
             normally :func:`tfrecap.models.build_detector`'s LaplacianCNN.
-        penalty_weight: lambda of eq. 5 (the paper does not give it); 0 turns
-            the penalty off.
+        penalty_weight: lambda of eq. 5 (the paper does not give it), weighing the
+            size-normalized norm ``(S / 64) ||grad_x J_i||_2``, so that one lambda means
+            the same at every patch size S; 0 turns the penalty off.
         fusion_count: k of eq. 7, the number of leading images of each batch
             replaced by FGSM images (paper: 32 of m = 64); 0 turns fusion off.
         fusion_weight: alpha of eq. 7, the weight of the FGSM images' losses
@@ -252,13 +259,13 @@ class SecureForensicModel(keras.Model):
         trainable = self.trainable_variables
         with tf.GradientTape() as tape:
             if self.uses_penalty:
-                logits, ce, norm = input_gradient_penalty(
+                logits, ce, _, penalty = input_gradient_penalty(
                     lambda images: self.detector(images, training=True),
                     x,
                     y,
                     scale_loss=self._scale_loss,
                 )
-                per_image = ce + self.penalty_weight * norm
+                per_image = ce + self.penalty_weight * penalty
             else:
                 logits = self.detector(x, training=True)
                 ce = cross_entropy(y, logits)
@@ -277,7 +284,7 @@ class SecureForensicModel(keras.Model):
         self._track(self.loss_tracker, loss * replicas, local_batch, mask)
         self.cross_entropy_tracker.update_state(ce)
         if self.uses_penalty:
-            self._track(self.penalty_tracker, norm, mask=mask)
+            self._track(self.penalty_tracker, penalty, mask=mask)
         self.accuracy_tracker.update_state(y[count:], logits[count:])
         if self.uses_fusion:
             self.adv_accuracy_tracker.update_state(y[:count], logits[:count])
@@ -287,15 +294,15 @@ class SecureForensicModel(keras.Model):
         """Clean-image validation: mean eq. 5 loss, cross-entropy, accuracy (penalty)."""
         x, y = self._unpack(data)
         if self.uses_penalty:
-            logits, ce, norm = input_gradient_penalty(
+            logits, ce, _, penalty = input_gradient_penalty(
                 lambda images: self.detector(images, training=False),
                 x,
                 y,
                 scale_loss=self._scale_loss,
             )
-            per_image = ce + self.penalty_weight * norm
-            mask = self._overflow_mask(tf.reduce_sum(norm))
-            self._track(self.penalty_tracker, norm, mask=mask)
+            per_image = ce + self.penalty_weight * penalty
+            mask = self._overflow_mask(tf.reduce_sum(penalty))
+            self._track(self.penalty_tracker, penalty, mask=mask)
         else:
             logits = self.detector(x, training=False)
             ce = per_image = cross_entropy(y, logits)
