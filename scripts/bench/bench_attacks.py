@@ -115,7 +115,7 @@ def measure(n=256, batch_size=64, size=64, widths=(32, 64, 128, 256, 512), eps=5
     our_attacks = {
         "fgsm": make_attack_fn(model, "fgsm", image_size=size),
         "pgd": make_attack_fn(model, "pgd", image_size=size, steps=steps,
-                              step_size=step_size, random_start=False),
+                              step_size=step_size),  # one restart: it starts at x, as ART's
     }
     art_attacks, art_version = {}, None
     if reason is None:

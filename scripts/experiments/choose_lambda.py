@@ -46,7 +46,7 @@ def main():
         report = evaluate(
             model, data,
             [AttackSpec("fgsm"),
-             AttackSpec("pgd", {"steps": 10, "loss": "margin", "random_start": False})],
+             AttackSpec("pgd", {"steps": 10, "loss": "margin"})],
             [1.0, 3.0, 5.0], limit=args.limit, unbounded_check=False,
         )
         row = {"lambda": lam, "clean": report.clean.value, "n": report.clean.n,

@@ -154,7 +154,7 @@ def run_variant(variant: str, out: Path, count: int, steps: int | None, secure: 
         report = evaluate(
             result.model, data,
             [AttackSpec("fgsm"), AttackSpec("llcm"),
-             AttackSpec("pgd", {"steps": 10, "loss": "margin", "random_start": False})],
+             AttackSpec("pgd", {"steps": 10, "loss": "margin"})],
             list(EPS), limit=limit, unbounded_check=False,
         )
         model_row = {"clean": report.clean.value, "n": report.clean.n,
