@@ -94,8 +94,8 @@ def train(
     * **Records.** The resolved config (``config.json``), TensorBoard logs (``logs/``) and
       the per-epoch history (``history.json``, appended across resumes) go into ``run_dir``.
       If this call created ``run_dir`` and fails before its first checkpoint, it removes
-      ``run_dir`` again: a failed start leaves nothing behind, and nothing that could
-      be resumed is ever removed.
+      ``run_dir`` (and the parents it created) again: a failed start leaves nothing
+      behind, and a folder that existed before or holds a checkpoint is never removed.
     * **Distribution.** ``train.strategy`` picks a ``tf.distribute`` strategy
       (:func:`tfrecap.distribute.make_strategy`); model, optimizer and checkpoint are built
       under its scope. ``train.batch_size`` is the *global* batch: each of N replicas gets
@@ -132,14 +132,23 @@ def train(
         tfrecap.data.catalog.DatasetNotFoundError: the dataset is not built.
     """
     run_dir = Path(run_dir)
-    created = not run_dir.exists()
+    created = _first_missing(run_dir)  # what mkdir will create: run_dir and missing parents
     try:
         return _train(config, data_dir=data_dir, run_dir=run_dir, export_dir=export_dir,
                       verbose=verbose, extra_callbacks=extra_callbacks, log=log)
     except BaseException:
-        if created and not has_checkpoint(run_dir):
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if created is not None and not has_checkpoint(run_dir):
+            shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None if ``path`` exists)."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callbacks, log):
