@@ -421,3 +421,31 @@ def test_a_run_dir_of_another_model_is_a_click_error(tiny_pipeline, tmp_path):
     assert result.exit_code == 1
     assert f"Error: {run_dir} holds a run with a different [model] config" in result.output
     assert (run_dir / "config.json").exists()
+
+
+def test_factory_maps_every_model_and_defence_field(tiny_pipeline):
+    """tfrecap.models takes plain arguments; the factory must pass each [model] and [defence]
+    setting on (a new field that it forgets fails here)."""
+    import dataclasses
+
+    from tfrecap.training import detector_kwargs, secure_model_kwargs
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    model_kwargs, defence_kwargs = detector_kwargs(config), secure_model_kwargs(config)
+    for field in dataclasses.fields(cfg.ModelConfig):
+        assert model_kwargs[field.name] == getattr(config.model, field.name)
+    for field in dataclasses.fields(cfg.DefenceConfig):
+        assert defence_kwargs[field.name] == getattr(config.defence, field.name)
+    assert model_kwargs["input_shape"] == (64, 64, 3) and defence_kwargs["seed"] == 0
+
+
+def test_the_training_log_describes_the_model(tiny_pipeline):
+    """Replaces a call of a model.describe() that never existed."""
+    from tfrecap.training import build_model, describe
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    line = describe(config, build_model(config))
+    assert line.startswith("LaplacianCNN 4-4-8-8-8 (") and "64-px patches" in line
+    assert "penalty lambda=0.1, FGSM fusion k=4 of m=8 at eps 1-5, alpha=0.2" in line
+    baseline = cfg.override(config, **{"defence.penalty_weight": 0, "defence.fusion_count": 0})
+    assert describe(baseline, build_model(baseline)).endswith("undefended baseline")

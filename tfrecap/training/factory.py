@@ -9,6 +9,8 @@ optimizer of the paper's schedule (Zhao et al. 2018, Sec. 4).
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -110,7 +112,7 @@ def build_model(config: PipelineConfig, precision: str = "float32", jit_compile:
 
 def describe(config: PipelineConfig, model) -> str:
     """One line for the training log: the detector's size and the defence it trains with."""
-    weights = sum(int(v.numpy().size) for v in model.detector.trainable_variables)
+    weights = sum(math.prod(v.shape) for v in model.detector.trainable_variables)
     widths = "-".join(str(w) for w in config.model.widths)
     s = config.defence
     if config.is_baseline:
