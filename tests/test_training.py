@@ -275,14 +275,14 @@ def test_an_old_layout_checkpoint_is_refused_naming_the_run_dir(tiny_pipeline, t
     """The 0.1 legacy restore paths are gone: an old layout is refused, not half-restored."""
     import tensorflow as tf
 
-    from tfrecap.training import TrainingError, build_model, make_checkpoint, restore_checkpoint
+    from tfrecap.training import RunDirError, build_model, make_checkpoint, restore_checkpoint
 
     config = cfg.load_pipeline(tiny_pipeline)
     run_dir = tmp_path / "run"
     _old_layout_checkpoint(config, run_dir, layout)
     latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     model = build_model(config)
-    with pytest.raises(TrainingError) as err:
+    with pytest.raises(RunDirError) as err:
         restore_checkpoint(model, make_checkpoint(model), latest, run_dir=run_dir)
     message = str(err.value)
     assert f"older tfrecap (without {missing})" in message
@@ -449,3 +449,22 @@ def test_the_training_log_describes_the_model(tiny_pipeline):
     assert "penalty lambda=0.1, FGSM fusion k=4 of m=8 at eps 1-5, alpha=0.2" in line
     baseline = cfg.override(config, **{"defence.penalty_weight": 0, "defence.fusion_count": 0})
     assert describe(baseline, build_model(baseline)).endswith("undefended baseline")
+
+
+def test_a_dataset_without_a_validation_split_is_a_click_error(tiny_pipeline, tmp_path,
+                                                              monkeypatch):
+    """Regression: a small import without a validation split ended in a KeyError traceback."""
+    import types
+
+    from tfrecap.data import catalog
+
+    splits = {"train": object(), "test": object()}
+    monkeypatch.setattr(catalog, "load_builder", lambda data_dir, dataset: types.SimpleNamespace(
+        info=types.SimpleNamespace(splits=splits)))
+    run_dir = tmp_path / "run"
+    result = _invoke_train("--pipeline", tiny_pipeline, "--data-dir", tmp_path / "data",
+                           "--run-dir", run_dir)
+    assert result.exit_code == 1, result.output
+    assert ("Error: dataset 'synthetic_64' in " in result.output
+            and "has no validation split (it has: train, test)" in result.output)
+    assert not run_dir.exists()

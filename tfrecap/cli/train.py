@@ -112,9 +112,11 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
             verbose=2 if quiet else 1,
             log=click.echo,
         )
-    except (DatasetNotFoundError, StrategyError, TrainingError, CorruptShardError) as err:
-        # User errors (a missing or unfit dataset, a run dir that cannot be resumed, a bad
-        # TF_CONFIG): one line, no traceback. train() has removed a run dir it just created.
+    except (DatasetNotFoundError, StrategyError, TrainingError, CorruptShardError,
+            PermissionError, NotADirectoryError, FileExistsError) as err:
+        # User errors (a missing or unfit dataset, a run dir that cannot be resumed or
+        # written, a bad TF_CONFIG): one line, no traceback. train() has removed a run dir
+        # it just created.
         raise click.ClickException(str(err)) from None
     last = result.history[-1] if result.history else {}
     # A figure that was NaN is null once history.json has been read back on a resume.

@@ -8,6 +8,7 @@
 from tfrecap.training.checkpoint import (
     MODEL_VARIABLES,
     VARIABLE_PATHS,
+    RunDirError,
     TrainingError,
     VariablePaths,
     check_resumable,
@@ -30,6 +31,7 @@ __all__ = [
     "HISTORY_SCHEMA_VERSION",
     "MODEL_VARIABLES",
     "VARIABLE_PATHS",
+    "RunDirError",
     "TrainResult",
     "TrainingError",
     "VariablePaths",

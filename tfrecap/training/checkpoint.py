@@ -29,6 +29,10 @@ class TrainingError(ValueError):
     """A training run that cannot go on as asked; the message names the file or value."""
 
 
+class RunDirError(TrainingError):
+    """A run directory that this run cannot resume: another config, layout or model."""
+
+
 class VariablePaths(tf.train.experimental.PythonState):
     """The Keras paths of a checkpoint's ``model_variables``, in order, saved as a JSON string.
 
@@ -75,7 +79,7 @@ def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log=No
         True: every model variable was restored (anything less raises).
 
     Raises:
-        TrainingError: the checkpoint has another layout (an older tfrecap's, without the
+        RunDirError: the checkpoint has another layout (an older tfrecap's, without the
             variable list or the path list), or its variable paths are not the model's.
     """
     del log
@@ -85,7 +89,7 @@ def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log=No
     has_variables = any(key.startswith(f"{MODEL_VARIABLES}/") for key in keys)
     if not has_variables or _PATHS_KEY not in keys:
         missing = "the variable list" if not has_variables else "the variable-path list"
-        raise TrainingError(
+        raise RunDirError(
             f"{path} has the checkpoint layout of an older tfrecap (without {missing}), "
             f"which this version does not restore. Start a new run: pass another --run-dir, "
             f"or delete {where} to train from scratch.")
@@ -106,7 +110,7 @@ def _check_variable_paths(path: str, saved: list[str], current: list[str]) -> No
              min(len(saved), len(current)))
     detail = (f"variable {i} is {_at(saved, i)} in the checkpoint and {_at(current, i)} in the "
               f"model ({len(saved)} and {len(current)} variables)")
-    raise TrainingError(
+    raise RunDirError(
         f"{path} does not match this model: {detail}. The checkpoint was written by other code "
         "or another [model] config; restore it with the tfrecap version that wrote it, or "
         "train in a new --run-dir.")
@@ -118,19 +122,23 @@ def has_checkpoint(run_dir: str | Path) -> bool:
 
 
 def check_resumable(config_path: Path, config: PipelineConfig) -> None:
-    """Refuse to resume a run directory that was started with a different model or data."""
+    """Refuse to resume a run directory that was started with a different model or data.
+
+    Raises:
+        RunDirError: ``config_path`` is unreadable or differs in [data], [model] or [defence].
+    """
     if not config_path.exists():
         return
     try:
         old = json.loads(config_path.read_text())
     except (OSError, ValueError) as err:
-        raise TrainingError(
+        raise RunDirError(
             f"{config_path} is not a readable run config ({err}); use another --run-dir, or "
             "delete that folder to start over") from None
     new = json.loads(jsonio.dumps(config.to_dict()))
     for section in RESUME_SECTIONS:
         if not isinstance(old, dict) or old.get(section) != new[section]:
-            raise TrainingError(
+            raise RunDirError(
                 f"{config_path.parent} holds a run with a different [{section}] config; "
                 f"use another --run-dir, or delete that folder to start over"
             )

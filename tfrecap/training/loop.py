@@ -21,6 +21,7 @@ import tensorflow as tf
 from tfrecap import jsonio
 from tfrecap.config import PipelineConfig
 from tfrecap.training.checkpoint import (
+    RunDirError,
     TrainingError,
     check_resumable,
     has_checkpoint,
@@ -127,8 +128,9 @@ def train(
         A :class:`TrainResult`.
 
     Raises:
-        TrainingError: the run directory cannot be resumed, or the dataset does not fit the
-            pipeline (a missing split, another patch size).
+        RunDirError: ``run_dir`` cannot be resumed (another config, checkpoint layout or model).
+        TrainingError: the dataset does not fit the pipeline (a missing split, another patch
+            size); RunDirError is one too.
         tfrecap.data.catalog.DatasetNotFoundError: the dataset is not built.
     """
     run_dir = Path(run_dir)
@@ -316,6 +318,6 @@ def _read_history(path: Path) -> list[dict]:
     try:
         return json.loads(path.read_text()).get("epochs", [])
     except (OSError, ValueError, AttributeError) as err:
-        raise TrainingError(
+        raise RunDirError(
             f"{path} is not a readable training history ({err}); use another --run-dir, or "
             "delete that folder to start over") from None
