@@ -74,3 +74,41 @@ def test_synchronized_batchnorm_key_defaults_off(tmp_path):
     assert config.to_dict()["model"]["synchronized_batchnorm"] is True
     off = cfg.override(config, **{"model.synchronized_batchnorm": False})
     assert off.model.synchronized_batchnorm is False
+
+
+def _config_dataclasses():
+    import dataclasses
+
+    return [obj for obj in vars(cfg).values()
+            if isinstance(obj, type) and dataclasses.is_dataclass(obj)
+            and obj.__module__ == cfg.__name__]
+
+
+def test_every_config_field_is_read_outside_config_py():
+    """Regression: [data] shuffle_buffer was loaded, validated and saved, and never used.
+
+    A field counts as read when some module of the package other than config.py reads an
+    attribute of that name (``.name`` not followed by an assignment).
+    """
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    package = Path(cfg.__file__).parent
+    sources = [p.read_text(encoding="utf-8") for p in package.rglob("*.py")
+               if p.resolve() != Path(cfg.__file__).resolve()]
+    classes = _config_dataclasses()
+    assert {c.__name__ for c in classes} >= {"DataConfig", "TrainConfig", "PipelineConfig"}
+    unread = []
+    for cls in classes:
+        for field in dataclasses.fields(cls):
+            read = re.compile(rf"\.{field.name}\b(?!\s*=[^=])")
+            if not any(read.search(text) for text in sources):
+                unread.append(f"{cls.__name__}.{field.name}")
+    assert not unread, f"config fields that no module reads: {unread}"
+
+
+def test_shuffle_buffer_must_be_positive(tmp_path):
+    path = _write(tmp_path, "[data]\nshuffle_buffer = 0\n")
+    with pytest.raises(cfg.ConfigError, match=r"\[data\] shuffle_buffer \(examples\) must be >= 1"):
+        cfg.load_pipeline(path)

@@ -228,55 +228,6 @@ def test_a_finished_run_reloads_every_variable(tiny_pipeline, synthetic_dir, tmp
                                rtol=1e-6, atol=1e-6)
 
 
-def _old_layout_checkpoint(config, run_dir, step):
-    """A checkpoint as tfrecap wrote them before `model_variables`: the optimizer (and, through
-    it, the trainable weights) only. Returns the first kernel it holds."""
-    import tensorflow as tf
-
-    from tfrecap.training import build_model
-
-    model = build_model(config)
-    model.optimizer.iterations.assign(step)
-    kernel = model.detector.trainable_variables[0]
-    kernel.assign(kernel + 1.0)
-    tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(
-        str(run_dir / "checkpoints" / "ckpt"))
-    return kernel.numpy()
-
-
-def test_a_checkpoint_from_before_model_variables_resumes_with_a_warning(tiny_pipeline,
-                                                                        synthetic_dir, tmp_path):
-    import tensorflow as tf
-
-    from tfrecap.training import build_model, make_checkpoint, restore_checkpoint, train
-
-    config = cfg.load_pipeline(tiny_pipeline)
-    kernel = _old_layout_checkpoint(config, tmp_path / "run", step=2)
-    model = build_model(config)
-    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
-    assert restore_checkpoint(model, make_checkpoint(model), latest, log=lambda m: None) is False
-    np.testing.assert_array_equal(model.detector.trainable_variables[0].numpy(), kernel)
-
-    lines = []
-    result = train(config, data_dir=synthetic_dir, run_dir=tmp_path / "run", verbose=0,
-                   log=lines.append)
-    assert result.resumed_from_step == 2
-    assert result.steps_done == config.train.steps
-    assert any("holds no BatchNorm statistics" in line for line in lines), lines
-
-
-def test_a_finished_old_run_is_not_exported_with_fresh_statistics(tiny_pipeline, synthetic_dir,
-                                                                  tmp_path):
-    from tfrecap.training import train
-
-    config = cfg.override(cfg.load_pipeline(tiny_pipeline), **{"train.steps": 2})
-    _old_layout_checkpoint(config, tmp_path / "run", step=2)
-    with pytest.raises(ValueError, match="without BatchNorm statistics"):
-        train(config, data_dir=synthetic_dir, run_dir=tmp_path / "run",
-              export_dir=tmp_path / "export", verbose=0, log=lambda m: None)
-    assert not (tmp_path / "export").exists()
-
-
 @pytest.mark.parametrize("change", ["swap", "drop"])
 def test_a_checkpoint_of_other_variables_is_refused_by_name(tiny_pipeline, tmp_path, change):
     """Variables are restored by position: two swapped paths (same shapes), or one variable
@@ -303,20 +254,217 @@ def test_a_checkpoint_of_other_variables_is_refused_by_name(tiny_pipeline, tmp_p
         restore_checkpoint(fresh, make_checkpoint(fresh), saved, log=lambda m: None)
 
 
-def test_a_checkpoint_without_variable_paths_still_restores(tiny_pipeline, tmp_path):
-    """Checkpoints from before the path list (model_variables only) restore every variable."""
+def _old_layout_checkpoint(config, run_dir, layout):
+    """A checkpoint as an older tfrecap wrote them: the optimizer (and through it the trainable
+    weights) only ("optimizer_only"), or every variable without their paths ("no_paths")."""
     import tensorflow as tf
 
-    from tfrecap.training import build_model, make_checkpoint, restore_checkpoint
+    from tfrecap.training import build_model
+
+    model = build_model(config)
+    model.optimizer.iterations.assign(2)
+    extra = {"model_variables": list(model.variables)} if layout == "no_paths" else {}
+    tf.train.Checkpoint(model=model, optimizer=model.optimizer, **extra).save(
+        str(run_dir / "checkpoints" / "ckpt"))
+
+
+@pytest.mark.parametrize("layout, missing", [("optimizer_only", "the variable list"),
+                                             ("no_paths", "the variable-path list")])
+def test_an_old_layout_checkpoint_is_refused_naming_the_run_dir(tiny_pipeline, tmp_path, layout,
+                                                                 missing):
+    """The 0.1 legacy restore paths are gone: an old layout is refused, not half-restored."""
+    import tensorflow as tf
+
+    from tfrecap.training import RunDirError, build_model, make_checkpoint, restore_checkpoint
 
     config = cfg.load_pipeline(tiny_pipeline)
+    run_dir = tmp_path / "run"
+    _old_layout_checkpoint(config, run_dir, layout)
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
     model = build_model(config)
-    for variable in model.variables:
-        variable.assign(variable + 1)
-    saved = tf.train.Checkpoint(model=model, optimizer=model.optimizer,
-                                model_variables=list(model.variables)).save(str(tmp_path / "c"))
+    with pytest.raises(RunDirError) as err:
+        restore_checkpoint(model, make_checkpoint(model), latest, run_dir=run_dir)
+    message = str(err.value)
+    assert f"older tfrecap (without {missing})" in message
+    assert f"delete {run_dir}" in message and "Start a new run" in message
+    assert int(model.optimizer.iterations.numpy()) == 0  # nothing was restored
 
-    fresh = build_model(config)
-    assert restore_checkpoint(fresh, make_checkpoint(fresh), saved, log=lambda m: None) is True
-    for before, after in zip(model.variables, fresh.variables, strict=True):
-        np.testing.assert_array_equal(before.numpy(), after.numpy(), err_msg=before.path)
+
+def test_train_refuses_an_old_run_dir_without_a_traceback_and_keeps_it(tiny_pipeline,
+                                                                      synthetic_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    _old_layout_checkpoint(cfg.load_pipeline(tiny_pipeline), run_dir, "optimizer_only")
+    result = CliRunner().invoke(cli, ["train", "--pipeline", str(tiny_pipeline), "--data-dir",
+                                      str(synthetic_dir), "--run-dir", str(run_dir),
+                                      "--no-export", "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a click error, not a traceback
+    assert "Error: " in result.output and "older tfrecap" in result.output
+    assert str(run_dir) in result.output
+    assert (run_dir / "checkpoints" / "checkpoint").exists()  # another's run is never removed
+
+
+def test_history_json_is_strict_with_null_for_a_nan_loss(tiny_pipeline, tmp_path):
+    """Regression: a NaN loss was written as the bare token NaN (json's default= never sees
+    floats), which strict parsers reject."""
+    import tensorflow as tf
+
+    from tfrecap.jsonio import loads_strict
+    from tfrecap.training import build_model, make_checkpoint
+    from tfrecap.training.loop import _CheckpointEveryEpoch
+
+    model = build_model(cfg.load_pipeline(tiny_pipeline))
+    manager = tf.train.CheckpointManager(make_checkpoint(model), str(tmp_path / "ckpt"), 1)
+    path = tmp_path / "history.json"
+    callback = _CheckpointEveryEpoch(manager, path, [])
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"loss": float("nan"), "val_loss": np.float32("inf"),
+                              "accuracy": 0.5})
+    epoch = loads_strict(path.read_text())["epochs"][0]
+    assert epoch["loss"] is None and epoch["val_loss"] is None
+    assert epoch["accuracy"] == 0.5 and epoch["step"] == 0
+
+
+def test_shuffle_buffer_reaches_the_training_shuffle(tiny_pipeline, synthetic_dir, tmp_path,
+                                                     monkeypatch):
+    """Regression: [data] shuffle_buffer was never read (the pipeline's 10 000 applied)."""
+    import tensorflow as tf
+
+    from tfrecap.data import pipeline
+    from tfrecap.training import train
+
+    sizes = []
+    real_shuffle, real_make_dataset = tf.data.Dataset.shuffle, pipeline.make_dataset
+
+    def spy_shuffle(self, buffer_size, *args, **kwargs):
+        sizes.append(int(buffer_size))
+        return real_shuffle(self, buffer_size, *args, **kwargs)
+
+    class Stop(Exception):
+        pass
+
+    def make_train_set_then_stop(*args, **kwargs):
+        dataset = real_make_dataset(*args, **kwargs)
+        raise Stop(dataset)
+
+    monkeypatch.setattr(tf.data.Dataset, "shuffle", spy_shuffle)
+    monkeypatch.setattr(pipeline, "make_dataset", make_train_set_then_stop)
+    # 7 is below the tiny train split's 16 examples, so the cap does not hide it.
+    config = cfg.override(cfg.load_pipeline(tiny_pipeline), **{"data.shuffle_buffer": 7})
+    with pytest.raises(Stop):
+        train(config, data_dir=synthetic_dir, run_dir=tmp_path / "run", verbose=0,
+              log=lambda m: None)
+    assert 7 in sizes, sizes
+
+
+def _invoke_train(*args):
+    result = CliRunner().invoke(cli, ["train", *map(str, args), "--no-export", "--quiet"])
+    assert isinstance(result.exception, SystemExit), result.exception  # never a traceback
+    return result
+
+
+def test_a_failed_start_removes_the_run_dir_it_created(tiny_pipeline, synthetic_dir, tmp_path):
+    """Regression: a missing dataset or a patch-size mismatch left an empty run dir behind."""
+    run_dir = tmp_path / "runs" / "new"
+    result = _invoke_train("--pipeline", tiny_pipeline, "--data-dir", tmp_path / "empty",
+                           "--run-dir", run_dir)
+    assert result.exit_code == 1 and "tfrecap data synth" in result.output
+    assert not (tmp_path / "runs").exists()  # nor the parent it made
+
+    wrong_size = tmp_path / "p128.toml"
+    wrong_size.write_text(TINY_PIPELINE.replace("patch_size = 64", "patch_size = 128"))
+    result = _invoke_train("--pipeline", wrong_size, "--data-dir", synthetic_dir,
+                           "--run-dir", run_dir)
+    assert result.exit_code == 1, result.output
+    assert "has 64x64 patches but the pipeline 'tiny' expects patch_size = 128" in result.output
+    assert not run_dir.exists()
+
+
+def test_a_failed_start_keeps_a_run_dir_that_existed(tiny_pipeline, tmp_path):
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("mine")
+    result = _invoke_train("--pipeline", tiny_pipeline, "--data-dir", tmp_path / "empty",
+                           "--run-dir", run_dir)
+    assert result.exit_code == 1
+    assert (run_dir / "notes.txt").read_text() == "mine"
+
+
+def test_a_failure_after_a_checkpoint_keeps_the_run_dir_and_resumes(tiny_pipeline, synthetic_dir,
+                                                                    tmp_path):
+    import keras
+
+    from tfrecap.training import train
+
+    class FailAtSecondEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("disk full")
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(config, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda m: None,
+              extra_callbacks=[FailAtSecondEpoch()])
+    assert (run_dir / "checkpoints" / "checkpoint").exists()
+    again = train(config, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda m: None)
+    assert again.resumed_from_step == 4 and again.steps_done == config.train.steps
+
+
+def test_a_run_dir_of_another_model_is_a_click_error(tiny_pipeline, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    other = cfg.override(cfg.load_pipeline(tiny_pipeline), **{"model.widths": (8, 8, 8, 8, 8)})
+    (run_dir / "config.json").write_text(other.to_json())
+    result = _invoke_train("--pipeline", tiny_pipeline, "--data-dir", tmp_path / "empty",
+                           "--run-dir", run_dir)
+    assert result.exit_code == 1
+    assert f"Error: {run_dir} holds a run with a different [model] config" in result.output
+    assert (run_dir / "config.json").exists()
+
+
+def test_factory_maps_every_model_and_defence_field(tiny_pipeline):
+    """tfrecap.models takes plain arguments; the factory must pass each [model] and [defence]
+    setting on (a new field that it forgets fails here)."""
+    import dataclasses
+
+    from tfrecap.training import detector_kwargs, secure_model_kwargs
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    model_kwargs, defence_kwargs = detector_kwargs(config), secure_model_kwargs(config)
+    for field in dataclasses.fields(cfg.ModelConfig):
+        assert model_kwargs[field.name] == getattr(config.model, field.name)
+    for field in dataclasses.fields(cfg.DefenceConfig):
+        assert defence_kwargs[field.name] == getattr(config.defence, field.name)
+    assert model_kwargs["input_shape"] == (64, 64, 3) and defence_kwargs["seed"] == 0
+
+
+def test_the_training_log_describes_the_model(tiny_pipeline):
+    """Replaces a call of a model.describe() that never existed."""
+    from tfrecap.training import build_model, describe
+
+    config = cfg.load_pipeline(tiny_pipeline)
+    line = describe(config, build_model(config))
+    assert line.startswith("LaplacianCNN 4-4-8-8-8 (") and "64-px patches" in line
+    assert "penalty lambda=0.1, FGSM fusion k=4 of m=8 at eps 1-5, alpha=0.2" in line
+    baseline = cfg.override(config, **{"defence.penalty_weight": 0, "defence.fusion_count": 0})
+    assert describe(baseline, build_model(baseline)).endswith("undefended baseline")
+
+
+def test_a_dataset_without_a_validation_split_is_a_click_error(tiny_pipeline, tmp_path,
+                                                              monkeypatch):
+    """Regression: a small import without a validation split ended in a KeyError traceback."""
+    import types
+
+    from tfrecap.data import catalog
+
+    splits = {"train": object(), "test": object()}
+    monkeypatch.setattr(catalog, "load_builder", lambda data_dir, dataset: types.SimpleNamespace(
+        info=types.SimpleNamespace(splits=splits)))
+    run_dir = tmp_path / "run"
+    result = _invoke_train("--pipeline", tiny_pipeline, "--data-dir", tmp_path / "data",
+                           "--run-dir", run_dir)
+    assert result.exit_code == 1, result.output
+    assert ("Error: dataset 'synthetic_64' in " in result.output
+            and "has no validation split (it has: train, test)" in result.output)
+    assert not run_dir.exists()

@@ -14,13 +14,13 @@ top-level ``pipelines/`` folder of the repository is the same folder), so
 from __future__ import annotations
 
 import dataclasses
-import json
 import tomllib
 import types
 import typing
 from importlib import resources
 from pathlib import Path
 
+from tfrecap import jsonio
 from tfrecap.names import (
     ATTACK_BATCHNORM,
     ATTACK_NAMES,
@@ -38,7 +38,11 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Which dataset to train on (see ``tfrecap data``)."""
+    """Which dataset to train on (see ``tfrecap data``).
+
+    ``shuffle_buffer``: examples in the training set's shuffle buffer (capped at the split's
+    size; 1 keeps the stored order).
+    """
 
     dataset: str = "synthetic_64"
     patch_size: int = 64
@@ -129,7 +133,7 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        return jsonio.dumps(self.to_dict(), sort_keys=True)
 
 
 _SECTIONS = {
@@ -232,6 +236,8 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
 
     if d.patch_size not in PATCH_SIZES:
         fail(f"[data] patch_size must be one of {PATCH_SIZES}, got {d.patch_size}")
+    if d.shuffle_buffer < 1:
+        fail(f"[data] shuffle_buffer (examples) must be >= 1, got {d.shuffle_buffer}")
     if not m.widths or any(w < 1 for w in m.widths) or len(m.widths) != 5:
         fail(f"[model] widths must be 5 positive integers (5 conv units), got {list(m.widths)}")
     if not 0 < m.bn_momentum < 1:

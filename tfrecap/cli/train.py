@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from tfrecap.cli.options import data_dir_option
+from tfrecap.names import JIT_COMPILE, PRECISIONS, STRATEGY_NAMES
 
 
 @click.command()
@@ -32,7 +33,7 @@ from tfrecap.cli.options import data_dir_option
 @click.option("--no-export", is_flag=True, help="Skip the SavedModel export at the end.")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]),
+    type=click.Choice(PRECISIONS),
     default=None,
     help="Override [train] precision. auto = mixed_float16 on GPU, float32 on CPU.",
 )
@@ -44,7 +45,7 @@ from tfrecap.cli.options import data_dir_option
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["default", "mirrored", "multi_worker"]),
+    type=click.Choice(STRATEGY_NAMES),
     default=None,
     help="Override [train] strategy. mirrored = all local GPUs. multi_worker = several "
     "machines configured by TF_CONFIG (every worker runs the same command; worker 0 writes "
@@ -58,7 +59,7 @@ from tfrecap.cli.options import data_dir_option
 )
 @click.option(
     "--jit-compile",
-    type=click.Choice(["auto", "on", "off"]),
+    type=click.Choice(JIT_COMPILE),
     default=None,
     help="Override [train] jit_compile (XLA). auto = on for a single GPU, off on CPU and "
     "under a strategy.",
@@ -95,7 +96,9 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
         raise click.UsageError(str(err)) from None
 
     from tfrecap.data.catalog import DatasetNotFoundError
+    from tfrecap.data.pipeline import CorruptShardError
     from tfrecap.distribute import StrategyError
+    from tfrecap.training import TrainingError
     from tfrecap.training import train as run_training
 
     run_dir = run_dir or Path("runs") / config.name
@@ -109,10 +112,16 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
             verbose=2 if quiet else 1,
             log=click.echo,
         )
-    except (DatasetNotFoundError, StrategyError) as err:
+    except (DatasetNotFoundError, StrategyError, TrainingError, CorruptShardError,
+            PermissionError, NotADirectoryError, FileExistsError) as err:
+        # User errors (a missing or unfit dataset, a run dir that cannot be resumed or
+        # written, a bad TF_CONFIG): one line, no traceback. train() has removed a run dir
+        # it just created.
         raise click.ClickException(str(err)) from None
     last = result.history[-1] if result.history else {}
-    summary = ", ".join(f"{k}={v:.4f}" for k, v in last.items() if k.startswith("val_"))
+    # A figure that was NaN is null once history.json has been read back on a resume.
+    summary = ", ".join(f"{k}={'null' if v is None else format(v, '.4f')}"
+                        for k, v in last.items() if k.startswith("val_"))
     click.echo(
         f"Done: {result.steps_done} steps in {result.seconds:.0f} s. {summary}\n"
         f"Run dir: {result.run_dir}" + (f"\nExport: {result.export_path}" if export_dir else "")

@@ -1,0 +1,144 @@
+"""The checkpoint format of a run directory, and the checks that decide whether it resumes.
+
+A checkpoint holds every model variable (``model_variables``: weights, BatchNorm statistics,
+the fusion RNG state), their Keras paths (``model_variable_paths``) and the optimizer. Keras 3
+layers do not expose their variables to ``tf.train.Checkpoint``'s object graph, so they are
+listed explicitly, and matched by position; the path list makes a mismatch fail loudly
+instead of restoring weights into the wrong slots. Any other layout is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfrecap import jsonio
+from tfrecap.config import PipelineConfig
+
+MODEL_VARIABLES = "model_variables"
+VARIABLE_PATHS = "model_variable_paths"
+_PATHS_KEY = f"{VARIABLE_PATHS}/.ATTRIBUTES/py_state"
+
+# Sections that must match to resume a run directory; steps may grow (train longer).
+RESUME_SECTIONS = ("data", "model", "defence")
+
+
+class TrainingError(ValueError):
+    """A training run that cannot go on as asked; the message names the file or value."""
+
+
+class RunDirError(TrainingError):
+    """A run directory that this run cannot resume: another config, layout or model."""
+
+
+class VariablePaths(tf.train.experimental.PythonState):
+    """The Keras paths of a checkpoint's ``model_variables``, in order, saved as a JSON string.
+
+    Python state rather than a ``tf.string`` variable: a variable made inside a strategy's
+    scope is mirrored, and ``MultiWorkerMirroredStrategy`` cannot broadcast a string
+    variable's initial value (its collective ops take numbers only), nor can a GPU hold one.
+    """
+
+    def __init__(self, paths: list[str]):
+        self.paths = list(paths)
+
+    def serialize(self) -> str:
+        return json.dumps(self.paths)
+
+    def deserialize(self, string_value) -> None:
+        self.paths = json.loads(string_value)
+
+
+def make_checkpoint(model) -> tf.train.Checkpoint:
+    """What a run directory's checkpoints hold: every model variable, their paths, the optimizer.
+
+    ``model=model`` alone would save only what the optimizer references, the trainable
+    weights: a finished run reloaded with fresh BatchNorm statistics and random stream.
+    """
+    variables = list(model.variables)
+    # model= writes no keys of its own; it stays so that the object graph of the run
+    # directories written so far keeps matching.
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, **{
+        MODEL_VARIABLES: variables, VARIABLE_PATHS: VariablePaths(v.path for v in variables)})
+
+
+def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log=None, *,
+                       run_dir: str | Path | None = None) -> bool:
+    """Restore ``path`` into ``checkpoint`` (from :func:`make_checkpoint`).
+
+    Args:
+        model: the model ``checkpoint`` was made for.
+        checkpoint: :func:`make_checkpoint` of ``model``.
+        path: a checkpoint prefix, e.g. ``tf.train.latest_checkpoint(...)``.
+        log: unused; accepted for the callers that pass it.
+        run_dir: named in the error messages (default: the checkpoint's folder).
+
+    Returns:
+        True: every model variable was restored (anything less raises).
+
+    Raises:
+        RunDirError: the checkpoint has another layout (an older tfrecap's, without the
+            variable list or the path list), or its variable paths are not the model's.
+    """
+    del log
+    where = Path(run_dir) if run_dir is not None else Path(path).parent
+    reader = tf.train.load_checkpoint(path)
+    keys = reader.get_variable_to_shape_map()
+    has_variables = any(key.startswith(f"{MODEL_VARIABLES}/") for key in keys)
+    if not has_variables or _PATHS_KEY not in keys:
+        missing = "the variable list" if not has_variables else "the variable-path list"
+        raise RunDirError(
+            f"{path} has the checkpoint layout of an older tfrecap (without {missing}), "
+            f"which this version does not restore. Start a new run: pass another --run-dir, "
+            f"or delete {where} to train from scratch.")
+    saved = json.loads(reader.get_tensor(_PATHS_KEY))
+    _check_variable_paths(path, saved, [v.path for v in model.variables])
+    checkpoint.restore(path).assert_existing_objects_matched()
+    return True
+
+
+def _at(paths: list[str], index: int) -> str:
+    return repr(paths[index]) if index < len(paths) else "absent"
+
+
+def _check_variable_paths(path: str, saved: list[str], current: list[str]) -> None:
+    if saved == current:
+        return
+    i = next((i for i, (a, b) in enumerate(zip(saved, current, strict=False)) if a != b),
+             min(len(saved), len(current)))
+    detail = (f"variable {i} is {_at(saved, i)} in the checkpoint and {_at(current, i)} in the "
+              f"model ({len(saved)} and {len(current)} variables)")
+    raise RunDirError(
+        f"{path} does not match this model: {detail}. The checkpoint was written by other code "
+        "or another [model] config; restore it with the tfrecap version that wrote it, or "
+        "train in a new --run-dir.")
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a checkpoint (of any layout) to resume from."""
+    return tf.train.latest_checkpoint(str(Path(run_dir) / "checkpoints")) is not None
+
+
+def check_resumable(config_path: Path, config: PipelineConfig) -> None:
+    """Refuse to resume a run directory that was started with a different model or data.
+
+    Raises:
+        RunDirError: ``config_path`` is unreadable or differs in [data], [model] or [defence].
+    """
+    if not config_path.exists():
+        return
+    try:
+        old = json.loads(config_path.read_text())
+    except (OSError, ValueError) as err:
+        raise RunDirError(
+            f"{config_path} is not a readable run config ({err}); use another --run-dir, or "
+            "delete that folder to start over") from None
+    new = json.loads(jsonio.dumps(config.to_dict()))
+    for section in RESUME_SECTIONS:
+        if not isinstance(old, dict) or old.get(section) != new[section]:
+            raise RunDirError(
+                f"{config_path.parent} holds a run with a different [{section}] config; "
+                f"use another --run-dir, or delete that folder to start over"
+            )

@@ -1,0 +1,125 @@
+"""From a PipelineConfig to a compiled SecureForensicModel: the one place that reads [model]
+and [defence] for the model.
+
+``tfrecap.models`` takes plain constructor arguments and knows nothing of pipeline configs;
+this module maps a config onto them (:func:`detector_kwargs`, :func:`secure_model_kwargs`),
+resolves ``precision`` and ``jit_compile`` for the machine it runs on, and builds the
+optimizer of the paper's schedule (Zhao et al. 2018, Sec. 4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+from tfrecap.config import PipelineConfig
+from tfrecap.names import JIT_COMPILE, OPTIMIZERS, PRECISIONS
+
+# SGD's momentum is not a pipeline setting; Adam keeps Keras's defaults.
+_OPTIMIZERS = {
+    "adam": lambda schedule: keras.optimizers.Adam(schedule),
+    "sgd": lambda schedule: keras.optimizers.SGD(schedule, momentum=0.9),
+}
+if tuple(_OPTIMIZERS) != OPTIMIZERS:
+    raise RuntimeError(f"tfrecap.names.OPTIMIZERS {OPTIMIZERS} != the factory's "
+                       f"{tuple(_OPTIMIZERS)}")
+
+
+def _has_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` means mixed_float16 on a GPU and float32 on CPU (DESIGN.md, Mixed precision)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "mixed_float16" if _has_gpu() else "float32"
+
+
+def resolve_jit_compile(jit_compile: str, strategy: str = "default") -> bool:
+    """XLA is on by default on GPU only: on CPU it halved a tf.function FGSM's speed.
+
+    ``auto`` is also off under a strategy (DESIGN.md, Distribution); ``on`` forces it.
+    """
+    if jit_compile not in JIT_COMPILE:
+        raise ValueError(
+            f"jit_compile must be one of {', '.join(JIT_COMPILE)}, got {jit_compile!r}")
+    if jit_compile == "on":
+        return True
+    if jit_compile == "off" or strategy != "default":
+        return False
+    return _has_gpu()
+
+
+def build_optimizer(config: PipelineConfig) -> keras.optimizers.Optimizer:
+    """Adam (or SGD), lr x decay_rate every decay_steps, staircase (paper Sec. 4)."""
+    t = config.train
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        t.learning_rate, decay_steps=t.lr_decay_steps, decay_rate=t.lr_decay_rate, staircase=True
+    )
+    return _OPTIMIZERS[t.optimizer](schedule)
+
+
+def detector_kwargs(config: PipelineConfig, precision: str = "float32") -> dict:
+    """Keyword arguments of :func:`tfrecap.models.build_detector` for ``config``."""
+    size, m = config.data.patch_size, config.model
+    return dict(
+        input_shape=(size, size, 3),
+        widths=m.widths,
+        batchnorm=m.batchnorm,
+        synchronized_batchnorm=m.synchronized_batchnorm,
+        bn_momentum=m.bn_momentum,
+        dtype=precision,
+    )
+
+
+def secure_model_kwargs(config: PipelineConfig, precision: str = "float32") -> dict:
+    """Keyword arguments of :class:`tfrecap.models.SecureForensicModel` (eqs. 5-7), less the
+    detector."""
+    s = config.defence
+    return dict(
+        penalty_weight=s.penalty_weight,
+        fusion_count=s.fusion_count,
+        fusion_weight=s.fusion_weight,
+        eps_min=s.eps_min,
+        eps_max=s.eps_max,
+        attack_batchnorm=s.attack_batchnorm,
+        seed=config.train.seed,
+        dtype=precision,
+    )
+
+
+def build_model(config: PipelineConfig, precision: str = "float32", jit_compile: bool = False):
+    """The compiled SecureForensicModel for ``config`` (built, optimizer built).
+
+    ``precision`` is a resolved policy name (see :func:`resolve_precision`); under
+    ``mixed_float16`` ``compile`` wraps the optimizer in a ``LossScaleOptimizer``.
+    """
+    from tfrecap.models import SecureForensicModel, build_detector
+
+    detector = build_detector(**detector_kwargs(config, precision))
+    model = SecureForensicModel(detector, **secure_model_kwargs(config, precision))
+    model.compile(optimizer=build_optimizer(config), jit_compile=jit_compile)
+    size = config.data.patch_size
+    model(tf.zeros((1, size, size, 3)))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def describe(config: PipelineConfig, model) -> str:
+    """One line for the training log: the detector's size and the defence it trains with."""
+    weights = sum(math.prod(v.shape) for v in model.detector.trainable_variables)
+    widths = "-".join(str(w) for w in config.model.widths)
+    s = config.defence
+    if config.is_baseline:
+        defence = "undefended baseline"
+    else:
+        defence = (f"penalty lambda={s.penalty_weight:g}, FGSM fusion k={s.fusion_count} of "
+                   f"m={config.train.batch_size} at eps {s.eps_min:g}-{s.eps_max:g}, "
+                   f"alpha={s.fusion_weight:g}")
+    return (f"LaplacianCNN {widths} ({weights:,} weights) on {config.data.patch_size}-px "
+            f"patches, {defence}")

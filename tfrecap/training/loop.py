@@ -1,0 +1,323 @@
+"""The training loop of ``tfrecap train``: dataset → SecureForensicModel.fit → checkpoints → export.
+
+:func:`train` runs a pipeline in epochs of ``checkpoint_every`` steps, each ending in a
+checkpoint and a line of ``history.json``, so that rerunning the same command resumes exactly
+where a crash or a kill stopped it. The run directory's format is :mod:`.checkpoint`'s; the
+model comes from :mod:`.factory`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from tfrecap import jsonio
+from tfrecap.config import PipelineConfig
+from tfrecap.training.checkpoint import (
+    RunDirError,
+    TrainingError,
+    check_resumable,
+    has_checkpoint,
+    make_checkpoint,
+    restore_checkpoint,
+)
+from tfrecap.training.factory import build_model, describe, resolve_jit_compile, resolve_precision
+
+HISTORY_SCHEMA_VERSION = 1
+_NEEDED_SPLITS = ("train", "validation")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` did."""
+
+    run_dir: Path
+    steps_done: int
+    resumed_from_step: int  # 0 when the run started fresh
+    history: list[dict]
+    export_path: Path | None
+    seconds: float
+    model: keras.Model | None = None  # the trained SecureForensicModel
+
+
+class _CheckpointEveryEpoch(keras.callbacks.Callback):
+    """Save a checkpoint and append the epoch's logs to history.json, both atomically.
+
+    A non-finite figure (a NaN loss) is written as ``null``: history.json stays strict JSON.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager, history_path: Path, history: list,
+                 write_history: bool = True):
+        super().__init__()
+        self.write_history = write_history
+        self.manager = manager
+        self.history_path = history_path
+        self.history = history
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = _step(self.model)
+        self.manager.save(checkpoint_number=step)
+        record = {"epoch": epoch + 1, "step": step, "time": time.time()}
+        record.update({k: float(v) for k, v in (logs or {}).items()})
+        self.history.append(record)
+        if not self.write_history:
+            return
+        jsonio.write_json(
+            self.history_path, {"schema_version": HISTORY_SCHEMA_VERSION, "epochs": self.history},
+            sort_keys=True,
+        )
+
+
+def train(
+    config: PipelineConfig,
+    *,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    export_dir: str | Path | None = None,
+    verbose: int = 1,
+    extra_callbacks: list | None = None,
+    log=print,
+) -> TrainResult:
+    """Train ``config`` on its dataset, resuming from ``run_dir`` if it holds checkpoints.
+
+    * **Resume.** Every ``train.checkpoint_every`` steps a checkpoint (:mod:`.checkpoint`)
+      is written; a rerun restores the newest one. The step counter is
+      ``optimizer.iterations``, so nothing is counted twice and the run ends at exactly
+      ``train.steps``. A run directory of another [data], [model] or [defence] config, or
+      with an older checkpoint layout, is refused.
+    * **Records.** The resolved config (``config.json``), TensorBoard logs (``logs/``) and
+      the per-epoch history (``history.json``, appended across resumes) go into ``run_dir``.
+      If this call created ``run_dir`` and fails before its first checkpoint, it removes
+      ``run_dir`` (and the parents it created) again: a failed start leaves nothing
+      behind, and a folder that existed before or holds a checkpoint is never removed.
+    * **Distribution.** ``train.strategy`` picks a ``tf.distribute`` strategy
+      (:func:`tfrecap.distribute.make_strategy`); model, optimizer and checkpoint are built
+      under its scope. ``train.batch_size`` is the *global* batch: each of N replicas gets
+      ``batch_size / N`` images and fuses its first ``k·local/global`` of them. XLA is off
+      under a strategy.
+    * **Multi-worker.** The training and validation sets are sharded by DATA: every worker
+      reads every file and keeps its own replicas' slices of each global batch, so the
+      workers see exactly the batches that one device would (FILE sharding would not, and
+      can leave a worker with no files). Only the chief writes the run directory and the
+      export; the others checkpoint to a temporary directory (saving is collective) that is
+      deleted at the end. Resuming reads the chief's checkpoints, so ``run_dir`` must be on
+      a file system that every worker sees.
+    * **Export.** At the end the detector (inference only) is exported to
+      ``export_dir/VERSION`` by :func:`tfrecap.export.export_detector`.
+
+    An "epoch" is ``checkpoint_every`` steps: Keras's progress bar, the validation pass and
+    the checkpoint all happen at that cadence.
+
+    Args:
+        config: the resolved pipeline.
+        data_dir: TFDS data directory holding ``config.data.dataset``.
+        run_dir: checkpoints, logs, history and the resolved config go here.
+        export_dir: SavedModel root; ``None`` skips the export.
+        verbose: Keras ``fit`` verbosity (1 = progress bar).
+        extra_callbacks: more Keras callbacks (e.g. adversarial evaluation).
+        log: where human-readable status lines go.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        RunDirError: ``run_dir`` cannot be resumed (another config, checkpoint layout or model).
+        TrainingError: the dataset does not fit the pipeline (a missing split, another patch
+            size); RunDirError is one too.
+        tfrecap.data.catalog.DatasetNotFoundError: the dataset is not built.
+    """
+    run_dir = Path(run_dir)
+    created = _first_missing(run_dir)  # what mkdir will create: run_dir and missing parents
+    try:
+        return _train(config, data_dir=data_dir, run_dir=run_dir, export_dir=export_dir,
+                      verbose=verbose, extra_callbacks=extra_callbacks, log=log)
+    except BaseException:
+        if created is not None and not has_checkpoint(run_dir):
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None if ``path`` exists)."""
+    if path.exists():
+        return None
+    while not path.parent.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callbacks, log):
+    from tfrecap.data.catalog import load_builder
+    from tfrecap.data.pipeline import make_dataset
+    from tfrecap.distribute import check_same_step, checkpoint_dir, is_chief, make_strategy
+
+    started = time.time()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.train.seed)
+
+    precision = resolve_precision(config.train.precision)
+    jit = resolve_jit_compile(config.train.jit_compile, config.train.strategy)
+    strategy = make_strategy(config.train.strategy)
+    chief = is_chief(strategy)
+    check_resumable(run_dir / "config.json", config)
+    if chief:
+        jsonio.write_json(run_dir / "config.json", config.to_dict(), sort_keys=True)
+
+    t = config.train
+    splits = load_builder(data_dir, config.data.dataset).info.splits
+    _check_splits(splits, config, data_dir)
+    train_ds = make_dataset(
+        data_dir, config.data.dataset, "train", t.batch_size, training=True, seed=t.seed,
+        repeat=True, shuffle_buffer=config.data.shuffle_buffer,
+    )
+    val_ds = make_dataset(data_dir, config.data.dataset, "validation", t.batch_size, training=False)
+    # An explicit count: the interleaved dataset's cardinality is unknown, and
+    # Keras warns that it "ran out of data" when left to find the end itself.
+    val_steps = math.ceil(splits["validation"].num_examples / t.batch_size)
+    if t.validation_steps:
+        val_steps = min(val_steps, t.validation_steps)
+    _check_patch_size(train_ds, config, data_dir)
+    if t.strategy != "default":
+        # Under a strategy Keras keeps the validation iterator across epochs and
+        # raises StopIteration at the second pass; repeating the batched set
+        # gives every pass the same val_steps batches (one full pass).
+        val_ds = val_ds.repeat()
+    if t.strategy == "multi_worker":
+        train_ds, val_ds = shard_by_data(train_ds), shard_by_data(val_ds)
+
+    with strategy.scope():
+        model = build_model(config, precision=precision, jit_compile=jit)
+        checkpoint = make_checkpoint(model)
+    # Resume always reads the chief's checkpoints (a shared run dir under multi_worker).
+    chief_ckpt = run_dir / "checkpoints"
+    latest = tf.train.latest_checkpoint(str(chief_ckpt))
+    resumed_from = 0
+    if latest:
+        restore_checkpoint(model, checkpoint, latest, run_dir=run_dir)
+        resumed_from = _step(model)
+        log(f"Resumed from step {resumed_from} ({latest}).")
+    check_same_step(strategy, resumed_from)
+    # Every worker saves (saving is collective); non-chief workers to a temp dir.
+    ckpt_dir = checkpoint_dir(strategy, chief_ckpt)
+    if not chief:
+        log(f"Not the chief: checkpoints go to the temporary {ckpt_dir}; "
+            "no history, logs or export.")
+    manager = tf.train.CheckpointManager(checkpoint, ckpt_dir, max_to_keep=3)
+
+    history_path = run_dir / "history.json"
+    # Keep only epochs that the restored checkpoint covers.
+    history = [h for h in _read_history(history_path) if h["step"] <= resumed_from]
+    callbacks = []
+    if config.monitor.enabled:
+        from tfrecap.callbacks import AdversarialEvaluation
+
+        # First in the list: callbacks share one logs dict, so the values it adds
+        # reach the history and TensorBoard callbacks after it.
+        mon = config.monitor
+        callbacks.append(AdversarialEvaluation(
+            val_ds, attacks=mon.attacks, eps=mon.eps, every=mon.every, limit=mon.limit
+        ))
+    callbacks.append(_CheckpointEveryEpoch(manager, history_path, history, write_history=chief))
+    if chief:
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False)
+        )
+    callbacks += extra_callbacks or []
+
+    log(
+        f"Training {config.name}: {describe(config, model)}; "
+        f"strategy={t.strategy} ({strategy.num_replicas_in_sync} replicas), "
+        f"precision={precision}, jit_compile={jit}, steps {resumed_from}->{t.steps}."
+    )
+    # shuffle=False: the tf.data pipeline shuffles.
+    fit_kwargs = dict(validation_data=val_ds, validation_steps=val_steps, shuffle=False,
+                      callbacks=callbacks, verbose=verbose)
+    try:
+        _fit_to_steps(model, train_ds, t.steps, t.checkpoint_every, resumed_from, fit_kwargs)
+    finally:
+        if ckpt_dir != chief_ckpt:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    steps_done = _step(model)
+
+    export_path = None
+    if export_dir is not None and chief:
+        from tfrecap.export import export_detector
+
+        export_path = export_detector(model.detector, export_dir, config)
+        log(f"Exported to {export_path}")
+    return TrainResult(
+        run_dir=run_dir,
+        steps_done=steps_done,
+        resumed_from_step=resumed_from,
+        history=history,
+        export_path=export_path,
+        seconds=time.time() - started,
+        model=model,
+    )
+
+
+def _fit_to_steps(model, train_ds, steps: int, every: int, done: int, fit_kwargs: dict) -> None:
+    """``fit`` from step ``done`` to ``steps`` in epochs of ``every`` steps.
+
+    Whole epochs of ``every`` steps, then a last short epoch if ``steps`` is not a
+    multiple, so that the run ends at exactly ``steps`` and every epoch boundary is
+    a checkpoint (which is what makes resume exact).
+    """
+    full_epochs = steps // every
+    if done < full_epochs * every:
+        model.fit(train_ds, epochs=full_epochs, initial_epoch=done // every,
+                  steps_per_epoch=every, **fit_kwargs)
+        done = _step(model)
+    remainder = steps - done
+    if remainder > 0:
+        model.fit(train_ds, epochs=full_epochs + 1, initial_epoch=full_epochs,
+                  steps_per_epoch=remainder, **fit_kwargs)
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` with tf.data's DATA auto-shard policy (see "Multi-worker" in :func:`train`)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def _step(model) -> int:
+    """The optimizer's step counter (a MirroredVariable under a strategy, so no int())."""
+    return int(model.optimizer.iterations.numpy())
+
+
+def _check_splits(splits, config: PipelineConfig, data_dir) -> None:
+    missing = [name for name in _NEEDED_SPLITS if name not in splits]
+    if missing:
+        raise TrainingError(
+            f"dataset {config.data.dataset!r} in {data_dir} has no {' or '.join(missing)} "
+            f"split (it has: {', '.join(splits) or 'none'}); training needs "
+            f"{' and '.join(_NEEDED_SPLITS)}. Rebuild it with enough photos for every split."
+        )
+
+
+def _check_patch_size(dataset: tf.data.Dataset, config: PipelineConfig, data_dir) -> None:
+    shape = dataset.element_spec[0].shape
+    if shape[1] is not None and shape[1] != config.data.patch_size:
+        raise TrainingError(
+            f"dataset {config.data.dataset!r} in {data_dir} has {shape[1]}x{shape[2]} patches "
+            f"but the pipeline {config.name!r} expects patch_size = {config.data.patch_size}"
+        )
+
+
+def _read_history(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    try:
+        return json.loads(path.read_text()).get("epochs", [])
+    except (OSError, ValueError, AttributeError) as err:
+        raise RunDirError(
+            f"{path} is not a readable training history ({err}); use another --run-dir, or "
+            "delete that folder to start over") from None
