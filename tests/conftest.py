@@ -14,12 +14,23 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--runslow"):
+    if not config.getoption("--runslow"):
+        skip = pytest.mark.skip(reason="slow or GPU test: run with --runslow")
+        for item in items:
+            if "slow" in item.keywords or "gpu" in item.keywords:
+                item.add_marker(skip)
         return
-    skip = pytest.mark.skip(reason="slow or GPU test: run with --runslow")
-    for item in items:
-        if "slow" in item.keywords or "gpu" in item.keywords:
-            item.add_marker(skip)
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if gpu_items and not _has_gpu():
+        skip_gpu = pytest.mark.skip(reason="GPU test: no GPU on this machine")
+        for item in gpu_items:
+            item.add_marker(skip_gpu)
+
+
+def _has_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
 
 
 TINY_COUNT = 20  # patches per class: 8/2/10 per class in train/validation/test

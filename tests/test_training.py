@@ -251,7 +251,7 @@ def test_a_checkpoint_of_other_variables_is_refused_by_name(tiny_pipeline, tmp_p
 
     fresh = build_model(config)
     with pytest.raises(ValueError, match=re.escape(expected)):
-        restore_checkpoint(fresh, make_checkpoint(fresh), saved, log=lambda m: None)
+        restore_checkpoint(fresh, make_checkpoint(fresh), saved)
 
 
 def _old_layout_checkpoint(config, run_dir, layout):
@@ -468,3 +468,37 @@ def test_a_dataset_without_a_validation_split_is_a_click_error(tiny_pipeline, tm
     assert ("Error: dataset 'synthetic_64' in " in result.output
             and "has no validation split (it has: train, test)" in result.output)
     assert not run_dir.exists()
+
+
+def test_export_serves_with_the_imported_tile_cap(tiny_pipeline, tmp_path, monkeypatch):
+    """A dataset imported with --max-tiles N is served with the same cap, so classify_images
+    judges the tiles that import stored (one tiling rule, tfrecap/data/tiling.py)."""
+    from PIL import Image
+
+    from tfrecap import export
+    from tfrecap.data import builder, catalog
+    from tfrecap.training import train
+
+    rng = np.random.default_rng(0)
+    for role in ("originals", "recaptured"):
+        (tmp_path / role).mkdir()
+        for i in range(5):
+            pixels = rng.integers(0, 256, (130, 130, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / role / f"{i}.png")
+    data_dir = tmp_path / "data"
+    catalog.build_dataset(builder.folder_config("capped", 64, tmp_path / "originals",
+                                                tmp_path / "recaptured", max_tiles_per_image=3),
+                          data_dir, workers=1)
+    seen = {}
+
+    def spy(detector, export_root, config=None, **kwargs):
+        seen.update(kwargs)
+        return tmp_path / "export" / "1"
+
+    monkeypatch.setattr(export, "export_detector", spy)
+    config = cfg.override(cfg.load_pipeline(tiny_pipeline), **{
+        "data.dataset": "capped", "train.steps": 2, "train.checkpoint_every": 2,
+        "defence.fusion_count": 0, "defence.penalty_weight": 0.0})
+    train(config, data_dir=data_dir, run_dir=tmp_path / "run", export_dir=tmp_path / "export",
+          verbose=0, log=lambda line: None)
+    assert seen == {"max_tiles": 3}

@@ -63,7 +63,9 @@ class ModelConfig:
 class DefenceConfig:
     """The secure train step of Zhao et al. 2018, Sec. 3.2.
 
-    ``penalty_weight`` is lambda of eq. 5 (not given by the paper);
+    ``penalty_weight`` is lambda of eq. 5 (not given by the paper). It weighs the penalty
+    normalised for the patch size, ``sqrt(H*W)/64 * ||grad_x J||_2``, so one lambda means the
+    same at 64 and at 512 (at 64x64 it is eq. 5 exactly; see ``input_gradient_penalty``);
     ``fusion_count`` is k and ``fusion_weight`` is alpha of eq. 7;
     ``eps_min``/``eps_max`` bound the per-image FGSM strength (pixel levels).
     ``attack_batchnorm``: BatchNorm in the FGSM fusion pass, "inference" (moving

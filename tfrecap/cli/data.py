@@ -7,13 +7,12 @@ imported inside the commands so that `--help` stays instant.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from pathlib import Path
 
 import click
 
-from tfrecap import LABEL_NAMES
+from tfrecap import LABEL_NAMES, jsonio
 from tfrecap.cli.options import data_dir_option, dataset_option
 from tfrecap.names import PATCH_SIZES
 
@@ -210,7 +209,7 @@ def info(data_dir, dataset, as_json):
             "shards": {s: builder.info.splits[s].num_shards for s in counts},
             "import": meta.get("import"),
         }
-        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        click.echo(jsonio.dumps(out, sort_keys=True))
         return
     lines = {"dataset": dataset, "path": catalog.dataset_dir(data_dir, dataset)}
     for key in (

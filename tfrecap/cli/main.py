@@ -23,9 +23,10 @@ USER_ERRORS = (
     "tfrecap.distribute:StrategyError",
     "tfrecap.data.catalog:DatasetNotFoundError",
     "tfrecap.data.folder:FolderImportError",
-    "tfrecap.data.folder:BadImageError",
+    "tfrecap.data.decode:BadImageError",
     "tfrecap.data.pipeline:CorruptShardError",
     "tfrecap.reproduce:ReproduceError",
+    "tfrecap.training:TrainingError",
 )
 
 

@@ -271,7 +271,7 @@ def finished_export(export_root: Path, config: PipelineConfig) -> Path | None:
 def _train_or_reuse(config, data_dir, output, verbose, log) -> tuple[Path, str]:
     import keras
 
-    from tfrecap.training import train
+    from tfrecap.training import RunDirError, train
 
     export_root = output / "saved_models" / config.name
     done = finished_export(export_root, config)
@@ -283,7 +283,7 @@ def _train_or_reuse(config, data_dir, output, verbose, log) -> tuple[Path, str]:
         result = train(config, data_dir=data_dir, run_dir=output / "runs" / config.name,
                        export_dir=export_root, verbose=verbose,
                        log=lambda line: log(f"    {line}"))
-    except ValueError as err:
+    except RunDirError as err:
         # A run dir started with other settings (an edited pipeline, other --widths):
         # resuming it would mix two models, so say how to start over instead.
         raise ReproduceError(

@@ -64,25 +64,22 @@ def make_checkpoint(model) -> tf.train.Checkpoint:
         MODEL_VARIABLES: variables, VARIABLE_PATHS: VariablePaths(v.path for v in variables)})
 
 
-def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log=None, *,
-                       run_dir: str | Path | None = None) -> bool:
+def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, *,
+                       run_dir: str | Path | None = None) -> None:
     """Restore ``path`` into ``checkpoint`` (from :func:`make_checkpoint`).
 
     Args:
         model: the model ``checkpoint`` was made for.
         checkpoint: :func:`make_checkpoint` of ``model``.
         path: a checkpoint prefix, e.g. ``tf.train.latest_checkpoint(...)``.
-        log: unused; accepted for the callers that pass it.
         run_dir: named in the error messages (default: the checkpoint's folder).
 
-    Returns:
-        True: every model variable was restored (anything less raises).
+    Every model variable is restored, or it raises.
 
     Raises:
         RunDirError: the checkpoint has another layout (an older tfrecap's, without the
             variable list or the path list), or its variable paths are not the model's.
     """
-    del log
     where = Path(run_dir) if run_dir is not None else Path(path).parent
     reader = tf.train.load_checkpoint(path)
     keys = reader.get_variable_to_shape_map()
@@ -96,7 +93,6 @@ def restore_checkpoint(model, checkpoint: tf.train.Checkpoint, path: str, log=No
     saved = json.loads(reader.get_tensor(_PATHS_KEY))
     _check_variable_paths(path, saved, [v.path for v in model.variables])
     checkpoint.restore(path).assert_existing_objects_matched()
-    return True
 
 
 def _at(paths: list[str], index: int) -> str:

@@ -154,7 +154,7 @@ def _first_missing(path: Path) -> Path | None:
 
 
 def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callbacks, log):
-    from tfrecap.data.catalog import load_builder
+    from tfrecap.data.catalog import load_builder, read_metadata
     from tfrecap.data.pipeline import make_dataset
     from tfrecap.distribute import check_same_step, checkpoint_dir, is_chief, make_strategy
 
@@ -250,7 +250,12 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     if export_dir is not None and chief:
         from tfrecap.export import export_detector
 
-        export_path = export_detector(model.detector, export_dir, config)
+        # Serve with the tile cap the data was imported with, so classify_images judges the
+        # tiles `data import` stored (synthetic data has no cap: the default applies).
+        identity = (read_metadata(data_dir, config.data.dataset) or {}).get("identity", {})
+        cap = identity.get("max_tiles_per_image")
+        export_path = export_detector(model.detector, export_dir, config,
+                                      **({"max_tiles": int(cap)} if cap else {}))
         log(f"Exported to {export_path}")
     return TrainResult(
         run_dir=run_dir,
