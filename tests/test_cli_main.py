@@ -71,3 +71,14 @@ def test_noise_filter_keeps_real_lines():
             "I0000 00:00:1.0  5283 cudart_stub.cc:31] Could not find cuda drivers on your machine\n"
             "E0000 something that matters\n")
     assert quiet.filter_noise(text) == "E0000 something that matters\n"
+
+
+def test_tensorflow_looked_up_before_it_is_imported_is_still_quiet():
+    """Libraries probe for TensorFlow (importlib.util.find_spec) before importing it; the
+    import that follows must still be captured."""
+    code = ("from tfrecap.cli import quiet; quiet.configure(False); import importlib.util; "
+            "importlib.util.find_spec('tensorflow'); import tensorflow")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=_ENV, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "cudart_stub" not in result.stderr and "cpu_feature_guard" not in result.stderr

@@ -52,21 +52,25 @@ class _QuietImportFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
         if fullname != "tensorflow":
             return None
-        sys.meta_path.remove(self)  # once: the wrapped import runs the normal machinery
+        # Asked again on every lookup until the import runs: a library may only *look* for
+        # TensorFlow first (importlib.util.find_spec) and import it later.
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+            spec.loader = _QuietLoader(spec.loader, self)
         return spec
 
 
 class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader):
+    def __init__(self, loader, finder):
         self._loader = loader
+        self._finder = finder
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
+        if self._finder in sys.meta_path:  # once imported, TensorFlow is never looked up again
+            sys.meta_path.remove(self._finder)
         capture = _captured_stderr()
         try:
             with capture:

@@ -334,18 +334,22 @@ def evaluate_model(version_dir, dataset, profile: Profile, data_dir, meta: dict,
     """
     import tensorflow as tf
 
+    from tfrecap.data.catalog import load_builder
     from tfrecap.data.pipeline import make_dataset
     from tfrecap.evaluation import UNBOUNDED_TITLE, AttackSpec, Check, Report, evaluate
 
     model = tf.saved_model.load(str(version_dir))
     data = make_dataset(data_dir, dataset, "test", profile.batch_size, training=False)
+    # The split's size gives the progress bars their total, hence an ETA.
+    num_images = load_builder(data_dir, dataset).info.splits["test"].num_examples
     full = evaluate(model, data, [AttackSpec("fgsm"), AttackSpec("llcm")], profile.eps,
                     limit=profile.limit, unbounded_check=True,
-                    unbounded_limit=profile.unbounded_limit, progress=progress)
+                    unbounded_limit=profile.unbounded_limit, progress=progress,
+                    num_images=num_images)
     pgd_params = {"steps": profile.pgd_steps, "loss": "margin"}
     subset = evaluate(model, data, [AttackSpec("fgsm"), AttackSpec("pgd", pgd_params)],
                       profile.pgd_eps, limit=profile.pgd_limit, unbounded_check=False,
-                      progress=progress)
+                      progress=progress, num_images=num_images)
     pgd, fgsm_subset = subset.attack("pgd"), subset.attack("fgsm")
     fgsm_subset = dataclasses.replace(fgsm_subset, spec=AttackSpec("fgsm", {}, SUBSET_FGSM))
     n_subset = pgd.accuracy[0].n if pgd.accuracy else 0
