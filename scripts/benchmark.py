@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import platform
 import shlex
@@ -748,7 +747,9 @@ def main(argv=None) -> int:
     markdown = format_markdown(report)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "benchmark.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    from tfrecap import jsonio
+
+    jsonio.write_json(out / "benchmark.json", report)
     (out / "benchmark.md").write_text(markdown)
     print("\n" + markdown)
     print(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'}")

@@ -140,3 +140,15 @@ def test_help_describes_restarts_and_has_no_random_start_flag():
     assert result.exit_code == 0
     assert "--random-start" not in result.output
     assert "restart 0 starts at x" in " ".join(result.output.lower().split())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--eps", "nan"], "finite"),
+    (["--eps", "1,inf"], "finite"),
+    (["--pgd-step-size", "-1"], "--pgd-step-size"),
+    (["--pgd-step-size", "0"], "--pgd-step-size"),
+])
+def test_bad_attack_budgets_are_usage_errors_not_tracebacks(tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path), "--attack", "pgd", *args])
+    assert result.exit_code == 2, result.output  # click's usage error, no traceback
+    assert message in result.output

@@ -126,3 +126,19 @@ def test_data_build_reports_progress_through_the_given_bar(monkeypatch, tmp_path
     status = run_module._prepare_data("synthetic_64", 64, profile, tmp_path, 1, print, progress)
     assert status == "built"
     assert bars == [("Simulating synthetic_64", 2 * 3000, "patch")] and updates == [7]
+
+
+def test_an_output_made_from_other_data_is_refused(tmp_path, monkeypatch):
+    """Models and results are reused by their config; after a rebuild of the data (another
+    simulator or tiling rule) reusing them would mix models of the old data into the new."""
+    from tfrecap.data import catalog
+    from tfrecap.reproduce import ReproduceError
+    from tfrecap.reproduce import run as reproduce_run
+
+    identity = {"kind": "synthetic", "simulator_fingerprint": "aaaa"}
+    monkeypatch.setattr(catalog, "read_metadata", lambda data_dir, dataset: {"identity": identity})
+    reproduce_run._check_same_data(tmp_path, "synthetic_64", "D")  # first run: records it
+    reproduce_run._check_same_data(tmp_path, "synthetic_64", "D")  # same data: fine
+    identity = {"kind": "synthetic", "simulator_fingerprint": "bbbb"}
+    with pytest.raises(ReproduceError, match="another synthetic_64"):
+        reproduce_run._check_same_data(tmp_path, "synthetic_64", "D")

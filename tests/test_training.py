@@ -502,3 +502,51 @@ def test_export_serves_with_the_imported_tile_cap(tiny_pipeline, tmp_path, monke
     train(config, data_dir=data_dir, run_dir=tmp_path / "run", export_dir=tmp_path / "export",
           verbose=0, log=lambda line: None)
     assert seen == {"max_tiles": 3}
+
+
+@pytest.mark.parametrize("tf_config, chief", [
+    (None, True),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}', True),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}', False),
+    ('{"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}',
+     False),
+    ('{"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+     True),
+])
+def test_only_the_chief_cleans_up_a_shared_run_dir(monkeypatch, tf_config, chief):
+    """A non-chief worker failing before the first checkpoint must not delete the run dir
+    that the chief is writing (multi_worker shares it)."""
+    from tfrecap.training import loop
+
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    assert loop._is_chief_task() is chief
+
+
+def test_fit_tops_up_steps_the_optimizer_skipped(monkeypatch):
+    """Non-finite mixed-precision steps do not advance the step counter: training goes on
+    until the requested step, and stops with an error if no step counts at all."""
+    from tfrecap.training import TrainingError, loop
+
+    class FakeModel:
+        def __init__(self, skipped_in_call):
+            self.step, self.skipped_in_call, self.calls = 0, skipped_in_call, []
+
+        def fit(self, data, *, epochs, initial_epoch, steps_per_epoch, **kwargs):
+            skipped = self.skipped_in_call.get(len(self.calls), 0)
+            self.calls.append((initial_epoch, steps_per_epoch))
+            for _ in range(steps_per_epoch * (epochs - initial_epoch)):
+                if skipped:
+                    skipped -= 1
+                else:
+                    self.step += 1
+
+    monkeypatch.setattr(loop, "_step", lambda model: model.step)
+    model = FakeModel({1: 2})  # two skipped steps in the last, short epoch
+    loop._fit_to_steps(model, None, steps=10, every=4, done=0, fit_kwargs={})
+    assert model.step == 10 and model.calls == [(0, 4), (2, 2), (3, 2)]
+    stuck = FakeModel({call: 10**6 for call in range(1, 200)})
+    with pytest.raises(TrainingError, match="non-finite"):
+        loop._fit_to_steps(stuck, None, steps=10, every=4, done=0, fit_kwargs={})

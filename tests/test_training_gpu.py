@@ -95,7 +95,10 @@ def test_auto_defaults_train_and_resume_on_a_gpu(synthetic_dir, tmp_path):
     assert first.steps_done == 4
     scale = float(first.model.optimizer.dynamic_scale.numpy())
     history = json.loads((tmp_path / "run" / "history.json").read_text())["epochs"]
-    assert [h["step"] for h in history] == [2, 4]
+    # Early float16 steps may overflow and be skipped (they do not count), so the epochs may
+    # end at other steps; the run still ends at exactly the requested step.
+    steps = [h["step"] for h in history]
+    assert steps[-1] == 4 and steps == sorted(set(steps)), steps
     assert all(np.isfinite(h["loss"]) for h in history), history
 
     fresh = build_model(config, precision="mixed_float16", jit_compile=True)

@@ -2,8 +2,8 @@
 
 TensorFlow-free on purpose: the CLI builds its ``click.Choice`` lists from these tables, so
 ``--help`` and the rejection of an unknown name stay instant. The modules that own the behaviour
-(``tfrecap.attacks``, ``tfrecap.distribute``, ``tfrecap.training``) check at import that their
-registries match these names, so a table and its implementation cannot drift apart.
+(``tfrecap.attacks``, ``tfrecap.ops.losses``, ``tfrecap.training.factory``) check at import
+that their registries match these names, so a table and its implementation cannot drift apart.
 """
 
 # The paper's split, 40/10/50 of the images (Sec. 4.1), in this order everywhere.

@@ -16,7 +16,6 @@ with `--repeats` above 1, ours and ART take turns and the best time of each coun
 """
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -27,6 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfrecap import jsonio  # noqa: E402
 from tfrecap.attacks import make_attack_fn  # noqa: E402
 
 SATURATION_MARGIN = 15.0  # below the ~17 where float32 p_y - 1 rounds to 0
@@ -207,8 +207,7 @@ def main(argv=None):
               f"images (margin < {SATURATION_MARGIN:g}): {100 * agreement['unsaturated']:.3f}%")
     print("accuracy after attack:", {k: round(v, 3) for k, v in accuracy.items()})
     if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(report, f, indent=2)
+        jsonio.write_json(args.json_out, report)
     return report
 
 

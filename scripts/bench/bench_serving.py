@@ -15,7 +15,6 @@ Run:
 
 import argparse
 import io
-import json
 import os
 import tempfile
 import time
@@ -26,6 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from tfrecap import jsonio  # noqa: E402
 from tfrecap.export import export_detector  # noqa: E402
 from tfrecap.models import build_detector  # noqa: E402
 
@@ -98,8 +98,7 @@ def main(argv=None):
           f"{result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms over {args.calls} calls; "
           f"batch {args.batch}: {result['images_per_s']:.1f} images/s")
     if args.json_out:
-        with open(args.json_out, "w") as f:
-            json.dump(result, f, indent=2)
+        jsonio.write_json(args.json_out, result)
 
 if __name__ == "__main__":
     main()

@@ -26,7 +26,6 @@ it also takes a dtype policy and XLA per variant, to compare those side by side.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -38,6 +37,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tfrecap import jsonio  # noqa: E402
 from tfrecap.models import DEFAULT_WIDTHS, SecureForensicModel, build_detector  # noqa: E402
 
 SCHEMA_VERSION = 1
@@ -192,9 +192,7 @@ def main(argv=None):
         "host": host_info(),
         "results": results,
     }
-    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(report, f, indent=2)
+    jsonio.write_json(args.json, report)
 
     print(
         f"\n{args.size}x{args.size}, batch {args.batch_size}, widths {list(widths)}, "

@@ -12,10 +12,10 @@ Run:
 """
 
 import argparse
-import json
 from pathlib import Path
 
 from tfrecap import config as cfg
+from tfrecap import jsonio
 from tfrecap.data.pipeline import make_dataset
 from tfrecap.evaluation import AttackSpec, evaluate
 from tfrecap.training import train
@@ -55,10 +55,10 @@ def main():
             for eps, acc in zip(attack.eps, attack.accuracy, strict=True):
                 row[f"{attack.spec.name}_eps{eps:g}"] = acc.value
         rows.append(row)
-        print(json.dumps(row), flush=True)
-    (out / "choose_lambda.json").write_text(json.dumps(
-        {"schema_version": 1, "pipeline": args.pipeline, "steps": args.steps, "split":
-         "validation", "rows": rows}, indent=2))
+        print(jsonio.dumps(row, indent=None), flush=True)
+    jsonio.write_json(out / "choose_lambda.json", {
+        "schema_version": 1, "pipeline": args.pipeline, "steps": args.steps, "split":
+        "validation", "rows": rows})
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for row in rows:

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfrecap.attacks._gradients import broadcast_eps, input_gradient, to_valid_image
+from tfrecap import jsonio
+from tfrecap.attacks._gradients import input_gradient
+from tfrecap.ops.steps import broadcast_eps, to_valid_image
 
 EPS = (1.0, 2.0, 3.0, 5.0)
 MODES = ("rgb", "grey", "colour")
@@ -107,12 +109,11 @@ def main(argv=None):
     print(f"Accuracy on originals / recaptures, {args.dataset} {args.split}, first {args.limit}:")
     print(table(results))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"schema_version": 1,
-                       "command": "python scripts/experiments/fgsm_colour_split.py "
-                       + " ".join(sys.argv[1:] if argv is None else argv),
-                       "limit": args.limit, "results": results}, f, indent=2)
-            f.write("\n")
+        jsonio.write_json(args.json, {
+            "schema_version": 1,
+            "command": "python scripts/experiments/fgsm_colour_split.py "
+            + " ".join(sys.argv[1:] if argv is None else argv),
+            "limit": args.limit, "results": results})
 
 
 if __name__ == "__main__":

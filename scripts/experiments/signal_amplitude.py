@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from tfrecap import jsonio
+
 EPS = (1.0, 2.0, 3.0, 4.0, 5.0)
 SIGMA = 1.0  # sensor px: the residual keeps what lies above about a third of the Nyquist band
 
@@ -175,14 +177,12 @@ def main(argv=None):
               f"{len(originals)} originals / {len(recaptured)} recaptures):")
         print(attack_table(attacks))
     if args.json:
-        with open(args.json, "w") as f:
-            command = "python scripts/experiments/signal_amplitude.py "
-            json.dump({"schema_version": 1, "command": command
-                       + " ".join(sys.argv[1:] if argv is None else argv),
-                       "dataset": args.dataset, "split": args.split, "sigma": SIGMA,
-                       "eps": list(EPS), "classes": stats, "model_free_attacks": attacks},
-                      f, indent=2)
-            f.write("\n")
+        command = "python scripts/experiments/signal_amplitude.py " + " ".join(
+            sys.argv[1:] if argv is None else argv)
+        jsonio.write_json(args.json, {
+            "schema_version": 1, "command": command, "dataset": args.dataset,
+            "split": args.split, "sigma": SIGMA, "eps": list(EPS), "classes": stats,
+            "model_free_attacks": attacks})
 
 
 if __name__ == "__main__":

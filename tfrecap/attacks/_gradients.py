@@ -13,23 +13,7 @@ lets one traced `tf.function` serve both cases.
 import numpy as np
 import tensorflow as tf
 
-from tfrecap.ops.losses import get_loss, margin_loss
-from tfrecap.ops.steps import (
-    PIXEL_MAX,
-    PIXEL_MIN,
-    broadcast_eps,
-    clip_pixels,
-    project,
-    to_valid_image,
-)
-
-# The pixel-space steps and losses live in tfrecap.ops; re-exported here for the attack
-# modules and the scripts that read them through this module.
-__all__ = [
-    "PIXEL_MAX", "PIXEL_MIN", "broadcast_eps", "check_eps", "clip_pixels", "input_gradient",
-    "is_zero_gradient", "least_likely_labels", "margin_loss", "predicted_labels", "project",
-    "resolve_labels", "to_valid_image", "zero_gradient_fraction",
-]
+from tfrecap.ops.losses import get_loss
 
 
 def check_eps(eps):

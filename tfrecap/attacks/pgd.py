@@ -70,7 +70,7 @@ def pgd(model, x, y=None, *, eps, step_size=None, steps=10, restarts=1, loss="ce
     start). The CLI's ``--pgd-restarts`` has the same default and meaning. Since restart 0
     is the attack without a random start and the best restart is kept per image, adding
     restarts never fools fewer images: this matters here, where uniform noise is itself a
-    recapture cue and a random start alone can weaken PGD (README).
+    recapture cue and a random start alone can weaken PGD (docs/runs_and_serving.md).
 
     Args:
         model: callable mapping float32 images `[N, H, W, 3]` in [0, 255] to logits.

@@ -14,7 +14,7 @@ import click
 
 from tfrecap import LABEL_NAMES, jsonio
 from tfrecap.cli.options import data_dir_option, dataset_option
-from tfrecap.names import PATCH_SIZES
+from tfrecap.names import PATCH_SIZES, SYNTHETIC_SIZES
 
 INFO_SCHEMA_VERSION = 1
 
@@ -49,8 +49,8 @@ def _quiet_tfds():
 @data.command("synth")
 @click.option(
     "--size",
-    type=click.Choice(["64", "128"]),
-    default="64",
+    type=click.Choice([str(s) for s in SYNTHETIC_SIZES]),
+    default=str(SYNTHETIC_SIZES[0]),
     show_default=True,
     help="Patch size. Synthetic data stops at 128: bigger patches would need upsampling, "
     "itself a trace. Use `tfrecap data import` with real photos for 256 and 512.",
@@ -128,8 +128,8 @@ def synth(size, count, seed, data_dir, workers, force):
     default=64,
     show_default=True,
     help="At most this many tiles per photo, evenly spaced over it, so that one huge "
-    "photo cannot dominate the dataset. Served models judge 64 unless exported with "
-    "the same cap.",
+    "photo cannot dominate the dataset. `tfrecap train` exports the model with the "
+    "same cap, so served models judge the tiles stored here.",
 )
 @click.option(
     "--workers",

@@ -40,7 +40,7 @@ def _attack_list(ctx, param, value):
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N images.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--pgd-steps", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--pgd-step-size", type=float, default=None,
+@click.option("--pgd-step-size", type=click.FloatRange(min=0, min_open=True), default=None,
               help="PGD step in pixel levels. Default: 2.5·ε/steps.")
 @click.option("--pgd-restarts", type=click.IntRange(min=1), default=1, show_default=True,
               help="PGD runs per image; the one that fools the model is kept. Restart 0 "
@@ -107,7 +107,7 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
         )
 
     pgd_params = {"steps": pgd_steps, "restarts": pgd_restarts, "loss": loss,
-                  **({"step_size": pgd_step_size} if pgd_step_size else {})}
+                  **({"step_size": pgd_step_size} if pgd_step_size is not None else {})}
     specs = [AttackSpec(name, pgd_params if name == "pgd" else {}) for name in attacks]
     report = run_evaluation(
         loaded, data, specs, eps,

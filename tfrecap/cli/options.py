@@ -1,5 +1,6 @@
 """Click options shared by every command (DESIGN.md, "One vocabulary")."""
 
+import math
 import os
 from pathlib import Path
 
@@ -43,9 +44,11 @@ def comma_separated(cast, what: str, *, allow_zero: bool):
             values = tuple(cast(v) for v in value.split(",") if v.strip())
         except ValueError:
             raise click.BadParameter(f"expected comma-separated {what}, got {value!r}") from None
-        if not values or any(v < 0 or (v == 0 and not allow_zero) for v in values):
+        if not values or any(
+            not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero) for v in values
+        ):
             sign = "nonnegative" if allow_zero else "positive"
-            raise click.BadParameter(f"expected {sign} {what}, got {value!r}")
+            raise click.BadParameter(f"expected finite {sign} {what}, got {value!r}")
         return values
 
     return callback

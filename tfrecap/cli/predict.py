@@ -20,7 +20,8 @@ def predict(model, images, json_path):
     MODEL is an export folder: saved_models/NAME (the highest version is used) or
     saved_models/NAME/VERSION. Each image must be at least S×S, the model's patch
     size; the verdict is the mean recaptured probability over a grid of S×S tiles
-    (at most 64, evenly spaced). One line per image: path, verdict, probability,
+    (at most the cap the model's data was imported with, 64 by default, evenly
+    spaced). One line per image: path, verdict, probability,
     tiles. A file that is missing or is not a usable image gets an error line and
     the others are still judged; the exit status is non-zero only if no image could
     be judged.

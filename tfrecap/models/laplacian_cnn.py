@@ -7,7 +7,7 @@ Architecture (DESIGN.md, "Model"):
       -> Conv 3x3 s1 same -> BatchNorm -> ReLU -> global average pooling
       -> Dense -> 2 logits (original, recaptured), always float32.
 
-Decisions where the papers are silent (also in the README):
+Decisions where the papers are silent (also in docs/train_step.md):
 
 * **Widths.** Neither paper gives the channel counts. The default is
   ``(32, 64, 128, 256, 512)``: 1,570,594 trainable parameters plus 1,984

@@ -110,6 +110,7 @@ def reproduce(
         with _stage(stages, f"data {run.dataset}", log) as stage:
             stage.status = _prepare_data(run.dataset, size, profile, data_dir, workers, log,
                                          progress)
+        _check_same_data(output, run.dataset, data_dir)
         for index, seed_configs in enumerate(configs[size]):
             seed = seed_configs["baseline"].train.seed
             where = seed_output(output, seed, index)
@@ -241,6 +242,27 @@ def _prepare_data(dataset, size, profile, data_dir, workers, log, progress) -> s
     if result.status == "already built":
         return _made_at(result.status, result.path)
     return result.status
+
+
+def _check_same_data(output: Path, dataset: str, data_dir) -> None:
+    """Refuse to reuse an output made from other data (another simulator or tiling rule).
+
+    Models and results are reused by their pipeline config; the data's identity is recorded
+    beside them here, so a rebuilt dataset never meets models trained on its predecessor.
+    """
+    from tfrecap.data import catalog
+
+    identity = (catalog.read_metadata(data_dir, dataset) or {}).get("identity")
+    record = output / "data" / f"{dataset}.json"
+    if record.exists():
+        old = json.loads(record.read_text()).get("identity")
+        if old != identity:
+            raise ReproduceError(
+                f"{output} holds models and results made from another {dataset} "
+                f"(identity {old} in {record}, now {identity}); pass another --output, or "
+                f"delete {output} to start over")
+        return
+    jsonio.write_json(record, {"schema_version": 1, "dataset": dataset, "identity": identity})
 
 
 def _made_at(status: str, path: Path) -> str:

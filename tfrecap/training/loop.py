@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -139,9 +140,22 @@ def train(
         return _train(config, data_dir=data_dir, run_dir=run_dir, export_dir=export_dir,
                       verbose=verbose, extra_callbacks=extra_callbacks, log=log)
     except BaseException:
-        if created is not None and not has_checkpoint(run_dir):
+        # Only the chief cleans up: under multi_worker the run dir is shared, and another
+        # worker's failure must not delete what the chief is writing.
+        if created is not None and not has_checkpoint(run_dir) and _is_chief_task():
             shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def _is_chief_task() -> bool:
+    """Whether this process is the chief (worker 0, or not a multi-worker task at all)."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task") or {}
+    if not task or task.get("type") == "chief":
+        return True
+    if "chief" in tf_config.get("cluster", {}):
+        return False
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -268,6 +282,11 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     )
 
 
+# Each skipped step halves the loss scale: 64 halvings take 2**15 below 2**-48, so a loss
+# still non-finite after that many has diverged rather than overflowed.
+MAX_SKIPPED_IN_A_ROW = 64
+
+
 def _fit_to_steps(model, train_ds, steps: int, every: int, done: int, fit_kwargs: dict) -> None:
     """``fit`` from step ``done`` to ``steps`` in epochs of ``every`` steps.
 
@@ -280,10 +299,18 @@ def _fit_to_steps(model, train_ds, steps: int, every: int, done: int, fit_kwargs
         model.fit(train_ds, epochs=full_epochs, initial_epoch=done // every,
                   steps_per_epoch=every, **fit_kwargs)
         done = _step(model)
-    remainder = steps - done
-    if remainder > 0:
-        model.fit(train_ds, epochs=full_epochs + 1, initial_epoch=full_epochs,
-                  steps_per_epoch=remainder, **fit_kwargs)
+    # Usually one pass; more only when the loss-scale optimizer skipped non-finite
+    # mixed-precision steps, which do not advance its step counter.
+    epoch, skipped_in_a_row = full_epochs, 0
+    while (done := _step(model)) < steps:
+        model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch,
+                  steps_per_epoch=steps - done, **fit_kwargs)
+        skipped_in_a_row = 0 if _step(model) > done else skipped_in_a_row + steps - done
+        if skipped_in_a_row > MAX_SKIPPED_IN_A_ROW:
+            raise TrainingError(
+                f"{skipped_in_a_row} steps in a row were skipped as non-finite at step {done}: "
+                "the loss diverged; lower the learning rate")
+        epoch += 1
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
