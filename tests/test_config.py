@@ -112,3 +112,13 @@ def test_shuffle_buffer_must_be_positive(tmp_path):
     path = _write(tmp_path, "[data]\nshuffle_buffer = 0\n")
     with pytest.raises(cfg.ConfigError, match=r"\[data\] shuffle_buffer \(examples\) must be >= 1"):
         cfg.load_pipeline(path)
+
+
+def test_a_folder_named_like_a_builtin_does_not_hide_it(tmp_path, monkeypatch):
+    """`reproduce --profile demo` leaves a `demo/` folder; `--pipeline demo` still means the
+    built-in pipeline when run next to it."""
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert cfg.load_pipeline("demo").name == "demo"
+    with pytest.raises(cfg.ConfigError, match="does not exist"):
+        cfg.load_pipeline("./missing.toml")

@@ -161,7 +161,9 @@ def load_pipeline(name_or_path: str | Path) -> PipelineConfig:
             type or inconsistent values; the message names the file and key.
     """
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    # A file path, not a name: a .toml suffix, a folder part, or an existing file. (A folder
+    # that happens to share a built-in's name, like the demo's output `demo/`, is no file.)
+    if path.suffix == ".toml" or len(path.parts) > 1 or path.is_file():
         if not path.is_file():
             raise ConfigError(f"pipeline file {path} does not exist")
         text, origin = path.read_text(encoding="utf-8"), str(path)
