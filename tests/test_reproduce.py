@@ -116,7 +116,7 @@ def test_demo_ends_with_where_the_models_are_and_commands_that_work(demo_runs, t
     assert "photo.jpg" in ran.output
     evaluate = _printed_command(result.output, "evaluate")
     assert evaluate[:3] == ["tfrecap", "evaluate", model]
-    assert evaluate[-4:] == ["--attack", "pgd", "--eps", "2"]
+    assert evaluate[-6:] == ["--attack", "pgd", "--eps", "2", "--limit", "256"]
 
 
 @pytest.mark.slow

@@ -322,6 +322,7 @@ def next_steps(result, data_dir) -> list[str]:
     lines += [
         "Next, judge a photo of your own with the secure model, and attack it:",
         f"  tfrecap predict {model} photo.jpg",
-        f"  tfrecap evaluate {model} --data-dir {data} --attack pgd --eps 2",
+        # --limit keeps the suggested attack to a minute or two on a CPU.
+        f"  tfrecap evaluate {model} --data-dir {data} --attack pgd --eps 2 --limit 256",
     ]
     return lines
