@@ -36,3 +36,12 @@ def test_threshold_at_fpr_respects_the_rate():
     point = ev.threshold_at_fpr(scores, labels, fpr=0.05)
     assert point["fpr"] <= 0.05 and point["fpr"] > 0.03
     assert 0.5 < point["tpr"] < 0.9
+
+
+def test_wilson_interval_holds_its_estimate_at_the_ends():
+    """At 0 of 500 correct the float formula gave a lower bound of 4e-19 > 0, and the plot's
+    error bar went negative (matplotlib refused it)."""
+    for correct, n in ((0, 500), (500, 500), (0, 3), (7, 7), (123, 500)):
+        low, high = ev.wilson_interval(correct, n)
+        assert low <= correct / n <= high
+    assert ev.wilson_interval(0, 500)[0] == 0.0 and ev.wilson_interval(500, 500)[1] == 1.0

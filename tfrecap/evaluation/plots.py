@@ -79,8 +79,12 @@ def plot_results(results: Sequence[dict], output, title: str | None = None) -> N
             if not points:
                 continue
             eps, acc, ci = zip(*sorted(points), strict=True)
-            lower = [a - c[0] if not math.isnan(a) else 0.0 for a, c in zip(acc, ci, strict=True)]
-            upper = [c[1] - a if not math.isnan(a) else 0.0 for a, c in zip(acc, ci, strict=True)]
+            # Clamped at 0: at an accuracy of exactly 0 or 1 the Wilson bound can sit a rounding
+            # error beyond it, and matplotlib refuses a negative error bar.
+            lower = [max(0.0, a - c[0]) if not math.isnan(a) else 0.0
+                     for a, c in zip(acc, ci, strict=True)]
+            upper = [max(0.0, c[1] - a) if not math.isnan(a) else 0.0
+                     for a, c in zip(acc, ci, strict=True)]
             ax.errorbar(
                 [0.0, *eps], [_number(result["clean"]["accuracy"]), *acc],
                 yerr=[[0.0, *lower], [0.0, *upper]], fmt=styles[j % len(styles)],
