@@ -38,7 +38,13 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tfrecap.data.decode import BadImageError, decode_in_graph, decode_rgb, serving_bytes
+from tfrecap.data.decode import (
+    GRAPH_SIGNATURES,
+    BadImageError,
+    decode_in_graph,
+    decode_rgb,
+    serving_bytes,
+)
 from tfrecap.data.tiling import DEFAULT_MAX_TILES, cut_tiles_tf
 from tfrecap.jsonio import write_json
 
@@ -48,7 +54,6 @@ MAX_TILES = DEFAULT_MAX_TILES
 """At most this many S×S tiles judge one image in ``classify_images`` by default
 (:data:`tfrecap.data.tiling.DEFAULT_MAX_TILES`, the default of ``data import`` too)."""
 
-_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
 
 
 def next_version(export_root: Path) -> int:
@@ -148,7 +153,7 @@ def _image_tiles(image_bytes, index, size, max_tiles):
     """Decode one image and cut its S×S tiles: float32 ``[T, S, S, 3]`` in [0, 255]."""
     header_ok = tf.reduce_any(
         [tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
-         for magic in _IMAGE_SIGNATURES]
+         for magic in GRAPH_SIGNATURES]
     )
     decodable = tf.debugging.Assert(header_ok, [tf.strings.format(
         "classify_images: could not decode image bytes of image {}: not a JPEG or PNG "

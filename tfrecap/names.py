@@ -27,3 +27,15 @@ JIT_COMPILE = ("auto", "on", "off")
 
 # BatchNorm mode of the FGSM-fusion pass: moving statistics, or the batch's own.
 ATTACK_BATCHNORM = ("inference", "batch")
+
+
+def check_registry(owner: str, registry, table_name: str) -> None:
+    """Stop at import when ``registry``'s keys are not, in order, the table ``table_name``.
+
+    The CLI offers the table's names without importing TensorFlow, so the module that
+    implements them (``owner``) must register exactly those.
+    """
+    table = globals()[table_name]
+    if tuple(registry) != table:
+        raise AssertionError(f"{owner} registers {tuple(registry)}, but tfrecap.names."
+                             f"{table_name} lists {table}: make them agree")

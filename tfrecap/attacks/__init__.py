@@ -20,15 +20,12 @@ from tfrecap.attacks._gradients import (
 from tfrecap.attacks.fgsm import fgsm
 from tfrecap.attacks.llcm import llcm
 from tfrecap.attacks.pgd import pgd
-from tfrecap.names import ATTACK_NAMES
+from tfrecap.names import check_registry
 from tfrecap.ops.losses import margin_loss
 from tfrecap.ops.steps import to_valid_image
 
 ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd}
-# The CLI offers the names of tfrecap.names without importing TensorFlow: they must be these.
-if tuple(ATTACKS) != ATTACK_NAMES:
-    raise AssertionError(f"tfrecap.attacks registers {tuple(ATTACKS)}, but tfrecap.names."
-                      f"ATTACK_NAMES lists {ATTACK_NAMES}: make them agree")
+check_registry("tfrecap.attacks", ATTACKS, "ATTACK_NAMES")
 
 
 def get_attack(name):

@@ -46,6 +46,10 @@ FORMATS = tuple(_SIGNATURES)
 
 FORMATS_TEXT = "JPEG, PNG, WebP, BMP or TIFF"
 
+_JPEG_MAGIC = _SIGNATURES["JPEG"][0][0]
+GRAPH_SIGNATURES = (_JPEG_MAGIC, _SIGNATURES["PNG"][0][0], b"GIF8", _SIGNATURES["BMP"][0][0])
+"""Headers :func:`decode_in_graph` can decode (JPEG, PNG, GIF, BMP)."""
+
 _NATIVE_MODES = {"JPEG": ("RGB", "L"), "PNG": ("RGB", "L", "P", "RGBA")}
 
 
@@ -203,7 +207,7 @@ def decode_in_graph(image_bytes):
     """
     import tensorflow as tf
 
-    is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, 3), b"\xff\xd8\xff")
+    is_jpeg = tf.equal(tf.strings.substr(image_bytes, 0, len(_JPEG_MAGIC)), _JPEG_MAGIC)
     image = tf.cond(
         is_jpeg,
         lambda: tf.io.decode_jpeg(image_bytes, channels=3, dct_method="INTEGER_ACCURATE"),

@@ -18,7 +18,7 @@ nearly equal numbers.
 import numpy as np
 import tensorflow as tf
 
-from tfrecap.names import ATTACK_LOSSES
+from tfrecap.names import ATTACK_LOSSES, check_registry
 
 
 def _true_class_mask(labels, logits):
@@ -83,9 +83,7 @@ def margin_loss(labels, logits):
 
 # The losses an iterative attack can maximise, under the names the CLI offers.
 LOSSES = {"ce": direction_stable_cross_entropy, "margin": margin_loss}
-if tuple(LOSSES) != ATTACK_LOSSES:
-    raise AssertionError(f"tfrecap.ops.losses defines {tuple(LOSSES)}, but tfrecap.names."
-                      f"ATTACK_LOSSES lists {ATTACK_LOSSES}: make them agree")
+check_registry("tfrecap.ops.losses", LOSSES, "ATTACK_LOSSES")
 
 
 def get_loss(name):

@@ -15,16 +15,14 @@ import keras
 import tensorflow as tf
 
 from tfrecap.config import PipelineConfig
-from tfrecap.names import JIT_COMPILE, OPTIMIZERS, PRECISIONS
+from tfrecap.names import JIT_COMPILE, PRECISIONS, check_registry
 
 # SGD's momentum is not a pipeline setting; Adam keeps Keras's defaults.
 _OPTIMIZERS = {
     "adam": lambda schedule: keras.optimizers.Adam(schedule),
     "sgd": lambda schedule: keras.optimizers.SGD(schedule, momentum=0.9),
 }
-if tuple(_OPTIMIZERS) != OPTIMIZERS:
-    raise RuntimeError(f"tfrecap.names.OPTIMIZERS {OPTIMIZERS} != the factory's "
-                       f"{tuple(_OPTIMIZERS)}")
+check_registry("tfrecap.training.factory", _OPTIMIZERS, "OPTIMIZERS")
 
 
 def _has_gpu() -> bool:
