@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from tfrecap.ops.losses import cross_entropy, direction_stable_cross_entropy
-from tfrecap.ops.steps import signed_gradient_step
+from tfrecap.ops.steps import broadcast_eps, signed_gradient_step
 
 # Added under the square root of the penalty: sqrt'(0) is infinite, so a plain
 # norm gives NaN gradients for an image whose input gradient is exactly zero.
@@ -150,7 +150,7 @@ def fgsm_fusion(logits_fn, images, labels, count, eps, *, scale_loss=None):
     # A float16 overflow must not turn images into NaN: such an image is left
     # clean this step (the optimizer skips that step anyway).
     grad = tf.where(tf.math.is_finite(grad), grad, tf.zeros_like(grad))
-    eps = tf.reshape(tf.cast(eps, tf.float32), [-1, 1, 1, 1])
+    eps = broadcast_eps(eps, head)
     adversarial = signed_gradient_step(head, grad, eps)
     return tf.stop_gradient(tf.concat([adversarial, tail], axis=0))
 
