@@ -1,10 +1,15 @@
 """``tfrecap evaluate`` and ``tfrecap plot``: accuracy under attack, as tables, JSON and plots.
 
+With ``--originals`` and ``--recaptured``, ``evaluate`` instead judges two labelled folders of
+photos whole (:mod:`tfrecap.evaluation.images`), as ``predict`` does, and reports per-class
+accuracy, balanced accuracy, ROC AUC and the operating point.
+
 Names (attacks, losses, splits) come from the TensorFlow-free ``tfrecap.names``, so ``--help``
 and an unknown name answer at once; TensorFlow is imported only once the arguments are valid.
 """
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -26,6 +31,34 @@ def _attack_list(ctx, param, value):
     return names
 
 
+# The options only the patch/attack evaluation uses: given with --originals/--recaptured they
+# would be ignored, so they are refused instead.
+_ATTACK_ONLY = ("attacks", "eps", "data_dir", "dataset", "split", "batch_size", "pgd_steps",
+                "pgd_step_size", "pgd_restarts", "loss", "transfer_from", "jpeg_quality",
+                "no_unbounded_check")
+
+
+def _check_whole_image_options(ctx: click.Context, originals, recaptured) -> bool:
+    """Whether the whole-image evaluation was asked for; usage errors for a bad mix."""
+    if (originals is None) != (recaptured is None):
+        given, missing = ("--originals", "--recaptured")[:: 1 if originals else -1]
+        raise click.UsageError(f"{given} needs {missing} too: the whole-image evaluation "
+                               "judges both folders, original and recaptured photos", ctx)
+    if originals is None:
+        return False
+    ignored = [
+        next(o for o in p.opts if o.startswith("--"))
+        for p in ctx.command.params
+        if p.name in _ATTACK_ONLY
+        and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    if ignored:
+        raise click.UsageError(
+            f"{', '.join(ignored)} only apply to the patch/attack evaluation, not to "
+            "--originals/--recaptured (whole images, no attack); drop them", ctx)
+    return True
+
+
 @click.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--attack", "attacks", default="fgsm,llcm", show_default=True,
@@ -37,7 +70,9 @@ def _attack_list(ctx, param, value):
 @dataset_option(default=None)
 @click.option("--split", default="test", show_default=True,
               type=click.Choice(SPLITS))
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N images.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most N images; with --originals/--recaptured, the first N image files "
+              "of each folder.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--pgd-steps", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--pgd-step-size", type=click.FloatRange(min=0, min_open=True), default=None,
@@ -56,21 +91,39 @@ def _attack_list(ctx, param, value):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write the full report (schema_version 1) here.")
 @click.option("--label", default=None, help="Name of this model in plots.")
+@click.option("--originals", type=click.Path(path_type=Path), default=None,
+              help="Folder of original photos (as in `data import`, any depth). With "
+              "--recaptured: evaluate whole images instead of patches under attack.")
+@click.option("--recaptured", type=click.Path(path_type=Path), default=None,
+              help="Folder of recaptured photos (photos of a screen); needs --originals.")
 def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, pgd_steps,
              pgd_step_size, pgd_restarts, loss, transfer_from, jpeg_quality,
-             no_unbounded_check, json_path, label):
+             no_unbounded_check, json_path, label, originals, recaptured):
     """Accuracy of an exported MODEL under attack, with 95% intervals and masking checks.
 
     MODEL is an export folder: saved_models/NAME (the highest version is used) or
     saved_models/NAME/VERSION. Attacks use its `logits` signature, never the
     probabilities. The dataset defaults to the one the model was trained on.
 
+    With --originals DIR --recaptured DIR it judges your own labelled photos instead:
+    each image file under either folder, at any depth, gets a whole-image verdict
+    from the `classify_images` signature, exactly as `tfrecap predict` gives it. It
+    reports per class the photos, the correct ones and the accuracy with a 95% Wilson
+    interval, then balanced accuracy, ROC AUC, the threshold used (the one stored in
+    the export, else 0.5) and the skipped files (unreadable, corrupt, smaller than
+    the patch). Only --limit (the first N image files per class, in sorted order),
+    --json and --label apply then; the attack and dataset options are refused.
+
     \b
     Examples:
       tfrecap evaluate saved_models/demo --attack llcm --eps 1,2,3,4,5
       tfrecap evaluate saved_models/demo --attack fgsm,llcm,pgd --limit 500 --json demo.json
       tfrecap evaluate saved_models/demo --attack fgsm --transfer-from saved_models/demo_baseline
+      tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens
     """
+    if _check_whole_image_options(click.get_current_context(), originals, recaptured):
+        _evaluate_images(model, originals, recaptured, limit, json_path, label)
+        return
     import tensorflow as tf
 
     from tfrecap import jsonio
@@ -119,6 +172,49 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
               or Path(model).name, "dataset": dataset, "patch_size": patch, "split": split},
     )
     click.echo(format_table(report, patch_size=patch))
+    if json_path:
+        jsonio.write_json(json_path, report.to_json_dict())
+        click.echo(f"Wrote {json_path}")
+
+
+def _evaluate_images(model, originals, recaptured, limit, json_path, label):
+    """``evaluate --originals --recaptured``: whole-image verdicts on two labelled folders."""
+    from tfrecap.evaluation import images
+
+    # Folder errors (FolderImportError: one `Error:` line) come before TensorFlow loads.
+    folders = (images.collect_folder(originals, 0, limit),
+               images.collect_folder(recaptured, 1, limit))
+
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from tfrecap import jsonio
+    from tfrecap.export import latest_version_dir
+
+    try:
+        version_dir = latest_version_dir(model)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    loaded = tf.saved_model.load(str(version_dir))
+    if "classify_images" not in loaded.signatures:
+        raise click.ClickException(
+            f"{version_dir} has no `classify_images` signature; re-export it with this version"
+        )
+    patch = (loaded.signatures["logits"].structured_input_signature[1]["images"].shape[1]
+             if "logits" in loaded.signatures else None)
+    total = sum(len(f.images) for f in folders)
+    # disable=None: no bar when stderr is not a terminal (logs, pipes, tests).
+    with tqdm(total=total, desc="Judging photos", unit="photo", file=sys.stderr,
+              dynamic_ncols=True, disable=None) as bar:
+        report = images.evaluate_folders(
+            loaded.signatures["classify_images"], originals, recaptured, limit=limit,
+            folders=folders, progress=bar.update,
+            warn=lambda line: tqdm.write(f"warning: {line}", file=sys.stderr),
+            meta={"model": str(model), "model_version": version_dir.name,
+                  "label": label or Path(model).name, "patch_size": patch},
+        )
+    click.echo(f"Whole-image verdicts of {version_dir}")
+    click.echo(report.format_table())
     if json_path:
         jsonio.write_json(json_path, report.to_json_dict())
         click.echo(f"Wrote {json_path}")
