@@ -183,6 +183,7 @@ def test_folder_evaluation_gives_known_counts(export, folders, tmp_path):
     assert "balanced accuracy: 70.8%" in result.output and "ROC AUC: 0.833" in result.output
     assert "skipped: 3 files" in result.output
     assert "warning: skipped:" in result.output and "tiny.png" in result.output
+    assert "Judging photos" not in result.output  # no progress bar off a terminal
 
 
 def test_limit_caps_photos_per_class(export, folders):

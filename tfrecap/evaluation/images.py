@@ -263,9 +263,10 @@ class WholeImageReport:
         if self.threshold is None:
             lines.append("threshold: - (no image judged)")
         else:
-            source = ("stored in the export" if self.threshold_source == "export"
-                      else "default: the export stores none")
-            lines.append(f"threshold: {self.threshold:.4g} ({source}; recaptured at or above)")
+            source = ("stored in the export; recaptured at or above it"
+                      if self.threshold_source == "export"
+                      else "the export stores none; recaptured above it")
+            lines.append(f"threshold: {self.threshold:.4g} ({source})")
         best = self.best_threshold()
         if best:
             lines.append(
@@ -275,7 +276,8 @@ class WholeImageReport:
                 f"recaptured {best['recaptured_accuracy']:.1%})"
             )
         detail = ", ".join(f"{k} {v}" for k, v in self.skipped_counts().items())
-        lines.append(f"skipped: {len(self.skipped)} files" + (f" ({detail})" if detail else ""))
+        files = "file" if len(self.skipped) == 1 else "files"
+        lines.append(f"skipped: {len(self.skipped)} {files}" + (f" ({detail})" if detail else ""))
         return "\n".join(lines)
 
 
