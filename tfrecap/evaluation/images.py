@@ -167,7 +167,7 @@ class WholeImageReport:
     Attributes:
         images: one record per judged or skipped file: ``path``, ``class`` (the folder's),
             ``probability``, ``label`` (the verdict), ``patch_count``, ``error`` (None when
-            judged).
+            judged), and ``warning`` when its pixels were converted to 8-bit RGB.
         skipped: ``{path, class, category, reason}`` per file that could not be judged,
             including files without an image extension.
         threshold: the operating point the verdicts used, or None when no image was judged.
@@ -308,6 +308,7 @@ def summarize(results: Sequence[dict], classes: Sequence[int], *,
             "probability": None if error else result["recaptured_probability"],
             "label": None if error else result["label"],
             "patch_count": None if error else result["patch_count"], "error": error,
+            **({"warning": result["warning"]} if "warning" in result else {}),
         })
         if error:
             skipped.append({"path": result["path"], "class": LABEL_NAMES[label],
