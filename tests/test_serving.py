@@ -19,8 +19,11 @@ from tfrecap.jsonio import loads_strict
 from tfrecap.models import build_detector
 
 S = 16
-# 1, 6, 132 → 64, 100 → 64 tiles, and a tall strip (once a division by zero in the graph).
-SIZES = [(16, 16), (40, 50), (12 * S + 5, 11 * S), (S, 100 * S), (100 * S + 3, S)]
+# 1, 6, 132 → 64 tiles; strips of 64 tiles at the 1024-px reference long side, unscaled;
+# a photo above it, scaled to 1024 x 751 (64 x 46 → 9 x 7 = 63 tiles); a wide strip scaled
+# to 17 x 1024.
+SIZES = [(16, 16), (40, 50), (12 * S + 5, 11 * S), (S, 64 * S), (64 * S, S + 3), (1500, 1100),
+         (S + 3, 70 * S)]
 
 
 def _images():
@@ -46,7 +49,8 @@ def export(tmp_path_factory):
 
 
 def _expected_verdict(detector, pixels):
-    """Mean tile probability over the tiles of the one rule, cut in NumPy as import does."""
+    """Mean tile probability over the tiles of the one rule, scaled and cut as import does."""
+    pixels = tiling.normalize_scale(pixels)
     tiles = np.stack([
         pixels[y:y + S, x:x + S] for y, x in tiling.tile_positions(*pixels.shape[:2], S)
     ]).astype(np.float32)
@@ -105,11 +109,13 @@ def test_round_trip_in_a_fresh_process(export, tmp_path):
             assert out[f"{kind}_patch_count"][i] == count, (kind, SIZES[i])
             np.testing.assert_allclose(out[f"{kind}_recaptured_probability"][i], mean,
                                        rtol=1e-5, atol=1e-6, err_msg=f"{kind} {SIZES[i]}")
-            assert out[f"{kind}_label"][i] == int(mean > 0.5)
+            assert out[f"{kind}_label"][i] == int(mean >= 0.5)
+            assert out[f"{kind}_threshold"][i] == np.float32(0.5)  # the default verdict
             if count > 1:  # the test can tell a wrong choice of tiles from the right one
                 assert probabilities.std() > 1e-4, (kind, SIZES[i])
-    assert list(out["png_patch_count"]) == [1, 6, 64, 64, 64]
+    assert list(out["png_patch_count"]) == [1, 6, 64, 64, 64, 63, 64]
     assert out["png_recaptured_probability"].dtype == np.float32
+    assert out["png_threshold"].dtype == np.float32
     assert out["png_label"].dtype == np.int64 and out["png_patch_count"].dtype == np.int32
 
 
@@ -123,6 +129,12 @@ def test_bad_bytes_give_an_error_naming_the_problem(export):
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=r"image 1 is 12x48 .*smaller than the 16x16 patch size"):
         classify(image_bytes=tf.constant([good, small]))
+    # 2100 x 30 is big enough as it is, but 1024 x 15 after the scale rule.
+    strip = tf.io.encode_png(np.zeros((2100, 30, 3), np.uint8)).numpy()
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"image 0 is 2100x30 .*1024x15 after scaling to the 1024-pixel "
+                             r"reference long side, smaller than the 16x16 patch size"):
+        classify(image_bytes=tf.constant([strip]))
     assert classify(image_bytes=tf.constant([good]))["patch_count"].numpy().tolist() == [1]
 
 
@@ -137,7 +149,7 @@ def test_saved_model_cli_lists_the_three_signatures(export):
         assert f"signature_def['{name}']" in shown, shown
     classify = shown.split("signature_def['classify_images']")[1].split("signature_def[")[0]
     assert "DT_STRING" in classify and "image_bytes" in classify, classify
-    for output in ("recaptured_probability", "label", "patch_count"):
+    for output in ("recaptured_probability", "label", "threshold", "patch_count"):
         assert output in classify
     serving = shown.split("signature_def['serving_default']")[1].split("signature_def[")[0]
     assert "DT_FLOAT" in serving and "images" in serving, serving
@@ -166,7 +178,8 @@ def test_predict_judges_good_files_and_reports_bad_ones(export, tmp_path):
     assert [r["path"] for r in report["results"]] == [
         str(good_png), str(missing), str(garbage), str(good_jpg)]
     judged = report["results"][0]
-    assert set(judged) == {"path", "label", "recaptured_probability", "patch_count"}
+    assert set(judged) == {"path", "label", "recaptured_probability", "patch_count", "threshold"}
+    assert judged["threshold"] == pytest.approx(0.5)
     assert judged["label"] in ("original", "recaptured") and judged["patch_count"] == 6
     assert 0 <= judged["recaptured_probability"] <= 1
     assert set(report["results"][1]) == {"path", "error"}
@@ -209,7 +222,7 @@ def test_predict_reads_webp_named_jpg_tiff_and_warns_on_16_bit(export, tmp_path)
         assert r["path"] == str(path) and r["patch_count"] == 6, r
         expected, _, _ = _expected_verdict(detector, decode.decode_rgb(path.read_bytes()).pixels)
         np.testing.assert_allclose(r["recaptured_probability"], expected, rtol=1e-5, atol=1e-6)
-        assert r["label"] == ("recaptured" if expected > 0.5 else "original")
+        assert r["label"] == ("recaptured" if expected >= 0.5 else "original")
     assert report[3] == {"path": str(notes), "error": "could not decode image bytes: not an "
                          "image (JPEG, PNG, WebP, BMP or TIFF) by its content"}
     assert f"warning: {deep}: PNG converted to 8-bit RGB: 16-bit RGB" in result.output

@@ -4,8 +4,10 @@ A tiny untrained detector (S = 64) is exported, a folder of photos whose sides a
 multiples of S is imported with the same tile cap, and every photo's verdict from the
 export must be the mean of `serving_default` over that photo's imported tiles: equal to
 float tolerance for one-tile photos, with the same tile count for the others (a cap that
-binds included). Raw JPEG and PNG bytes go to `classify_images` as a serving client sends
-them; WebP and TIFF go through `predict`'s path (`classify_files`).
+binds included). Two photos are above the 1024-px reference long side, so both paths scale
+them first (`tiling.normalize_scale`) and must still agree. Raw JPEG and PNG bytes go to
+`classify_images` as a serving client sends them; WebP and TIFF go through `predict`'s path
+(`classify_files`).
 
 Marked slow (an import and an export, about 15 s on 2 cores). Its parts run by default:
 `tests/data/test_tiling.py` (NumPy and graph tiling agree), `tests/data/test_decode.py`
@@ -59,6 +61,8 @@ PHOTOS = [
     ("recaptured/r1.jpg", (90, 90), "JPEG", {"quality": 75}, 1),
     ("recaptured/r2.png", (65, 200), "PNG", {}, 3),
     ("recaptured/r3.jpg", (129, 66), "JPEG", {"quality": 95}, 2),
+    ("originals/big.jpg", (1300, 1100), "JPEG", {"quality": 85}, 4),  # 1024 x 866, capped
+    ("recaptured/big.png", (1100, 2000), "PNG", {}, 5),  # 563 x 1024, capped
 ]
 
 
@@ -100,7 +104,8 @@ def test_classify_images_judges_the_imported_tiles(setup):
             continue
         source = name.replace("originals/", "original/").replace("recaptured/", "recaptured/")
         imported = tiles[source]
-        assert len(imported) == count == len(tiling.tile_positions(h, w, S, CAP)), name
+        scaled = tiling.reference_shape(h, w)
+        assert len(imported) == count == len(tiling.tile_positions(*scaled, S, CAP)), name
         assert h % S and w % S  # never a multiple of S
         out = classify(image_bytes=tf.constant([(root / name).read_bytes()]))
         assert int(out["patch_count"][0]) == count, name
@@ -108,7 +113,7 @@ def test_classify_images_judges_the_imported_tiles(setup):
                                    _served_mean(loaded, imported), rtol=1e-6, atol=1e-7,
                                    err_msg=name)
         checked += 1
-    assert checked == 8
+    assert checked == 10
 
 
 def test_predict_judges_the_imported_tiles_for_every_format(setup):

@@ -17,15 +17,19 @@ not export a float16 signature):
 * ``classify_images``: ``image_bytes`` string ``[N]`` (encoded JPEG or PNG, each
   at least S×S; images may differ in size; BMP and GIF decode too) → a whole-image
   verdict per image:
-  ``recaptured_probability`` float32 ``[N]``, ``label`` int64 ``[N]`` (1 =
-  recaptured, when the probability is > 0.5) and ``patch_count`` int32 ``[N]``.
-  It decodes and tiles exactly as ``data import`` does (:mod:`tfrecap.data.decode`,
-  :mod:`tfrecap.data.tiling`), so a photo is judged on the tiles import stores. Exported
-  only when the detector has a fixed patch size S.
+  ``recaptured_probability`` float32 ``[N]`` (the tile probabilities aggregated by the
+  export's :class:`tfrecap.verdict.Verdict`), ``label`` int64 ``[N]`` (1 = recaptured, when
+  the probability is ``>=`` the stored threshold), ``threshold`` float32 ``[N]`` (that
+  threshold, for each image) and ``patch_count`` int32 ``[N]``.
+  It decodes, scales and tiles exactly as ``data import`` does (:mod:`tfrecap.data.decode`,
+  :mod:`tfrecap.data.tiling`: a photo whose long side exceeds 1024 px is first downscaled to
+  1024), so a photo is judged on the tiles import stores. Exported only when the detector
+  has a fixed patch size S.
 
 The exported graph holds inference only (the detector, called with
 ``training=False``); the resolved run config is stored as the asset
-``assets/tfrecap_config.json``.
+``assets/tfrecap_config.json`` and the verdict as ``assets/tfrecap_verdict.json``
+(:func:`load_verdict`; an export without it used the default :class:`Verdict`).
 """
 
 from __future__ import annotations
@@ -45,15 +49,22 @@ from tfrecap.data.decode import (
     decode_rgb,
     serving_bytes,
 )
-from tfrecap.data.tiling import DEFAULT_MAX_TILES, cut_tiles_tf
+from tfrecap.data.tiling import (
+    DEFAULT_MAX_TILES,
+    REFERENCE_LONG_SIDE,
+    cut_tiles_tf,
+    normalize_scale_tf,
+    reference_shape_tf,
+)
 from tfrecap.jsonio import write_json
+from tfrecap.verdict import Verdict, aggregate_tf
 
 CONFIG_ASSET = "tfrecap_config.json"
+VERDICT_ASSET = "tfrecap_verdict.json"
 
 MAX_TILES = DEFAULT_MAX_TILES
 """At most this many S×S tiles judge one image in ``classify_images`` by default
 (:data:`tfrecap.data.tiling.DEFAULT_MAX_TILES`, the default of ``data import`` too)."""
-
 
 
 def next_version(export_root: Path) -> int:
@@ -84,7 +95,12 @@ def latest_version_dir(path: str | Path) -> Path:
 
 
 def export_detector(
-    detector: keras.Model, export_root: str | Path, config=None, *, max_tiles: int = MAX_TILES
+    detector: keras.Model,
+    export_root: str | Path,
+    config=None,
+    *,
+    max_tiles: int = MAX_TILES,
+    verdict: Verdict | None = None,
 ) -> Path:
     """Export ``detector`` (images → logits) to ``export_root/NEXT_VERSION``.
 
@@ -94,10 +110,16 @@ def export_detector(
         config: a :class:`tfrecap.config.PipelineConfig` (or dict) stored as an asset.
         max_tiles: the cap of ``classify_images``; pass the training data's
             ``max_tiles_per_image`` so that serving judges the tiles import stored.
+        verdict: how ``classify_images`` aggregates tiles and where it cuts
+            (:func:`tfrecap.verdict.choose_verdict`); None is the default :class:`Verdict`,
+            the mean tile probability cut at 0.5.
 
     Returns:
         The version folder written.
     """
+    verdict = Verdict() if verdict is None else verdict
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"verdict must be a tfrecap.verdict.Verdict, got {type(verdict).__name__}")
     export_root = Path(export_root)
     export_root.mkdir(parents=True, exist_ok=True)
     size = detector.input_shape[1]
@@ -122,7 +144,8 @@ def export_detector(
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def classify_fn(image_bytes):
             return classify_image_bytes(
-                image_bytes, lambda tiles: logits_fn(tiles)["logits"], size, max_tiles
+                image_bytes, lambda tiles: logits_fn(tiles)["logits"], size, max_tiles,
+                verdict=verdict,
             )
 
         archive.add_endpoint("classify_images", classify_fn)
@@ -136,6 +159,8 @@ def export_detector(
         # assets/ by the SavedModel writer; ExportArchive has no public hook for
         # non-variable objects, so attach it to the archive's root trackable.
         archive._tf_trackable.tfrecap_config = tf.saved_model.Asset(str(config_file))
+        verdict_file = write_json(staging / VERDICT_ASSET, verdict.to_dict(), sort_keys=True)
+        archive._tf_trackable.tfrecap_verdict = tf.saved_model.Asset(str(verdict_file))
         model_dir = staging / "model"
         archive.write_out(str(model_dir), verbose=False)
         # Another exporter may have taken the number meanwhile; retry the rename.
@@ -150,7 +175,7 @@ def export_detector(
 
 
 def _image_tiles(image_bytes, index, size, max_tiles):
-    """Decode one image and cut its S×S tiles: float32 ``[T, S, S, 3]`` in [0, 255]."""
+    """Decode one image, scale it by the rule and cut its S×S tiles: float32 ``[T, S, S, 3]``."""
     header_ok = tf.reduce_any(
         [tf.equal(tf.strings.substr(image_bytes, 0, len(magic)), magic)
          for magic in GRAPH_SIGNATURES]
@@ -166,50 +191,64 @@ def _image_tiles(image_bytes, index, size, max_tiles):
         [tf.strings.format(
             "classify_images: image {} is {}x{} (height x width), smaller than the "
             "{}x{} patch size", (index, height, width, size, size))])
+    ref_h, ref_w = reference_shape_tf(height, width)
     with tf.control_dependencies([big_enough]):
-        image = tf.identity(image)
+        still_big_enough = tf.debugging.Assert(
+            tf.logical_and(ref_h >= size, ref_w >= size),
+            [tf.strings.format(
+                "classify_images: image {} is {}x{} (height x width), {}x{} after scaling to "
+                "the {}-pixel reference long side, smaller than the {}x{} patch size",
+                (index, height, width, ref_h, ref_w, REFERENCE_LONG_SIDE, size, size))])
+    with tf.control_dependencies([still_big_enough]):
+        image = normalize_scale_tf(tf.identity(image))
     return tf.cast(cut_tiles_tf(image, size, max_tiles), tf.float32)
 
 
-def classify_image_bytes(image_bytes, logits_fn, size, max_tiles=MAX_TILES):
+def classify_image_bytes(image_bytes, logits_fn, size, max_tiles=MAX_TILES, *, verdict=None):
     """Whole-image verdicts from encoded images, as in the ``classify_images`` signature.
 
     Each image is decoded by :func:`tfrecap.data.decode.decode_in_graph` (JPEG with the
-    accurate IDCT, the pixels ``data import`` stores) and cut by the one tiling rule of
-    :mod:`tfrecap.data.tiling` (a top-left S×S grid, at most ``max_tiles`` tiles evenly
-    spread over it), so it judges exactly the tiles an import of the same photo stores.
-    The verdict is the mean over the tiles of softmax(logits)[:, 1]. All tiles of one image
-    go through the detector in one batch.
+    accurate IDCT, the pixels ``data import`` stores), downscaled to a long side of at most
+    1024 px and cut by the one rule of :mod:`tfrecap.data.tiling` (a top-left S×S grid, at
+    most ``max_tiles`` tiles evenly spread over it), so it judges exactly the tiles an import
+    of the same photo stores. The tiles' probabilities softmax(logits)[:, 1] are aggregated by
+    :func:`tfrecap.verdict.aggregate_tf`, and ``label`` is 1 when that aggregate is ``>=``
+    the verdict's threshold (so a threshold of 0 calls everything recaptured, and an
+    aggregate exactly at the threshold is recaptured). All tiles of one image go through the
+    detector in one batch.
 
     Args:
         image_bytes: string ``[N]``, encoded JPEG or PNG (GIF and BMP decode too).
         logits_fn: float32 ``[T, S, S, 3]`` pixels → float32 ``[T, 2]`` logits.
         size: the patch side S.
         max_tiles: at most this many tiles per image.
+        verdict: the :class:`tfrecap.verdict.Verdict` (None: the default, mean at 0.5).
 
     Returns:
         ``{"recaptured_probability": float32 [N], "label": int64 [N],
-        "patch_count": int32 [N]}``.
+        "threshold": float32 [N], "patch_count": int32 [N]}``.
 
     Raises:
         tf.errors.InvalidArgumentError: naming the image, when its bytes are not
             an image or it is smaller than S×S.
     """
+    verdict = Verdict() if verdict is None else verdict
     indices = tf.range(tf.shape(image_bytes)[0])
 
     def judge(args):
         data, index = args
         tiles = _image_tiles(data, index, size, max_tiles)
-        probabilities = tf.nn.softmax(tf.cast(logits_fn(tiles), tf.float32))[:, 1]
-        return tf.reduce_mean(probabilities), tf.shape(tiles)[0]
+        return aggregate_tf(logits_fn(tiles), verdict), tf.shape(tiles)[0]
 
     probability, count = tf.map_fn(
         judge, (image_bytes, indices),
         fn_output_signature=(tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32)),
     )
+    threshold = tf.constant(verdict.threshold, tf.float32)
     return {
         "recaptured_probability": probability,
-        "label": tf.cast(probability > 0.5, tf.int64),
+        "label": tf.cast(probability >= threshold, tf.int64),
+        "threshold": tf.fill(tf.shape(probability), threshold),
         "patch_count": count,
     }
 
@@ -244,7 +283,8 @@ def classify_files(classify, paths, *, warn=None) -> list[dict]:
 
     Returns:
         One dict per path, in order: ``{"path", "label" ("original" or "recaptured"),
-        "recaptured_probability", "patch_count"}`` (and ``"warning"`` after a conversion),
+        "recaptured_probability", "patch_count", "threshold"}`` (``"threshold"`` only from
+        exports that return it; ``"warning"`` after a conversion),
         or ``{"path", "error"}`` when the file is missing, unreadable, not an image or
         smaller than S×S.
     """
@@ -279,6 +319,8 @@ def classify_files(classify, paths, *, warn=None) -> list[dict]:
             "recaptured_probability": float(out["recaptured_probability"][0]),
             "patch_count": int(out["patch_count"][0]),
         }
+        if "threshold" in out:  # exports older than the calibrated verdict have none
+            result["threshold"] = float(out["threshold"][0])
         if warning:
             result["warning"] = warning
         results.append(result)
@@ -289,3 +331,20 @@ def load_config_asset(version_dir: str | Path) -> dict:
     """The run config stored in an export (``{}`` if there is none)."""
     path = Path(version_dir) / "assets" / CONFIG_ASSET
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def load_verdict(version_dir: str | Path) -> Verdict:
+    """The verdict stored in an export; the default :class:`Verdict` for an older export
+    without one (those cut the mean tile probability at 0.5).
+
+    Raises:
+        ValueError: naming the file, when the stored verdict is not valid JSON or not a
+            valid verdict.
+    """
+    path = Path(version_dir) / "assets" / VERDICT_ASSET
+    if not path.exists():
+        return Verdict()
+    try:
+        return Verdict.from_dict(json.loads(path.read_text()))
+    except ValueError as err:  # json.JSONDecodeError is a ValueError too
+        raise ValueError(f"{path}: not a valid tfrecap verdict: {err}") from err

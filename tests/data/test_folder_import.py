@@ -249,3 +249,47 @@ def test_import_is_the_same_with_any_number_of_workers(photo_folders):
     assert len(results[0][2]) == 12 * 6 + 4  # 2 x 3 tiles of 32 px per 70 x 100 photo, 2 x 2
     # in the 64 x 64 grey one
     assert results[0] == results[1]
+
+
+# Photos above the 1024-px reference long side, in odd sizes and both orientations.
+LARGE = [("wide.png", (701, 1100), {}), ("tall_420.jpg", (1100, 701), {"quality": 90}),
+         ("square_444.jpg", (1025, 1025), {"quality": 85, "subsampling": 0})]
+
+
+def test_import_scales_large_photos_exactly_as_the_graph_does(tmp_path):
+    # Import runs the scale rule's TF op eagerly in its decoding threads; the exported graph
+    # runs it on the bytes. Both must give the same pixels, hence the same tiles, bit for bit.
+    import tensorflow as tf
+
+    from tfrecap.data.decode import decode_in_graph
+
+    originals, recaptured = tmp_path / "originals", tmp_path / "recaptured"
+    for i, (name, size, options) in enumerate(LARGE):
+        save_image(originals / name, size=size, seed=i, **options)
+    save_image(recaptured / "r.png", size=(70, 100))
+    # 2000 x 60 is big enough as it is, but 1024 x 31 (below S = 32) after the scale rule.
+    save_image(originals / "strip.png", size=(2000, 60))
+    lines = []
+    report = folder.scan_folders(originals, recaptured, SIZE, workers=2, warn=lines.append)
+    assert len(lines) == 1 and lines[0] == (
+        f"skipped: {originals / 'strip.png'}: too small after scaling to the 1024-pixel "
+        "reference long side (60x2000 pixels become 31x1024, need at least 32x32)")
+    assert report.counts()["skipped"] == {"too small": 1}
+    shapes = {r.relpath: (r.height, r.width) for r in report.records if r.label == 0}
+    assert shapes == {name: tiling.reference_shape(*size) for name, size, _ in LARGE}
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+    def graph_tiles(data):
+        return tiling.cut_tiles_tf(tiling.normalize_scale_tf(decode_in_graph(data)), SIZE)
+
+    imported = {}
+    for record, _, _, tile in folder.iter_tiles(report.records, SIZE, workers=2):
+        imported.setdefault(record.path, []).append(tile)
+    for record in report.records:
+        served = graph_tiles(tf.constant(open(record.path, "rb").read())).numpy()
+        assert len(imported[record.path]) == len(served) == len(
+            tiling.tile_positions(record.height, record.width, SIZE)), record.relpath
+        np.testing.assert_array_equal(np.stack(imported[record.path]), served,
+                                      err_msg=record.relpath)
+        pixels = folder.read_reference_rgb(record.path)
+        assert pixels.shape[:2] == (record.height, record.width)

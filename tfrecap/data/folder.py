@@ -8,9 +8,12 @@ the file and the reason, and `ScanReport.summary()` counts both kinds.
 
 Decisions, written down here because the paper is silent:
 
-* **Pixels and tiles.** Photos are decoded by `tfrecap.data.decode` and cut by
+* **Pixels and tiles.** Photos are decoded by `tfrecap.data.decode`, scaled and cut by
   `tfrecap.data.tiling`, the very rule and decoder the exported `classify_images`
-  signature uses, so a served model judges the tiles it was trained on: a grid of
+  signature uses, so a served model judges the tiles it was trained on: a photo whose long
+  side exceeds 1024 px is first downscaled (antialiased) to a long side of 1024 by the same
+  TF op the graph runs, called eagerly in the decoding threads (a photo whose short side
+  then falls below S is skipped as too small); then a grid of
   non-overlapping S×S tiles from the top-left pixel, at most `max_tiles` (default 64)
   evenly spaced over it, so one 24-megapixel photo (about 5,800 tiles of 64 px) cannot
   outweigh a hundred small ones. The format is read from the bytes: a WebP named `.jpg`
@@ -43,7 +46,13 @@ import numpy as np
 
 from tfrecap import LABEL_NAMES
 from tfrecap.data.decode import BadImageError, decode_rgb
-from tfrecap.data.tiling import DEFAULT_MAX_TILES, tile_positions
+from tfrecap.data.tiling import (
+    DEFAULT_MAX_TILES,
+    REFERENCE_LONG_SIDE,
+    normalize_scale,
+    reference_shape,
+    tile_positions,
+)
 from tfrecap.names import SPLIT_FRACTIONS, SPLITS
 
 logger = logging.getLogger(__name__)
@@ -70,8 +79,9 @@ class ImageRecord:
         path: absolute path of the file.
         relpath: POSIX path relative to its class folder.
         label: 0 original, 1 recaptured.
-        height: image height in pixels.
-        width: image width in pixels.
+        height: height in pixels after the scale rule (`tiling.reference_shape`): the
+            pixels its tiles are cut from.
+        width: width in pixels after the scale rule.
         conversion: what was converted to reach 8-bit RGB ("grey", "CMYK", ...), or None.
     """
 
@@ -219,11 +229,31 @@ def fingerprint(originals: str | os.PathLike, recaptured: str | os.PathLike) -> 
 
 
 def _inspect(path: Path, min_size: int) -> tuple[int, int, str | None] | BadImageError:
+    """Reference height and width (after the scale rule) and conversion, or the problem."""
     try:
         pixels, conversion = read_rgb(path, min_size=min_size)
     except BadImageError as err:
         return err
-    return pixels.shape[0], pixels.shape[1], conversion
+    height, width = pixels.shape[:2]
+    ref_h, ref_w = reference_shape(height, width)
+    if min(ref_h, ref_w) < min_size:
+        return BadImageError(
+            "too small",
+            f"too small after scaling to the {REFERENCE_LONG_SIDE}-pixel reference long side "
+            f"({width}x{height} pixels become {ref_w}x{ref_h}, need at least "
+            f"{min_size}x{min_size})",
+        )
+    return ref_h, ref_w, conversion
+
+
+def read_reference_rgb(path: str | os.PathLike, min_size: int = 1) -> np.ndarray:
+    """:func:`read_rgb`, then the scale rule (`tiling.normalize_scale`): the pixels tiled.
+
+    Raises:
+        BadImageError: as :func:`read_rgb`.
+    """
+    pixels, _ = read_rgb(path, min_size=min_size)
+    return normalize_scale(pixels)
 
 
 def scan_folders(
@@ -244,7 +274,8 @@ def scan_folders(
     Args:
         originals: folder of original photos (label 0), searched at any depth.
         recaptured: folder of recaptured photos (label 1).
-        size: tile size S; smaller images are skipped as too small.
+        size: tile size S; smaller images, also after the scale rule, are skipped as
+            too small.
         workers: decoding threads (default: the number of CPUs).
         progress: called with the number of files newly checked.
         warn: called once per skipped or converted file with one line naming it and
@@ -388,8 +419,9 @@ def iter_tiles(
 ) -> Iterator[tuple[ImageRecord, int, int, np.ndarray]]:
     """Yield `(record, y, x, tile)` for every kept tile, in record order.
 
-    Photos are decoded a few at a time ahead of the consumer in a thread pool, so
-    memory stays bounded by a handful of decoded photos.
+    Photos are decoded and scaled (:func:`read_reference_rgb`) a few at a time ahead of the
+    consumer in a thread pool (Pillow and TF ops both release the GIL), so memory stays
+    bounded by a handful of decoded photos. Tile corners are in the scaled photo.
 
     Args:
         records: photos from `scan_folders`.
@@ -403,15 +435,15 @@ def iter_tiles(
         window: collections.deque = collections.deque()
         it = iter(records)
         for record in it:
-            window.append((record, pool.submit(read_rgb, record.path, size)))
+            window.append((record, pool.submit(read_reference_rgb, record.path, size)))
             if len(window) >= 2 * workers:
                 break
         while window:
             record, future = window.popleft()
             nxt = next(it, None)
             if nxt is not None:
-                window.append((nxt, pool.submit(read_rgb, nxt.path, size)))
-            pixels, _ = future.result()
+                window.append((nxt, pool.submit(read_reference_rgb, nxt.path, size)))
+            pixels = future.result()
             for y, x in tile_positions(pixels.shape[0], pixels.shape[1], size, max_tiles):
                 yield record, y, x, np.ascontiguousarray(pixels[y : y + size, x : x + size])
             if progress:

@@ -4,6 +4,18 @@
 judges, so a detector is served on what it was trained on. The rule, in integer arithmetic
 that NumPy (at import) and TensorFlow (inside the exported graph) compute identically:
 
+* **Scale first.** A photo whose long side exceeds :data:`REFERENCE_LONG_SIDE` (1024 px) is
+  downscaled, antialiased, so that its long side is exactly 1024 (:func:`reference_shape`,
+  :func:`normalize_scale_tf`); a smaller one is never upsampled and keeps exactly its pixels.
+  Why: a verdict must not depend on the phone's megapixels or on a messaging app's resize.
+  A 64-px tile of a 16 MP photo and one of a 1 MP photo see the screen's pixel grid at
+  different scales; after the rule both see it (almost) the same. Why 1024: at or below the
+  smallest photos users send (about 1 MP at 4:3), so a 4 MP photo and its 1 MP resize land
+  on (almost) the same pixels, and small photos lose nothing. Why antialiased: plain
+  decimation aliases fine detail into false low-frequency patterns, and moiré is the very
+  cue of a screen. The resize is ``tf.image.resize(bilinear, antialias=True)``, rounded
+  half to even and clipped to uint8; import calls the same TF op eagerly, so the pixels it
+  stores are bit-identical to those the graph tiles (on the same CPU kernels).
 * **Grid and phase.** The grid of non-overlapping S×S tiles starts at the top-left pixel:
   ``rows = H // S``, ``cols = W // S``, tile ``(i, j)`` has its corner at ``(i·S, j·S)``; a
   remainder at the bottom and right is ignored. Every corner is then a multiple of S, hence
@@ -24,10 +36,13 @@ from __future__ import annotations
 
 import math
 
-RULE = "top-left-grid/1"
+RULE = "reference-1024/top-left-grid/2"
 """Name and version of the rule above and of the decoder (``data/decode.py``); part of a folder
 dataset's identity, so a dataset imported under another rule is rebuilt, never reused. Change it
 whenever a change to either would give other tiles or other pixels."""
+
+REFERENCE_LONG_SIDE = 1024
+"""Photos with a longer side than this are downscaled to it before tiling (module doc)."""
 
 DEFAULT_MAX_TILES = 64
 """Default cap on tiles per photo, at import and in ``classify_images``.
@@ -35,6 +50,80 @@ DEFAULT_MAX_TILES = 64
 64 tiles cover a 512×512 photo at S = 64 completely; above that, the cap keeps one huge photo
 from outweighing a hundred small ones at import, and bounds the detector's batch when served.
 """
+
+
+def reference_shape(height: int, width: int) -> tuple[int, int]:
+    """``(height, width)`` after the scale rule: long side at most :data:`REFERENCE_LONG_SIDE`.
+
+    Integer arithmetic, so that :func:`reference_shape_tf` gives the same: the long side
+    becomes 1024 and the short side ``(short·1024 + long//2) // long`` (rounded, at least 1);
+    a photo whose long side is at most 1024 keeps its shape.
+    """
+    long_side, short_side = max(height, width), min(height, width)
+    if long_side <= REFERENCE_LONG_SIDE:
+        return height, width
+    short_side = max(1, (short_side * REFERENCE_LONG_SIDE + long_side // 2) // long_side)
+    if height >= width:
+        return REFERENCE_LONG_SIDE, short_side
+    return short_side, REFERENCE_LONG_SIDE
+
+
+def reference_shape_tf(height, width):
+    """:func:`reference_shape` in TF ops on int32 scalars: ``(height, width)`` int32."""
+    import tensorflow as tf
+
+    # int64 inside: short·1024 overflows int32 for sides above 2 million pixels.
+    h, w = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
+    long_side, short_side = tf.maximum(h, w), tf.minimum(h, w)
+    scaled = tf.maximum(
+        tf.constant(1, tf.int64),
+        (short_side * REFERENCE_LONG_SIDE + long_side // 2) // tf.maximum(long_side, 1),
+    )
+    resize = long_side > REFERENCE_LONG_SIDE
+    tall = h >= w
+    new_h = tf.where(resize, tf.where(tall, tf.constant(REFERENCE_LONG_SIDE, tf.int64), scaled), h)
+    new_w = tf.where(resize, tf.where(tall, scaled, tf.constant(REFERENCE_LONG_SIDE, tf.int64)), w)
+    return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
+
+
+def normalize_scale_tf(image):
+    """The scale rule on one decoded image: uint8 ``[H, W, C]`` → uint8 ``[h, w, C]``.
+
+    Downscales with ``tf.image.resize(method="bilinear", antialias=True)`` to
+    :func:`reference_shape_tf`, then rounds (half to even), clips to [0, 255] and casts to
+    uint8, since import stores uint8 tiles; returns the input pixels unchanged when no
+    resize is needed. The exported graph calls it, and import calls it eagerly
+    (:func:`normalize_scale`), so both tile the same pixels.
+
+    Raises:
+        TypeError: the image is not uint8.
+    """
+    import tensorflow as tf
+
+    image = tf.convert_to_tensor(image)
+    if image.dtype != tf.uint8:
+        raise TypeError(f"normalize_scale_tf wants a uint8 image, got {image.dtype.name}")
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    new_h, new_w = reference_shape_tf(height, width)
+
+    def downscale():
+        resized = tf.image.resize(
+            image, tf.stack([new_h, new_w]), method="bilinear", antialias=True
+        )
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+    changed = tf.logical_or(tf.not_equal(new_h, height), tf.not_equal(new_w, width))
+    return tf.cond(changed, downscale, lambda: tf.identity(image))
+
+
+def normalize_scale(pixels):
+    """:func:`normalize_scale_tf` for a NumPy uint8 ``[H, W, C]`` image, run eagerly (import).
+
+    A photo that needs no resize is returned as it is, without starting TensorFlow.
+    """
+    if reference_shape(pixels.shape[0], pixels.shape[1]) == tuple(pixels.shape[:2]):
+        return pixels
+    return normalize_scale_tf(pixels).numpy()
 
 
 def kept_grid(rows: int, cols: int, max_tiles: int) -> tuple[int, int]:
