@@ -1,8 +1,8 @@
 """Every setting of a training run, as frozen dataclasses loaded from pipeline TOML.
 
 A pipeline file has one table per dataclass below (``[data]``, ``[model]``,
-``[defence]``, ``[train]``, ``[monitor]``) plus top-level ``name`` and ``description``. Unknown
-keys, wrong types and inconsistent values are errors that name the file and the
+``[defence]``, ``[train]``, ``[monitor]``, ``[verdict]``) plus top-level ``name`` and
+``description``. Unknown keys, wrong types and inconsistent values are errors that name the file and the
 key, so a typo is never ignored silently. CLI flags change a loaded config with
 :func:`override`, which goes through the same validation.
 
@@ -116,6 +116,22 @@ class MonitorConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VerdictConfig:
+    """How the export's whole-image verdict is chosen (``tfrecap/training/calibration.py``).
+
+    With ``calibration_photos = 0`` the export keeps the uncalibrated verdict (the mean tile
+    probability, cut at 0.5). Otherwise, after training, that many whole synthetic
+    *validation* photos per class (``photo_height`` × ``photo_width``, from the simulator that
+    made the training data, so synthetic v2 data only) choose the aggregation over tiles and
+    the threshold, which the export stores.
+    """
+
+    calibration_photos: int = 0
+    photo_height: int = 768
+    photo_width: int = 1024
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """One training run: data, model, defence and optimisation settings."""
 
@@ -126,6 +142,7 @@ class PipelineConfig:
     defence: DefenceConfig = DefenceConfig()
     train: TrainConfig = TrainConfig()
     monitor: MonitorConfig = MonitorConfig()
+    verdict: VerdictConfig = VerdictConfig()
 
     @property
     def is_baseline(self) -> bool:
@@ -144,6 +161,7 @@ _SECTIONS = {
     "defence": DefenceConfig,
     "train": TrainConfig,
     "monitor": MonitorConfig,
+    "verdict": VerdictConfig,
 }
 
 
@@ -276,6 +294,12 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
         fail(f"[train] lr_decay_rate must be in (0, 1], got {t.lr_decay_rate}")
     if t.lr_decay_steps < 1:
         fail(f"[train] lr_decay_steps must be >= 1, got {t.lr_decay_steps}")
+    v = config.verdict
+    if v.calibration_photos < 0:
+        fail(f"[verdict] calibration_photos must be >= 0, got {v.calibration_photos}")
+    if min(v.photo_height, v.photo_width) < d.patch_size:
+        fail(f"[verdict] photo_height and photo_width must be at least [data] patch_size "
+             f"({d.patch_size}), got {v.photo_height}x{v.photo_width}")
     mon = config.monitor
     if mon.every < 1 or mon.limit < 1:
         fail(f"[monitor] every and limit must be >= 1, got {mon.every} and {mon.limit}")

@@ -187,6 +187,8 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     t = config.train
     splits = load_builder(data_dir, config.data.dataset).info.splits
     _check_splits(splits, config, data_dir)
+    identity = (read_metadata(data_dir, config.data.dataset) or {}).get("identity", {})
+    calibration_params = _calibration_params(config, identity)
     train_ds = make_dataset(
         data_dir, config.data.dataset, "train", t.batch_size, training=True, seed=t.seed,
         repeat=True, shuffle_buffer=config.data.shuffle_buffer,
@@ -266,9 +268,12 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
 
         # Serve with the tile cap the data was imported with, so classify_images judges the
         # tiles `data import` stored (synthetic data has no cap: the default applies).
-        identity = (read_metadata(data_dir, config.data.dataset) or {}).get("identity", {})
         cap = identity.get("max_tiles_per_image")
-        export_path = export_detector(model.detector, export_dir, config,
+        verdict = None
+        if calibration_params is not None:
+            verdict = _calibrate(model.detector, config, calibration_params,
+                                 int(identity.get("seed", 0)), run_dir, log)
+        export_path = export_detector(model.detector, export_dir, config, verdict=verdict,
                                       **({"max_tiles": int(cap)} if cap else {}))
         log(f"Exported to {export_path}")
     return TrainResult(
@@ -280,6 +285,52 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         seconds=time.time() - started,
         model=model,
     )
+
+
+def _calibration_params(config: PipelineConfig, identity: dict):
+    """The simulator parameters that calibrate the verdict, or None when it is not calibrated.
+
+    Checked before training, so that a pipeline asking for calibration on data that has no
+    whole photos fails at once rather than after hours of training.
+    """
+    if not config.verdict.calibration_photos:
+        return None
+    from tfrecap.data.simulator import V2_PARAMS
+
+    if identity.get("kind") != "synthetic" or identity.get("simulator_version") != 2:
+        raise TrainingError(
+            f"[verdict] calibration_photos = {config.verdict.calibration_photos} needs synthetic "
+            f"v2 data (whole validation photos come from its simulator), but dataset "
+            f"{config.data.dataset!r} is not; set calibration_photos = 0 or train on "
+            "synthetic_v2_64")
+    if identity.get("simulator_fingerprint") != V2_PARAMS.fingerprint():
+        raise TrainingError(
+            f"dataset {config.data.dataset!r} was made by simulator parameters "
+            f"{identity.get('simulator_fingerprint')}, not the committed v2 "
+            f"({V2_PARAMS.fingerprint()}): its validation photos cannot be remade; rebuild it "
+            "or set [verdict] calibration_photos = 0")
+    return V2_PARAMS
+
+
+def _calibrate(detector, config: PipelineConfig, params, seed: int, run_dir: Path, log):
+    """Choose the export's verdict on synthetic validation photos; the table goes to the run."""
+    from tfrecap.data import generate
+    from tfrecap.training.calibration import calibrate, keras_probabilities
+
+    v = config.verdict
+    log(f"Calibrating the whole-image verdict on {v.calibration_photos} synthetic validation "
+        f"photos per class ({v.photo_height}x{v.photo_width}) ...")
+    started = time.time()
+    photos = generate.photos("validation", v.calibration_photos, seed, params, workers=None,
+                             height=v.photo_height, width=v.photo_width)
+    verdict, table = calibrate(keras_probabilities(detector), photos, config.data.patch_size)
+    jsonio.write_json(run_dir / "calibration.json",
+                      {"verdict": verdict.to_dict(), "table": table,
+                       "photos_per_class": v.calibration_photos, "seed": seed,
+                       "seconds": time.time() - started})
+    log(f"Verdict: {verdict.aggregation} >= {verdict.threshold:.4f} "
+        f"({time.time() - started:.0f} s; table in {run_dir / 'calibration.json'}).")
+    return verdict
 
 
 # Each skipped step halves the loss scale: 64 halvings take 2**15 below 2**-48, so a loss
