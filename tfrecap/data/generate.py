@@ -243,3 +243,64 @@ def generate_split(
                 progress(2)
         return examples
     return _run_parallel(size, seed, split, jobs, workers, progress, params)
+
+
+_PHOTO_KEY = 2**31 + 2
+
+
+def _make_photo(seed, split, index, height, width, params) -> tuple[np.ndarray, int]:
+    """Worker entry point for `photos` (top level, so that `spawn` can pickle it)."""
+    from tfrecap.data.simulator.v2.photo import simulate_photo
+
+    key = np.random.SeedSequence([seed, SPLITS.index(split), index, _PHOTO_KEY])
+    label = index % 2
+    return simulate_photo(np.random.default_rng(key), label, height, width, params), label
+
+
+def photos(
+    split: str,
+    count_per_class: int,
+    seed: int,
+    params=None,
+    workers: int | None = 1,
+    height: int = 768,
+    width: int = 1024,
+):
+    """Yields `(image, label)` whole synthetic photos (simulator v2), originals and recaptures.
+
+    Photo ``i`` has label ``i % 2`` and its own generator seeded from ``(seed, split index,
+    i)``, so the photos are byte-identical whatever the number of workers, and splits differ.
+
+    Args:
+        split: one of `SPLITS` (it only seeds the photos: their scenes are procedural).
+        count_per_class: photos per class.
+        seed: the photos' seed.
+        params: a `SimulatorParamsV2`; None means `V2_PARAMS`.
+        workers: processes; None means `os.cpu_count()`, 1 runs in this process.
+        height, width: reference resolution of each photo.
+
+    Raises:
+        ValueError: an unknown split, a count < 1 or workers < 1.
+        TypeError: `params` is not a `SimulatorParamsV2`.
+    """
+    from tfrecap.data.simulator import V2_PARAMS, SimulatorParamsV2
+
+    params = V2_PARAMS if params is None else params
+    if not isinstance(params, SimulatorParamsV2):
+        raise TypeError(f"photos need SimulatorParamsV2, got {type(params).__name__}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if count_per_class < 1:
+        raise ValueError(f"count_per_class must be >= 1, got {count_per_class}")
+    workers = os.cpu_count() or 1 if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    args = [(seed, split, i, height, width, params) for i in range(2 * count_per_class)]
+    if workers == 1:
+        for arg in args:
+            yield _make_photo(*arg)
+        return
+    pool = _pool(workers)
+    futures = [pool.submit(_make_photo, *arg) for arg in args]
+    for future in futures:  # in order: the output does not depend on scheduling
+        yield future.result()

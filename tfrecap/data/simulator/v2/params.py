@@ -32,7 +32,7 @@ _POSITIVE = ("downscale", "pitch", "content_scale", "dead_leaves_radius", "lens_
 _INT_FIELDS = frozenset({"version", "margin", "crop_jitter", "max_supersample",
                          "fine_budget", "subpixel_samples", "phone_jpeg_quality",
                          "messaging_jpeg_quality", "content_jpeg_quality",
-                         "dead_leaves_max_disks"})
+                         "dead_leaves_max_disks", "photo_tile", "photo_pad"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +113,11 @@ class SimulatorParamsV2:
         messaging_jpeg_quality: its JPEG quality, inclusive.
         messaging_444_prob: probability that it keeps 4:4:4 chroma (else 4:2:0).
         resize_filters: the antialiased resampling filters drawn (names of `RESIZE_FILTERS`).
+        screen_area: whole photos: the fraction of the frame a recaptured screen fills.
+        photo_scene_density: whole photos: dead-leaves raster px per reference px (a cap that
+            bounds memory; patches render theirs at sensor resolution).
+        photo_tile: whole photos: reference px per side of a rendered tile.
+        photo_pad: whole photos: sensor px rendered around each tile (ISP filters' reach).
     """
 
     version: int = 2
@@ -172,6 +177,10 @@ class SimulatorParamsV2:
     messaging_jpeg_quality: tuple[int, int] = (60, 95)
     messaging_444_prob: float = 0.3
     resize_filters: tuple[str, ...] = RESIZE_FILTERS
+    screen_area: Range = (0.3, 1.0)
+    photo_scene_density: float = 1.0
+    photo_tile: int = 64
+    photo_pad: int = 12
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
