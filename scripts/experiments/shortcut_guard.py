@@ -11,6 +11,7 @@ Two logistic regressions, trained on the train split and scored on the test spli
 Run::
 
     python scripts/experiments/shortcut_guard.py --size 64 --count 3000 --seed 0
+    python scripts/experiments/shortcut_guard.py --simulator v2 --size 64 --count 1000
 """
 
 from __future__ import annotations
@@ -64,11 +65,14 @@ def probe_accuracy(features, train_split, test_split) -> float:
     return float(model.score(features(x_test), y_test))
 
 
-def load(size: int, count: int, seed: int, split: str, workers: int | None):
-    """Images [N, S, S, 3] and labels [N] of one simulated split."""
+def load(size: int, count: int, seed: int, split: str, workers: int | None,
+         simulator: str = "v1"):
+    """Images [N, S, S, 3] and labels [N] of one simulated split (simulator "v1" or "v2")."""
     from tfrecap.data import generate
+    from tfrecap.data.simulator import PARAMS_BY_VERSION
 
-    examples = generate.generate_split(size, count, seed, split, workers=workers)
+    examples = generate.generate_split(size, count, seed, split, workers=workers,
+                                       params=PARAMS_BY_VERSION[simulator])
     return np.stack([e.image for e in examples]), np.array([e.label for e in examples])
 
 
@@ -78,10 +82,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=3000, help="examples per class, all splits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--simulator", choices=("v1", "v2"), default="v1")
     args = parser.parse_args()
     start = time.perf_counter()
-    train = load(args.size, args.count, args.seed, "train", args.workers)
-    test = load(args.size, args.count, args.seed, "test", args.workers)
+    train = load(args.size, args.count, args.seed, "train", args.workers, args.simulator)
+    test = load(args.size, args.count, args.seed, "test", args.workers, args.simulator)
     print(f"generated {len(train[1])} train + {len(test[1])} test patches "
           f"in {time.perf_counter() - start:.1f} s")
     for name, features in (("shortcut (nuisance)", nuisance_features),

@@ -70,17 +70,27 @@ def _quiet_tfds():
     default=None,
     help="Simulator processes [default: all CPUs]. The data do not depend on it.",
 )
+@click.option(
+    "--simulator",
+    type=click.Choice(["v1", "v2"]),
+    default="v1",
+    show_default=True,
+    help="Simulator version: v1 builds synthetic_{SIZE}; v2 (domain randomization at "
+    "sensor resolution, dead-leaves scenes, messaging-app chains) builds synthetic_v2_{SIZE}.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even if the same dataset is already built.")
-def synth(size, count, seed, data_dir, workers, force):
-    """Simulate recaptures of the bundled photos and build `synthetic_{SIZE}`.
+def synth(size, count, seed, data_dir, workers, simulator, force):
+    """Simulate recaptures and build `synthetic_{SIZE}` (v1) or `synthetic_v2_{SIZE}` (v2).
 
-    Size, count and seed are the dataset's identity: running again with the same
-    values reuses the dataset, with other values rebuilds it (atomically).
+    Size, count, seed and the simulator's parameters are the dataset's identity:
+    running again with the same values reuses the dataset, with other values
+    rebuilds it (atomically).
     """
     from tfrecap.data import builder, catalog, generate
+    from tfrecap.data.simulator import PARAMS_BY_VERSION
 
     _quiet_tfds()
-    config = builder.synthetic_config(int(size), count, seed)
+    config = builder.synthetic_config(int(size), count, seed, PARAMS_BY_VERSION[simulator])
     total = 2 * sum(generate.split_counts(count).values())
     with _progress(f"Simulating {config.name}", total, "patch") as progress:
         result = catalog.build_dataset(

@@ -6,7 +6,9 @@ source and patch size:
 * `synthetic_64`, `synthetic_128`: patches from the recapture simulator
   (`tfrecap.data.generate`), `count_per_class` per class, seeded, made with one
   `SimulatorParams` set whose version and fingerprint are part of the identity
-  (so data made by another simulator is never reused). There are no
+  (so data made by another simulator is never reused).
+* `synthetic_v2_64`, `synthetic_v2_128`: the same from simulator v2
+  (`SimulatorParamsV2`, domain randomization at sensor resolution). There are no
   synthetic 256 or 512 configs on purpose: the bundled photos are too small, and
   upsampling them would itself be a trace a detector could learn. Those sizes,
   and the paper profile, need real data through a folder config.
@@ -38,6 +40,7 @@ from PIL import Image
 from tfrecap import LABEL_NAMES
 from tfrecap.data import folder, tiling
 from tfrecap.data.simulator.params import DEFAULT_PARAMS, SimulatorParams
+from tfrecap.data.simulator.v2.params import V2_PARAMS, SimulatorParamsV2
 from tfrecap.names import SPLITS, SYNTHETIC_SIZES
 
 DEFAULT_COUNT_PER_CLASS = 3000
@@ -72,7 +75,7 @@ class RecaptureConfig(tfds.core.BuilderConfig):
         originals: folder config, folder of originals (default `manual_dir/originals`).
         recaptured: folder config, folder of recaptures (default `manual_dir/recaptured`).
         max_tiles_per_image: folder config, cap on tiles kept per photo.
-        simulator: synthetic only, the simulator's parameters.
+        simulator: synthetic only, the simulator's parameters (v1 or v2).
     """
 
     kind: str = "synthetic"
@@ -82,7 +85,7 @@ class RecaptureConfig(tfds.core.BuilderConfig):
     originals: str | None = None
     recaptured: str | None = None
     max_tiles_per_image: int = folder.DEFAULT_MAX_TILES
-    simulator: SimulatorParams = DEFAULT_PARAMS
+    simulator: SimulatorParams | SimulatorParamsV2 = DEFAULT_PARAMS
 
     def identity(self) -> dict:
         """The values that define the data: a different value means a different dataset.
@@ -105,17 +108,27 @@ class RecaptureConfig(tfds.core.BuilderConfig):
         return out
 
 
+def synthetic_name(size: int, version: int = 1) -> str:
+    """The dataset name of synthetic data: `synthetic_{size}` (v1), `synthetic_v2_{size}`."""
+    return f"synthetic_{size}" if version == 1 else f"synthetic_v{version}_{size}"
+
+
+SYNTHETIC_NAMES = frozenset(synthetic_name(s, v) for s in SYNTHETIC_SIZES for v in (1, 2))
+
+
 def synthetic_config(
     size: int,
     count_per_class: int = DEFAULT_COUNT_PER_CLASS,
     seed: int = 0,
-    params: SimulatorParams = DEFAULT_PARAMS,
+    params: SimulatorParams | SimulatorParamsV2 = DEFAULT_PARAMS,
 ):
-    """The `synthetic_{size}` config with the given count, seed and simulator parameters.
+    """The synthetic config with the given count, seed and simulator parameters.
+
+    Its name is `synthetic_{size}` for v1 parameters and `synthetic_v2_{size}` for v2 ones.
 
     Raises:
         ValueError: `size` is not 64 or 128, or the count is not positive.
-        TypeError: `params` is not a `SimulatorParams`.
+        TypeError: `params` is not a `SimulatorParams` or `SimulatorParamsV2`.
     """
     if size not in SYNTHETIC_SIZES:
         raise ValueError(
@@ -127,10 +140,11 @@ def synthetic_config(
             f"count per class must be at least {MIN_COUNT_PER_CLASS}, so that every split "
             f"(40/10/50) gets a patch; got {count_per_class}"
         )
-    if not isinstance(params, SimulatorParams):
-        raise TypeError(f"params must be a SimulatorParams, got {type(params).__name__}")
+    if not isinstance(params, (SimulatorParams, SimulatorParamsV2)):
+        raise TypeError(f"params must be a SimulatorParams or SimulatorParamsV2, got "
+                        f"{type(params).__name__}")
     return RecaptureConfig(
-        name=f"synthetic_{size}",
+        name=synthetic_name(size, params.version),
         description=f"Simulated recaptures, {size}x{size} patches, "
         f"{count_per_class} per class, seed {seed}, simulator v{params.version} "
         f"({params.fingerprint()}).",
@@ -166,7 +180,7 @@ def folder_config(
     """
     if not name or not all(c.isalnum() or c in "_-." for c in name) or name[0] == ".":
         raise ValueError(f"Bad dataset name {name!r}: use letters, digits, '_', '-' and '.'")
-    if name in {f"synthetic_{s}" for s in SYNTHETIC_SIZES}:
+    if name in SYNTHETIC_NAMES:
         raise ValueError(f"{name!r} is reserved for synthetic data; choose another name")
     if size < 8:
         raise ValueError(f"tile size must be at least 8, got {size}")
@@ -220,7 +234,9 @@ class Recapture(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release."}
-    BUILDER_CONFIGS = [synthetic_config(64), synthetic_config(128)]
+    BUILDER_CONFIGS = [synthetic_config(64), synthetic_config(128),
+                       synthetic_config(64, params=V2_PARAMS),
+                       synthetic_config(128, params=V2_PARAMS)]
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
     # Set by `catalog.build_dataset` before `download_and_prepare`; not part of the data.

@@ -69,11 +69,15 @@ def dataset_dir(data_dir: str | os.PathLike, dataset: str) -> Path:
 
 def build_command_hint(dataset: str, data_dir: str | os.PathLike) -> str:
     """The command that builds `dataset`, for error messages."""
-    prefix = "synthetic_"
-    if dataset.startswith(prefix) and dataset[len(prefix) :].isdigit():
+    prefixes = {"synthetic_v2_": " --simulator v2", "synthetic_": ""}
+    prefix = next((p for p in prefixes if dataset.startswith(p)
+                   and dataset[len(p):].isdigit()), None)
+    if prefix is not None:
+        flag = prefixes[prefix]
         size = int(dataset[len(prefix) :])
         if size in SYNTHETIC_SIZES:
-            return f"tfrecap data synth --size {size} --count 3000 --data-dir {data_dir}"
+            return (f"tfrecap data synth --size {size}{flag} --count 3000 "
+                    f"--data-dir {data_dir}")
         return (
             f"synthetic data exists only at sizes {SYNTHETIC_SIZES}; import real photos with "
             f"tfrecap data import --originals DIR --recaptured DIR --size {size} "

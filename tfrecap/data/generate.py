@@ -6,7 +6,14 @@ Every pair gets its own generator, seeded from ``(seed, split index, pair index)
 split's examples are byte-identical whatever the number of worker processes. Pair ``i`` uses the
 region at position ``i mod n`` of a seeded permutation of the split's ``n`` regions: every
 region is used about equally often, with fresh random draws each time. The simulator's
-parameters (`SimulatorParams`, picklable) travel to the workers with each chunk.
+parameters (`SimulatorParams` or `SimulatorParamsV2`, picklable) travel to the workers with
+each chunk.
+
+Simulator v2 shows a procedural dead-leaves scene instead of a photo region in a fraction of
+the pairs (`dead_leaves_fraction`), chosen by a generator of its own seeded from ``(seed,
+split index, pair index)``; the scene itself comes from the pair's generator, so it is fixed by
+the same triple, and splits stay disjoint. Such examples have source ``"dead_leaves"`` and
+region ``"dead_leaves/{split}/{pair}"``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,12 @@ import numpy as np
 
 from tfrecap import names
 from tfrecap.data import simulator, sources
-from tfrecap.data.simulator import DEFAULT_PARAMS, SimulatorParams
+from tfrecap.data.simulator import ALL_PARAMS, DEFAULT_PARAMS, SimulatorParams
+
+DEAD_LEAVES = "dead_leaves"
+# Stream keys of the per-pair side generators (pair indices stay below them).
+_ORDER_KEY = 2**31
+_SCENE_KEY = 2**31 + 1
 
 SPLITS = names.SPLITS
 SIZES = names.SYNTHETIC_SIZES
@@ -78,6 +90,12 @@ def _check_size(size: int) -> None:
         )
 
 
+def _check_params(params) -> None:
+    if not isinstance(params, ALL_PARAMS):
+        raise TypeError(f"params must be a SimulatorParams or SimulatorParamsV2, got "
+                        f"{type(params).__name__}")
+
+
 def _regions(size: int, split: str, params: SimulatorParams) -> tuple[sources.Region, ...]:
     # The window, and so the set of regions that fit in a band, depends on the ranges.
     regions = sources.split_regions(size, simulator.window_radius(size, params), split)
@@ -88,19 +106,32 @@ def _regions(size: int, split: str, params: SimulatorParams) -> tuple[sources.Re
 
 def _region_order(size: int, seed: int, split: str, params: SimulatorParams) -> np.ndarray:
     count = len(_regions(size, split, params))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), 2**31]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), _ORDER_KEY]))
     return rng.permutation(count)
+
+
+def is_dead_leaves(seed: int, split: str, pair: int, params) -> bool:
+    """Whether pair `pair` of a split shows a dead-leaves scene (v2 only)."""
+    fraction = getattr(params, "dead_leaves_fraction", 0.0)
+    if fraction <= 0.0:
+        return False
+    key = np.random.SeedSequence([seed, SPLITS.index(split), pair, _SCENE_KEY])
+    return bool(np.random.default_rng(key).uniform() < fraction)
 
 
 def _make_pair(
     size: int, seed: int, split: str, pair: int, region_index: int, params: SimulatorParams
 ) -> list[Example]:
-    region = _regions(size, split, params)[region_index]
     rng = np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), pair]))
-    window = sources.window(region, simulator.window_radius(size, params))
+    if is_dead_leaves(seed, split, pair, params):
+        scene, region_id, window = DEAD_LEAVES, f"{DEAD_LEAVES}/{split}/{pair:06d}", None
+    else:
+        region = _regions(size, split, params)[region_index]
+        scene, region_id = region.scene, region.region
+        window = sources.window(region, simulator.window_radius(size, params))
     images = simulator.simulate_pair(window, size, rng, params)
     return [
-        Example(image, label, region.scene, region.region, f"{split}-{pair:06d}-{label}")
+        Example(image, label, scene, region_id, f"{split}-{pair:06d}-{label}")
         for label, image in enumerate(images)
     ]
 
@@ -182,7 +213,8 @@ def generate_split(
         split: one of `SPLITS`.
         workers: processes; None means `os.cpu_count()`, 1 runs in this process.
         progress: called with the number of new examples each time some are done.
-        params: the simulator's parameters; `DEFAULT_PARAMS` is the committed simulator.
+        params: the simulator's parameters: `DEFAULT_PARAMS` (v1, the committed default) or
+            a `SimulatorParamsV2` such as `V2_PARAMS`.
 
     Returns:
         ``2 * split_counts(count_per_class)[split]`` examples, ordered by pair, the original
@@ -190,7 +222,7 @@ def generate_split(
 
     Raises:
         ValueError: for an unsupported size, a count < 1, an unknown split, or workers < 1.
-        TypeError: if `params` is not a `SimulatorParams`.
+        TypeError: if `params` is not a `SimulatorParams` or `SimulatorParamsV2`.
     """
     _check_size(size)
     pairs = split_counts(count_per_class)[split] if split in SPLITS else None
@@ -200,8 +232,7 @@ def generate_split(
         workers = os.cpu_count() or 1
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if not isinstance(params, SimulatorParams):
-        raise TypeError(f"params must be a SimulatorParams, got {type(params).__name__}")
+    _check_params(params)
     order = _region_order(size, seed, split, params)
     jobs = [(pair, int(order[pair % len(order)])) for pair in range(pairs)]
     if workers == 1 or len(jobs) <= 8:
@@ -212,3 +243,64 @@ def generate_split(
                 progress(2)
         return examples
     return _run_parallel(size, seed, split, jobs, workers, progress, params)
+
+
+_PHOTO_KEY = 2**31 + 2
+
+
+def _make_photo(seed, split, index, height, width, params) -> tuple[np.ndarray, int]:
+    """Worker entry point for `photos` (top level, so that `spawn` can pickle it)."""
+    from tfrecap.data.simulator.v2.photo import simulate_photo
+
+    key = np.random.SeedSequence([seed, SPLITS.index(split), index, _PHOTO_KEY])
+    label = index % 2
+    return simulate_photo(np.random.default_rng(key), label, height, width, params), label
+
+
+def photos(
+    split: str,
+    count_per_class: int,
+    seed: int,
+    params=None,
+    workers: int | None = 1,
+    height: int = 768,
+    width: int = 1024,
+):
+    """Yields `(image, label)` whole synthetic photos (simulator v2), originals and recaptures.
+
+    Photo ``i`` has label ``i % 2`` and its own generator seeded from ``(seed, split index,
+    i)``, so the photos are byte-identical whatever the number of workers, and splits differ.
+
+    Args:
+        split: one of `SPLITS` (it only seeds the photos: their scenes are procedural).
+        count_per_class: photos per class.
+        seed: the photos' seed.
+        params: a `SimulatorParamsV2`; None means `V2_PARAMS`.
+        workers: processes; None means `os.cpu_count()`, 1 runs in this process.
+        height, width: reference resolution of each photo.
+
+    Raises:
+        ValueError: an unknown split, a count < 1 or workers < 1.
+        TypeError: `params` is not a `SimulatorParamsV2`.
+    """
+    from tfrecap.data.simulator import V2_PARAMS, SimulatorParamsV2
+
+    params = V2_PARAMS if params is None else params
+    if not isinstance(params, SimulatorParamsV2):
+        raise TypeError(f"photos need SimulatorParamsV2, got {type(params).__name__}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if count_per_class < 1:
+        raise ValueError(f"count_per_class must be >= 1, got {count_per_class}")
+    workers = os.cpu_count() or 1 if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    args = [(seed, split, i, height, width, params) for i in range(2 * count_per_class)]
+    if workers == 1:
+        for arg in args:
+            yield _make_photo(*arg)
+        return
+    pool = _pool(workers)
+    futures = [pool.submit(_make_photo, *arg) for arg in args]
+    for future in futures:  # in order: the output does not depend on scheduling
+        yield future.result()

@@ -38,9 +38,16 @@ def simulate_pair(
     Returns:
         (original, recaptured), each uint8 [size, size, 3].
 
+    A `SimulatorParamsV2` dispatches to `v2.pair.simulate_pair` (whose `window` may be None,
+    for a dead-leaves scene).
+
     Raises:
         ValueError: if the size or the window shape is wrong.
     """
+    if getattr(params, "version", 1) == 2:
+        from tfrecap.data.simulator.v2 import pair as pair_v2
+
+        return pair_v2.simulate_pair(window, size, rng, params)
     if size not in SIZES:
         raise ValueError(f"size must be one of {SIZES}, got {size}")
     radius = window_radius(size, params)
