@@ -2,8 +2,8 @@
 
 A pipeline file has one table per dataclass below (``[data]``, ``[model]``,
 ``[defence]``, ``[train]``, ``[monitor]``, ``[verdict]``) plus top-level ``name`` and
-``description``. Unknown keys, wrong types and inconsistent values are errors that name the file and the
-key, so a typo is never ignored silently. CLI flags change a loaded config with
+``description``. Unknown keys, wrong types and inconsistent values are errors that name the
+file and the key, so a typo is never ignored silently. CLI flags change a loaded config with
 :func:`override`, which goes through the same validation.
 
 Built-in pipelines ship as package data (``tfrecap/pipelines/*.toml``; the
