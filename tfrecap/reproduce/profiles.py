@@ -111,5 +111,10 @@ def unbounded_schedule() -> list:
 
 
 def is_synthetic(dataset: str, size: int) -> bool:
-    """Whether ``dataset`` is the built-in synthetic one, which is built on demand."""
-    return dataset == f"synthetic_{size}" and size in SYNTHETIC_SIZES
+    """Whether ``dataset`` is built-in synthetic data (v1 or v2), which is built on demand."""
+    return size in SYNTHETIC_SIZES and dataset in (f"synthetic_{size}", f"synthetic_v2_{size}")
+
+
+def simulator_version(dataset: str) -> str:
+    """The simulator (``"v1"`` or ``"v2"``) of a built-in synthetic dataset's name."""
+    return "v2" if dataset.startswith("synthetic_v2_") else "v1"

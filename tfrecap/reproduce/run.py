@@ -31,6 +31,7 @@ from tfrecap.reproduce.profiles import (
     check_sizes,
     eval_settings,
     is_synthetic,
+    simulator_version,
 )
 from tfrecap.reproduce.report import render_report
 from tfrecap.reproduce.results import (
@@ -228,10 +229,12 @@ def _check_dataset_available(dataset: str, size: int, data_dir) -> None:
 def _prepare_data(dataset, size, profile, data_dir, workers, log, progress) -> str:
     """Build (or reuse) the synthetic dataset; a real one was checked up front."""
     from tfrecap.data import builder, catalog, generate
+    from tfrecap.data.simulator import PARAMS_BY_VERSION
 
     if not is_synthetic(dataset, size):
         return _made_at("imported dataset, present", catalog.dataset_dir(data_dir, dataset))
-    config = builder.synthetic_config(size, profile.count, profile.seed)
+    config = builder.synthetic_config(size, profile.count, profile.seed,
+                                      PARAMS_BY_VERSION[simulator_version(dataset)])
     if catalog.is_built(config, data_dir) or progress is None:
         result = catalog.build_dataset(config, data_dir, workers=workers)
     else:
