@@ -36,3 +36,11 @@ def test_photos_alternate_labels_and_do_not_depend_on_workers():
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(serial, parallel, strict=True))
     test = next(generate.photos("test", 1, 3, FAST, workers=1, height=32, width=40))
     assert not np.array_equal(test[0], serial[0][0])
+
+
+def test_sensor_photo_is_the_phone_jpeg_at_d_times_the_reference_size():
+    params = dataclasses.replace(V2_PARAMS, downscale=(2.0, 2.0))
+    big = simulate_photo(np.random.default_rng(3), 1, 32, 48, params, sensor=True)
+    small = simulate_photo(np.random.default_rng(3), 1, 32, 48, params)
+    assert big.shape == (64, 96, 3) and big.dtype == np.uint8
+    assert small.shape == (32, 48, 3)

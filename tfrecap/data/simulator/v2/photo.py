@@ -63,6 +63,8 @@ def simulate_photo(
     height: int,
     width: int,
     params: SimulatorParamsV2 = V2_PARAMS,
+    *,
+    sensor: bool = False,
 ) -> np.ndarray:
     """A whole original (label 0) or recaptured (label 1) photo at reference resolution.
 
@@ -71,9 +73,12 @@ def simulate_photo(
         label: 0 original, 1 recaptured.
         height, width: reference resolution of the result, at least 16 px each.
         params: simulator v2's parameters.
+        sensor: return the phone's own JPEG at sensor resolution instead (about
+            ``d·height × d·width``, d drawn from ``params.downscale``), before any messaging
+            app or normalisation: a high-resolution photo for scale tests.
 
     Returns:
-        uint8 [height, width, 3].
+        uint8 [height, width, 3], or the sensor-resolution photo.
 
     Raises:
         ValueError: a bad label or size.
@@ -118,4 +123,6 @@ def simulate_photo(
         tile_rng = np.random.default_rng(np.random.SeedSequence([noise_seed, index]))
         image = isp.process(isp.sense(light, camera, tile_rng), camera)
         out[top : top + h, left : left + w] = image[pad : pad + h, pad : pad + w]
+    if sensor:
+        return post.jpeg(out, camera.jpeg_quality, "4:2:0")
     return post.deliver(out, height, width, camera.jpeg_quality, post_draw)
