@@ -44,3 +44,17 @@ def test_sensor_photo_is_the_phone_jpeg_at_d_times_the_reference_size():
     small = simulate_photo(np.random.default_rng(3), 1, 32, 48, params)
     assert big.shape == (64, 96, 3) and big.dtype == np.uint8
     assert small.shape == (32, 48, 3)
+
+
+def test_render_tiles_join_without_seams():
+    # An original rendered in many tiles matches the same photo rendered as one tile: the
+    # tiles share the frame's Bayer phase and only the per-tile noise differs, which a huge
+    # full well and no read noise remove. Measured mean difference: 0.04 levels; 0.20 when
+    # odd tile sides flipped the Bayer phase of every other tile (0.54 on those tiles).
+    quiet = dataclasses.replace(V2_PARAMS, downscale=(1.3, 1.3), full_well=(1e9, 1e9),
+                                read_noise=(0.0, 0.0))
+    tiled = simulate_photo(np.random.default_rng(5), 0, 64, 96, quiet, sensor=True)
+    whole = simulate_photo(np.random.default_rng(5), 0, 64, 96,
+                           dataclasses.replace(quiet, photo_tile=512), sensor=True)
+    difference = np.abs(tiled.astype(int) - whole.astype(int))
+    assert difference.mean() < 0.1, difference.mean()

@@ -103,7 +103,10 @@ def simulate_photo(
     content = scenes.dead_leaves(rng, half + 8.0, density, big) if label else None
     gain = lit_gain(display)
     noise_seed = int(rng.integers(2**63))
-    tile, pad = round(params.photo_tile * pose.downscale), params.photo_pad
+    # Even tile sides (and an even pad): every render tile then starts on the same Bayer phase
+    # as the frame, whose CFA `isp.sense` lays from each array's own origin.
+    tile = 2 * max(1, round(params.photo_tile * pose.downscale / 2))
+    pad = params.photo_pad + params.photo_pad % 2
     frame = SensorWindow.centred(rows, cols)
     out = np.empty((rows, cols, 3), np.uint8)
     for index, (top, left) in enumerate(

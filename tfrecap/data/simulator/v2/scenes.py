@@ -88,7 +88,8 @@ def dead_leaves(
 ) -> Scene:
     """A dead-leaves scene covering [-half, half]^2 reference px at `density` px per ref px.
 
-    Disks are painted back to front (the last drawn is on top), so the front ones occlude.
+    Disks are painted front to back (the first drawn is on top): each pixel keeps the first
+    disk that covers it, so the front ones occlude.
     """
     side = int(math.ceil(2.0 * half * density)) + 2
     n = disk_count(half, params)
