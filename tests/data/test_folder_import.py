@@ -147,9 +147,13 @@ def test_fatal_folder_problems_name_the_folder(photo_folders, which):
 
 
 def test_import_tiles_by_the_one_rule():
-    assert folder.tile_positions is tiling.tile_positions
-    corners = folder.tile_positions(100, 200, 32, max_tiles=64)
+    assert folder.cut_tiles is tiling.cut_tiles
+    pixels = np.arange(100 * 200 * 3, dtype=np.uint32).reshape(100, 200, 3).astype(np.uint8)
+    corners, tiles = folder.cut_tiles(pixels, 32, max_tiles=64)
+    assert corners == tiling.tile_positions(100, 200, 32, max_tiles=64)
     assert corners[0] == (0, 0) and len(corners) == 3 * 6  # top-left 3x6 grid
+    y, x = corners[7]
+    np.testing.assert_array_equal(tiles[7], pixels[y:y + 32, x:x + 32])
 
 
 def _records(paired, only, seed_offset=0):

@@ -32,7 +32,7 @@ from pathlib import Path
 import tensorflow_datasets as tfds
 
 from tfrecap import __version__, jsonio
-from tfrecap.data import folder
+from tfrecap.data import folder, tiling
 from tfrecap.data.builder import SPLITS, SYNTHETIC_SIZES, Recapture, RecaptureConfig
 
 BUILDER_NAME = "recapture"
@@ -184,7 +184,7 @@ def _num_shards(config: RecaptureConfig, scan: folder.ScanReport | None, wanted:
         sizes = [
             sum(
                 len(
-                    folder.tile_positions(
+                    tiling.tile_positions(
                         r.height, r.width, config.size, config.max_tiles_per_image
                     )
                 )

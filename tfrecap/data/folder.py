@@ -49,9 +49,9 @@ from tfrecap.data.decode import BadImageError, decode_rgb
 from tfrecap.data.tiling import (
     DEFAULT_MAX_TILES,
     REFERENCE_LONG_SIDE,
+    cut_tiles,
     normalize_scale,
     reference_shape,
-    tile_positions,
 )
 from tfrecap.names import SPLIT_FRACTIONS, SPLITS
 
@@ -443,8 +443,8 @@ def iter_tiles(
             nxt = next(it, None)
             if nxt is not None:
                 window.append((nxt, pool.submit(read_reference_rgb, nxt.path, size)))
-            pixels = future.result()
-            for y, x in tile_positions(pixels.shape[0], pixels.shape[1], size, max_tiles):
-                yield record, y, x, np.ascontiguousarray(pixels[y : y + size, x : x + size])
+            positions, tiles = cut_tiles(future.result(), size, max_tiles)
+            for (y, x), tile in zip(positions, tiles, strict=True):
+                yield record, y, x, tile
             if progress:
                 progress(1)

@@ -126,6 +126,27 @@ def normalize_scale(pixels):
     return normalize_scale_tf(pixels).numpy()
 
 
+def cut_tiles(pixels, size: int, max_tiles: int = DEFAULT_MAX_TILES):
+    """The NumPy twin of :func:`cut_tiles_tf`: ``(positions, tiles)`` of an already scaled photo.
+
+    ``positions`` are the ``(y, x)`` corners of :func:`tile_positions`; ``tiles`` is
+    ``[T, S, S, C]`` of the same dtype, contiguous (``T = 0`` when the photo is under S×S).
+    """
+    import numpy as np
+
+    positions = tile_positions(pixels.shape[0], pixels.shape[1], size, max_tiles)
+    tiles = np.empty((len(positions), size, size, pixels.shape[2]), pixels.dtype)
+    for k, (y, x) in enumerate(positions):
+        tiles[k] = pixels[y : y + size, x : x + size]
+    return positions, tiles
+
+
+def served_tiles(pixels, size: int, max_tiles: int = DEFAULT_MAX_TILES):
+    """The tiles ``classify_images`` judges for a decoded photo: scale rule, then
+    :func:`cut_tiles`. Returns ``(positions, tiles)``, corners in the scaled photo."""
+    return cut_tiles(normalize_scale(pixels), size, max_tiles)
+
+
 def kept_grid(rows: int, cols: int, max_tiles: int) -> tuple[int, int]:
     """Rows and columns of the grid that are kept: all, or an ``r × c`` sub-grid under the cap.
 

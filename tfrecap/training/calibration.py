@@ -3,7 +3,7 @@
 A detector trained on patches still needs a rule for whole photos: how its tile probabilities
 are aggregated, and where the aggregate is cut. Both are chosen here, after training, on whole
 *validation* photos of the simulator (`tfrecap.data.generate.photos`), tiled exactly as served
-(:func:`tfrecap.data.tiling.normalize_scale`, then :func:`tfrecap.data.tiling.tile_positions`),
+(:func:`tfrecap.data.tiling.served_tiles`: the scale rule, then the tile grid),
 by :func:`tfrecap.verdict.choose_verdict`: the aggregation with the highest ROC AUC, then the
 threshold with the best balanced accuracy. Never on real photos: a threshold chosen on the
 photos it is judged on is optimistic.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from tfrecap.data.tiling import DEFAULT_MAX_TILES, normalize_scale, tile_positions
+from tfrecap.data.tiling import DEFAULT_MAX_TILES, served_tiles
 from tfrecap.verdict import Verdict, choose_verdict
 
 
@@ -34,11 +34,9 @@ def tile_probabilities(
         size: the patch side S.
         max_tiles: the tile cap of the export.
     """
-    pixels = normalize_scale(photo)
-    positions = tile_positions(pixels.shape[0], pixels.shape[1], size, max_tiles)
-    if not positions:
+    _, tiles = served_tiles(photo, size, max_tiles)
+    if not len(tiles):
         raise ValueError(f"a {photo.shape[0]}x{photo.shape[1]} photo has no {size}x{size} tile")
-    tiles = np.stack([pixels[r:r + size, c:c + size] for r, c in positions])
     return np.asarray(probabilities_fn(tiles.astype(np.float32)), np.float64)
 
 
