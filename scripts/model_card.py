@@ -116,8 +116,7 @@ def render_card(card: dict) -> str:
         f"- Model: {card['training']['model']}.",
         f"- Reproduce: `{card['training']['command']}`",
         f"- Verdict: {card['verdict']['aggregation']} of the tile probabilities, recaptured "
-        f"at or above {card['verdict']['threshold']:.4f} (chosen on synthetic validation "
-        "photos).",
+        f"at or above {card['verdict']['threshold']:.4f} ({card['verdict_source']}).",
         "",
         f"## Synthetic test split ({card['training']['dataset']}, n = {syn['n']})",
         "",
@@ -136,7 +135,8 @@ def render_card(card: dict) -> str:
         by = real["by_class"]
         lines += [
             f"On {real['name']}: balanced accuracy {_pct(real['balanced_accuracy'])}, ROC AUC "
-            f"{real['auc']:.3f}, at the stored threshold {real['threshold']:.4f}.",
+            f"{'n/a' if real['auc'] is None else format(real['auc'], '.3f')}, at the stored "
+            f"threshold {real['threshold']:.4f}.",
             "",
             "| class | photos | correct | accuracy | 95 % CI |",
             "|---|---|---|---|---|",
@@ -171,6 +171,15 @@ def targets(measured: dict) -> list[dict]:
     return out
 
 
+def _verdict_source(model: Path, config: dict) -> str:
+    photos = config.get("verdict", {}).get("calibration_photos", 0)
+    if not photos:
+        return "the uncalibrated default"
+    v = config["verdict"]
+    return (f"chosen on {photos} synthetic validation photos per class, "
+            f"{v['photo_height']}x{v['photo_width']}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="saved_models/NAME (the card goes here)")
@@ -187,6 +196,8 @@ def main(argv=None) -> int:
     parser.add_argument("--limits", action="append", default=[],
                         help="a limit of the model, one per flag")
     args = parser.parse_args(argv)
+    if bool(args.real_originals) != bool(args.real_recaptured):
+        parser.error("--real-originals and --real-recaptured go together")
 
     from tfrecap.cli.options import DEFAULT_DATA_DIR
     from tfrecap.export import latest_version_dir, load_config_asset, load_verdict
@@ -215,6 +226,7 @@ def main(argv=None) -> int:
             "config": config,
         },
         "verdict": load_verdict(version_dir).to_dict(),
+        "verdict_source": _verdict_source(args.model, config),
         "measured": measured,
         "targets": targets(measured),
         "limits": args.limits,

@@ -41,12 +41,15 @@ def _render(index: int):
 @pytest.mark.slow
 def test_4mp_and_1mp_versions_get_the_same_verdict():
     import concurrent.futures
+    import multiprocessing
 
     import tensorflow as tf
 
     from tfrecap.export import latest_version_dir
 
-    with concurrent.futures.ProcessPoolExecutor() as pool:
+    # Spawned, not forked: forking after TensorFlow has started (other tests) is unsafe.
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(mp_context=spawn) as pool:
         photos = list(pool.map(_render, range(2 * PER_CLASS)))
     assert all(shape[0] * shape[1] >= 3.9e6 for _, _, _, shape in photos)
     classify = tf.saved_model.load(str(latest_version_dir(SHIPPED))).signatures["classify_images"]

@@ -192,26 +192,44 @@ def aggregate_tf(tile_logits, verdict: Verdict = Verdict()):
     return tf.cast(value, tf.float32)
 
 
-def _best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """``(threshold, balanced accuracy)`` maximising balanced accuracy of ``score >= t``.
+def best_threshold(scores, labels, reference: float = 0.5) -> dict:
+    """The threshold ``t`` that maximises the balanced accuracy of ``score >= t``.
 
-    Candidates are the midpoints between adjacent distinct scores; ties go to the one
-    closest to 0.5. With a single distinct score there is no cut: 0.5, balanced accuracy 0.5.
+    Candidates are the midpoints between adjacent distinct scores; ties go to the one closest
+    to ``reference`` (0.5 at calibration, the threshold in use in a report). With a single
+    distinct score there is no cut: ``reference``, balanced accuracy 0.5. The one rule, used by
+    :func:`choose_verdict` and by ``tfrecap evaluate --originals/--recaptured``.
+
+    Returns:
+        ``{"threshold", "balanced_accuracy", "original_accuracy", "recaptured_accuracy"}``.
+
+    Raises:
+        ValueError: a class has no score.
     """
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels).astype(bool)
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if not positives or not negatives:
+        raise ValueError("a best threshold needs scores of both classes")
     distinct = np.unique(scores)
-    if distinct.size < 2:
-        return 0.5, 0.5
-    candidates = (distinct[:-1] + distinct[1:]) / 2
-    positives, negatives = labels.sum(), (~labels).sum()
     best = None
-    for t in candidates:
+    for t in (distinct[:-1] + distinct[1:]) / 2 if distinct.size > 1 else [reference]:
         called = scores >= t
         tp, tn = int(np.sum(called & labels)), int(np.sum(~called & ~labels))
+        if distinct.size == 1:
+            tp, tn = positives, 0  # no cut separates anything: count it as chance
         # Balanced accuracy times 2·n1·n0, an integer: ties compare exactly.
-        key = (tp * int(negatives) + tn * int(positives), -abs(float(t) - 0.5))
+        key = (tp * negatives + tn * positives, -abs(float(t) - reference))
         if best is None or key > best[0]:
-            best = (key, float(t))
-    return best[1], best[0][0] / (2 * int(positives) * int(negatives))
+            best = (key, float(t), tp, tn)
+    key, t, tp, tn = best
+    return {"threshold": t, "balanced_accuracy": key[0] / (2 * positives * negatives),
+            "original_accuracy": tn / negatives, "recaptured_accuracy": tp / positives}
+
+
+def _best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    best = best_threshold(scores, labels)
+    return best["threshold"], best["balanced_accuracy"]
 
 
 def choose_verdict(

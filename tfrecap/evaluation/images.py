@@ -126,8 +126,8 @@ def collect_folder(folder: str | os.PathLike, label: int, limit: int | None = No
 def best_threshold(scores, labels, reference: float = DEFAULT_THRESHOLD) -> dict | None:
     """The threshold that maximises balanced accuracy on ``scores`` (recaptured iff ≥ it).
 
-    Every distinct split of the sorted scores is tried; the threshold reported is halfway
-    between the two scores it separates. Among equally good ones the one nearest ``reference``
+    The rule of :func:`tfrecap.verdict.best_threshold` (the one calibration uses): midpoints
+    between adjacent distinct scores; among equally good ones the one nearest ``reference``
     wins, so the answer moves the operating point as little as it can.
 
     Args:
@@ -139,25 +139,12 @@ def best_threshold(scores, labels, reference: float = DEFAULT_THRESHOLD) -> dict
         ``{"threshold", "balanced_accuracy", "original_accuracy", "recaptured_accuracy",
         "note"}``, or None when a class has no score.
     """
-    scores = np.asarray(scores, np.float64)
+    from tfrecap.verdict import best_threshold as best_cut
+
     labels = np.asarray(labels).astype(bool)
-    positives, negatives = np.sort(scores[labels]), np.sort(scores[~labels])
-    if len(positives) == 0 or len(negatives) == 0:
+    if labels.all() or not labels.any():
         return None
-    cuts = np.unique(scores)
-    tpr = 1 - np.searchsorted(positives, cuts, side="left") / len(positives)
-    tnr = np.searchsorted(negatives, cuts, side="left") / len(negatives)
-    balanced = (tpr + tnr) / 2
-    thresholds = np.concatenate([cuts[:1], (cuts[:-1] + cuts[1:]) / 2])
-    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
-    k = best[np.argmin(np.abs(thresholds[best] - reference))]
-    return {
-        "threshold": float(thresholds[k]),
-        "balanced_accuracy": float(balanced[k]),
-        "original_accuracy": float(tnr[k]),
-        "recaptured_accuracy": float(tpr[k]),
-        "note": BEST_THRESHOLD_NOTE,
-    }
+    return {**best_cut(scores, labels, reference), "note": BEST_THRESHOLD_NOTE}
 
 
 @dataclasses.dataclass
