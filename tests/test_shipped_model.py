@@ -1,4 +1,9 @@
-"""The default detector committed in saved_models/default_64 and its model card."""
+"""The default detector committed in saved_models/default_64 and its model card.
+
+Issue 13 ships a default detector only when it meets its targets on real photos; until one
+does, nothing is committed there and these tests are skipped, with that reason. They check the
+committed model and card as soon as there is one.
+"""
 
 import json
 import subprocess
@@ -15,6 +20,11 @@ from tfrecap.jsonio import loads_strict
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "saved_models" / "default_64"
 MAX_BYTES = 10 * 1024 * 1024
+
+pytestmark = pytest.mark.skipif(
+    not (SHIPPED / "model_card.json").is_file(),
+    reason="no default detector is committed yet: none has met issue 13's real-photo targets "
+    "(docs/real_photos.md)")
 
 
 def _card():

@@ -26,13 +26,16 @@ from pathlib import Path
 import numpy as np
 
 
-def _tiles(pixels: np.ndarray, size: int, rule: str) -> np.ndarray:
-    from tfrecap.data.tiling import normalize_scale, tile_positions
+def _tiles(pixels: np.ndarray, size: int, rule: str, max_tiles: int) -> np.ndarray:
+    """Tiles under ``rule``: "native" (no scaling) or "reference-L" (long side at most L)."""
+    from tfrecap.data.tiling import cut_tiles, served_tiles
 
-    if rule == "reference-1024":
-        pixels = normalize_scale(pixels)
-    positions = tile_positions(pixels.shape[0], pixels.shape[1], size)
-    return np.stack([pixels[r:r + size, c:c + size] for r, c in positions]).astype(np.float32)
+    if rule == "native":
+        return cut_tiles(pixels, size, max_tiles)[1].astype(np.float32)
+    if not rule.startswith("reference-") or not rule[len("reference-"):].isdigit():
+        raise ValueError(f"unknown scale rule {rule!r}: use native or reference-L")
+    long_side = int(rule[len("reference-"):])
+    return served_tiles(pixels, size, max_tiles, long_side)[1].astype(np.float32)
 
 
 def tile_probabilities(model: Path, folders: dict[int, Path], rules: tuple[str, ...]):
@@ -40,23 +43,30 @@ def tile_probabilities(model: Path, folders: dict[int, Path], rules: tuple[str, 
     import tensorflow as tf
 
     from tfrecap.data.decode import BadImageError, decode_rgb
-    from tfrecap.data.folder import _candidate_files
+    from tfrecap.data.folder import _candidate_files, _check_folder
+    from tfrecap.data.tiling import DEFAULT_MAX_TILES
     from tfrecap.export import latest_version_dir
 
     logits_fn = tf.saved_model.load(str(latest_version_dir(model))).signatures["logits"]
     size = int(logits_fn.structured_input_signature[1]["images"].shape[1])
+    # Synthetic-trained exports serve the default cap (a folder-trained one may differ).
+    max_tiles = DEFAULT_MAX_TILES
     out = {rule: ([], []) for rule in rules}
     skipped = []
     for label, folder in folders.items():
-        files, _ = _candidate_files(Path(folder))
+        files, _ = _candidate_files(_check_folder(folder, "photos"))
         for path in files:
             try:
                 pixels = decode_rgb(path.read_bytes(), min_size=size).pixels
             except (BadImageError, OSError) as err:
                 skipped.append({"path": str(path), "error": str(err)})
                 continue
+            tiles = {rule: _tiles(pixels, size, rule, max_tiles) for rule in rules}
+            if not all(len(t) for t in tiles.values()):
+                skipped.append({"path": str(path), "error": "too small after scaling"})
+                continue
             for rule in rules:
-                logits = logits_fn(images=tf.constant(_tiles(pixels, size, rule)))["logits"]
+                logits = logits_fn(images=tf.constant(tiles[rule]))["logits"]
                 probabilities = tf.nn.softmax(logits)[:, 1].numpy().astype(np.float64)
                 out[rule][0].append(probabilities)
                 out[rule][1].append(label)
@@ -65,6 +75,7 @@ def tile_probabilities(model: Path, folders: dict[int, Path], rules: tuple[str, 
 
 def summarise(per_rule: dict, stored) -> list[dict]:
     """One row per (rule, aggregation): AUC, accuracies at the stored threshold."""
+    from tfrecap.data.tiling import REFERENCE_LONG_SIDE
     from tfrecap.evaluation.stats import roc_auc
     from tfrecap.verdict import AGGREGATIONS, aggregate_np
 
@@ -79,7 +90,8 @@ def summarise(per_rule: dict, stored) -> list[dict]:
             recaptures = float(np.mean(called[labels == 1]))
             rows.append({
                 "rule": rule, "aggregation": aggregation,
-                "deployed": rule == "reference-1024" and aggregation == stored.aggregation,
+                "deployed": (rule == f"reference-{REFERENCE_LONG_SIDE}"
+                             and aggregation == stored.aggregation),
                 "auc": float(roc_auc(scores, labels)),
                 "originals_correct": originals, "recaptures_correct": recaptures,
                 "balanced_accuracy": (originals + recaptures) / 2,
@@ -93,6 +105,8 @@ def main(argv=None) -> int:
     parser.add_argument("--originals", type=Path, required=True)
     parser.add_argument("--recaptured", type=Path, required=True)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--rules", default="native,reference-1024",
+                        help="comma-separated: native, reference-L (long side at most L px)")
     args = parser.parse_args(argv)
 
     from tfrecap.export import latest_version_dir, load_verdict
@@ -100,8 +114,9 @@ def main(argv=None) -> int:
 
     stored = load_verdict(latest_version_dir(args.model))
     per_rule, skipped = tile_probabilities(
-        args.model, {0: args.originals, 1: args.recaptured}, ("native", "reference-1024"))
+        args.model, {0: args.originals, 1: args.recaptured}, tuple(args.rules.split(",")))
     rows = summarise(per_rule, stored)
+    labels = next(iter(per_rule.values()))[1]
     print(f"{args.model}: stored verdict {stored.aggregation} >= {stored.threshold:.4f}; "
           f"{len(skipped)} files skipped")
     print(f"{'rule':<16}{'aggregation':<18}{'AUC':>7}{'orig':>8}{'recap':>8}{'bal':>8}")
@@ -112,9 +127,8 @@ def main(argv=None) -> int:
               f"{r['balanced_accuracy']:>8.1%}{mark}")
     if args.json:
         write_json(args.json, {"model": str(args.model), "stored_verdict": stored.to_dict(),
-                               "photos": {"originals": int(sum(1 for x in per_rule["native"][1]
-                                                               if x == 0)),
-                                          "recaptured": int(sum(per_rule["native"][1]))},
+                               "photos": {"originals": int(sum(1 for x in labels if x == 0)),
+                                          "recaptured": int(sum(labels))},
                                "skipped": len(skipped), "rows": rows})
     return 0
 

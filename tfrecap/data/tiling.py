@@ -52,41 +52,44 @@ from outweighing a hundred small ones at import, and bounds the detector's batch
 """
 
 
-def reference_shape(height: int, width: int) -> tuple[int, int]:
-    """``(height, width)`` after the scale rule: long side at most :data:`REFERENCE_LONG_SIDE`.
+def reference_shape(height: int, width: int,
+                    long_side: int = REFERENCE_LONG_SIDE) -> tuple[int, int]:
+    """``(height, width)`` after the scale rule: long side at most ``long_side`` (L, default
+    :data:`REFERENCE_LONG_SIDE`).
 
     Integer arithmetic, so that :func:`reference_shape_tf` gives the same: the long side
-    becomes 1024 and the short side ``(short·1024 + long//2) // long`` (rounded, at least 1);
-    a photo whose long side is at most 1024 keeps its shape.
+    becomes L and the short side ``(short·L + long//2) // long`` (rounded, at least 1); a
+    photo whose long side is at most L keeps its shape. Another L serves experiments
+    (``scripts/experiments/scale_and_aggregation.py``); import and serving use the default.
     """
-    long_side, short_side = max(height, width), min(height, width)
-    if long_side <= REFERENCE_LONG_SIDE:
+    longer, shorter = max(height, width), min(height, width)
+    if longer <= long_side:
         return height, width
-    short_side = max(1, (short_side * REFERENCE_LONG_SIDE + long_side // 2) // long_side)
+    shorter = max(1, (shorter * long_side + longer // 2) // longer)
     if height >= width:
-        return REFERENCE_LONG_SIDE, short_side
-    return short_side, REFERENCE_LONG_SIDE
+        return long_side, shorter
+    return shorter, long_side
 
 
-def reference_shape_tf(height, width):
+def reference_shape_tf(height, width, long_side: int = REFERENCE_LONG_SIDE):
     """:func:`reference_shape` in TF ops on int32 scalars: ``(height, width)`` int32."""
     import tensorflow as tf
 
-    # int64 inside: short·1024 overflows int32 for sides above 2 million pixels.
+    # int64 inside: short·L overflows int32 for sides above 2 million pixels.
     h, w = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
-    long_side, short_side = tf.maximum(h, w), tf.minimum(h, w)
+    longer, shorter = tf.maximum(h, w), tf.minimum(h, w)
+    target = tf.constant(long_side, tf.int64)
     scaled = tf.maximum(
-        tf.constant(1, tf.int64),
-        (short_side * REFERENCE_LONG_SIDE + long_side // 2) // tf.maximum(long_side, 1),
+        tf.constant(1, tf.int64), (shorter * long_side + longer // 2) // tf.maximum(longer, 1)
     )
-    resize = long_side > REFERENCE_LONG_SIDE
+    resize = longer > long_side
     tall = h >= w
-    new_h = tf.where(resize, tf.where(tall, tf.constant(REFERENCE_LONG_SIDE, tf.int64), scaled), h)
-    new_w = tf.where(resize, tf.where(tall, scaled, tf.constant(REFERENCE_LONG_SIDE, tf.int64)), w)
+    new_h = tf.where(resize, tf.where(tall, target, scaled), h)
+    new_w = tf.where(resize, tf.where(tall, scaled, target), w)
     return tf.cast(new_h, tf.int32), tf.cast(new_w, tf.int32)
 
 
-def normalize_scale_tf(image):
+def normalize_scale_tf(image, long_side: int = REFERENCE_LONG_SIDE):
     """The scale rule on one decoded image: uint8 ``[H, W, C]`` → uint8 ``[h, w, C]``.
 
     Downscales with ``tf.image.resize(method="bilinear", antialias=True)`` to
@@ -104,7 +107,7 @@ def normalize_scale_tf(image):
     if image.dtype != tf.uint8:
         raise TypeError(f"normalize_scale_tf wants a uint8 image, got {image.dtype.name}")
     height, width = tf.shape(image)[0], tf.shape(image)[1]
-    new_h, new_w = reference_shape_tf(height, width)
+    new_h, new_w = reference_shape_tf(height, width, long_side)
 
     def downscale():
         resized = tf.image.resize(
@@ -116,14 +119,14 @@ def normalize_scale_tf(image):
     return tf.cond(changed, downscale, lambda: tf.identity(image))
 
 
-def normalize_scale(pixels):
+def normalize_scale(pixels, long_side: int = REFERENCE_LONG_SIDE):
     """:func:`normalize_scale_tf` for a NumPy uint8 ``[H, W, C]`` image, run eagerly (import).
 
     A photo that needs no resize is returned as it is, without starting TensorFlow.
     """
-    if reference_shape(pixels.shape[0], pixels.shape[1]) == tuple(pixels.shape[:2]):
+    if reference_shape(pixels.shape[0], pixels.shape[1], long_side) == tuple(pixels.shape[:2]):
         return pixels
-    return normalize_scale_tf(pixels).numpy()
+    return normalize_scale_tf(pixels, long_side).numpy()
 
 
 def cut_tiles(pixels, size: int, max_tiles: int = DEFAULT_MAX_TILES):
@@ -141,10 +144,11 @@ def cut_tiles(pixels, size: int, max_tiles: int = DEFAULT_MAX_TILES):
     return positions, tiles
 
 
-def served_tiles(pixels, size: int, max_tiles: int = DEFAULT_MAX_TILES):
+def served_tiles(pixels, size: int, max_tiles: int = DEFAULT_MAX_TILES,
+                 long_side: int = REFERENCE_LONG_SIDE):
     """The tiles ``classify_images`` judges for a decoded photo: scale rule, then
     :func:`cut_tiles`. Returns ``(positions, tiles)``, corners in the scaled photo."""
-    return cut_tiles(normalize_scale(pixels), size, max_tiles)
+    return cut_tiles(normalize_scale(pixels, long_side), size, max_tiles)
 
 
 def kept_grid(rows: int, cols: int, max_tiles: int) -> tuple[int, int]:
