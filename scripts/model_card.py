@@ -84,6 +84,7 @@ def measure(model: Path, *, data_dir: str, dataset: str, real: dict | None, limi
         _tfrecap("evaluate", *common, "--attack", "fgsm", "--json", str(tmp / "fgsm.json"))
         pgd = [str(model), "--data-dir", data_dir, "--dataset", dataset, "--eps", "1,2,3,4,5",
                "--attack", "pgd", "--loss", "margin", "--limit", str(pgd_limit),
+               "--no-unbounded-check",
                "--json", str(tmp / "pgd.json")]
         _tfrecap("evaluate", *pgd)
         synthetic = _patch_figures(_read(tmp / "fgsm.json"))
