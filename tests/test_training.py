@@ -504,7 +504,7 @@ def test_export_serves_with_the_imported_tile_cap(tiny_pipeline, tmp_path, monke
         "defence.fusion_count": 0, "defence.penalty_weight": 0.0})
     train(config, data_dir=data_dir, run_dir=tmp_path / "run", export_dir=tmp_path / "export",
           verbose=0, log=lambda line: None)
-    assert seen == {"max_tiles": 3}
+    assert seen == {"max_tiles": 3, "verdict": None}  # no [verdict]: the default verdict
 
 
 @pytest.mark.parametrize("tf_config, chief", [
