@@ -20,9 +20,8 @@ def predict(model, images, json_path):
     MODEL is an export folder: saved_models/NAME (the highest version is used) or
     saved_models/NAME/VERSION. Each image must be at least S×S, the model's patch
     size. In exports of this version a photo whose long side exceeds 1024 px is
-    first downscaled to 1024
-    (never upsampled); the verdict aggregates the recaptured probabilities of a
-    grid of S×S tiles (at most the cap the model's data was imported with, 64 by
+    first downscaled to 1024 (never upsampled); the verdict aggregates the
+    recaptured probabilities of a grid of S×S tiles (at most the cap the model's data was imported with, 64 by
     default, evenly spaced) by the export's stored rule, and calls the photo
     recaptured at or above the stored threshold (the mean and 0.5 unless the
     pipeline calibrated them). One line per image: path, verdict, probability,
