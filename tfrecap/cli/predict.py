@@ -21,8 +21,9 @@ def predict(model, images, json_path):
     saved_models/NAME/VERSION. Each image must be at least S×S, the model's patch
     size. In exports of this version a photo whose long side exceeds 1024 px is
     first downscaled to 1024 (never upsampled); the verdict aggregates the
-    recaptured probabilities of a grid of S×S tiles (at most the cap the model's data was imported with, 64 by
-    default, evenly spaced) by the export's stored rule, and calls the photo
+    recaptured probabilities of a grid of S×S tiles (at most the cap the model's
+    data was imported with, 64 by default, evenly spaced) by the export's stored
+    rule, and calls the photo
     recaptured at or above the stored threshold (the mean and 0.5 unless the
     pipeline calibrated them). One line per image: path, verdict, probability,
     tiles. A file that is missing or is not a usable image gets an error line and
