@@ -14,7 +14,12 @@ from pathlib import Path
 
 import click
 
-from tfrecap.cli.options import NONNEGATIVE_NUMBERS, data_dir_option, dataset_option
+from tfrecap.cli.options import (
+    NONNEGATIVE_NUMBERS,
+    data_dir_option,
+    dataset_option,
+    load_classifier,
+)
 from tfrecap.names import ATTACK_LOSSES, ATTACK_NAMES, SPLITS
 
 
@@ -185,21 +190,11 @@ def _evaluate_images(model, originals, recaptured, limit, json_path, label):
     folders = (images.collect_folder(originals, 0, limit),
                images.collect_folder(recaptured, 1, limit))
 
-    import tensorflow as tf
     from tqdm import tqdm
 
     from tfrecap import jsonio
-    from tfrecap.export import latest_version_dir
 
-    try:
-        version_dir = latest_version_dir(model)
-    except FileNotFoundError as err:
-        raise click.ClickException(str(err)) from None
-    loaded = tf.saved_model.load(str(version_dir))
-    if "classify_images" not in loaded.signatures:
-        raise click.ClickException(
-            f"{version_dir} has no `classify_images` signature; re-export it with this version"
-        )
+    version_dir, loaded = load_classifier(model)
     patch = (loaded.signatures["logits"].structured_input_signature[1]["images"].shape[1]
              if "logits" in loaded.signatures else None)
     total = sum(len(f.images) for f in folders)

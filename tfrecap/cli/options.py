@@ -57,3 +57,26 @@ def comma_separated(cast, what: str, *, allow_zero: bool):
 NONNEGATIVE_NUMBERS = comma_separated(float, "numbers", allow_zero=True)
 POSITIVE_NUMBERS = comma_separated(float, "numbers", allow_zero=False)
 POSITIVE_INTEGERS = comma_separated(int, "integers", allow_zero=False)
+
+
+def load_classifier(model: Path):
+    """``(version_dir, loaded SavedModel)`` of an export with a ``classify_images`` signature.
+
+    Shared by ``predict`` and ``evaluate --originals/--recaptured``: a folder that holds no
+    export, or an export without the signature, is one clear error. TensorFlow is imported
+    here, only once a command's arguments are valid.
+    """
+    import tensorflow as tf
+
+    from tfrecap.export import latest_version_dir
+
+    try:
+        version_dir = latest_version_dir(model)
+    except FileNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    loaded = tf.saved_model.load(str(version_dir))
+    if "classify_images" not in loaded.signatures:
+        raise click.ClickException(
+            f"{version_dir} has no `classify_images` signature; re-export it with this version"
+        )
+    return version_dir, loaded

@@ -35,20 +35,11 @@ def predict(model, images, json_path):
       tfrecap predict saved_models/demo photo.jpg screen_shot.png
       tfrecap predict saved_models/demo/3 photos/*.jpg --json verdicts.json
     """
-    import tensorflow as tf
-
-    from tfrecap.export import classify_files, latest_version_dir
+    from tfrecap.cli.options import load_classifier
+    from tfrecap.export import classify_files
     from tfrecap.jsonio import write_json
 
-    try:
-        version_dir = latest_version_dir(model)
-    except FileNotFoundError as err:
-        raise click.ClickException(str(err)) from None
-    loaded = tf.saved_model.load(str(version_dir))
-    if "classify_images" not in loaded.signatures:
-        raise click.ClickException(
-            f"{version_dir} has no `classify_images` signature; re-export it with this version"
-        )
+    version_dir, loaded = load_classifier(model)
     results = classify_files(
         loaded.signatures["classify_images"], images,
         warn=lambda line: click.echo(f"warning: {line}", err=True),
