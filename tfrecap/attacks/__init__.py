@@ -22,6 +22,7 @@ from tfrecap.attacks.llcm import llcm
 from tfrecap.attacks.pgd import pgd
 from tfrecap.names import check_registry
 from tfrecap.ops.losses import margin_loss
+from tfrecap.ops.random import default_index
 from tfrecap.ops.steps import to_valid_image
 
 ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd}
@@ -36,7 +37,7 @@ def get_attack(name):
 
 
 class AttackFn:
-    """A traced attack: ``fn(x, y, eps) -> x_adv``; ``fn.run(...)`` adds the zero-gradient mask.
+    """A traced attack: ``fn(x, y, eps, index) -> x_adv``; ``fn.run`` adds the zero-gradient mask.
 
     Attributes:
         function: the underlying `tf.function`; it returns `(x_adv, zero_gradient)`.
@@ -45,15 +46,20 @@ class AttackFn:
     def __init__(self, function):
         self.function = function
 
-    def run(self, x, y=None, eps=0.0):
-        """Returns `(x_adv, zero_gradient)`; y None (or -1 entries) uses the prediction."""
+    def run(self, x, y=None, eps=0.0, index=None):
+        """Returns `(x_adv, zero_gradient)`; y None (or -1 entries) uses the prediction.
+
+        `index` (int `[N]`) is each image's index in the dataset, which keys the random
+        draws of the attacks that take one (`tfrecap.ops.random`); default 0..N-1.
+        """
         check_eps(eps)
         x = tf.convert_to_tensor(x, tf.float32)
         y = tf.fill(tf.shape(x)[:1], -1) if y is None else tf.cast(y, tf.int32)
-        return self.function(x, y, tf.cast(eps, tf.float32))
+        index = default_index(x) if index is None else tf.cast(index, tf.int64)
+        return self.function(x, y, tf.cast(eps, tf.float32), index)
 
-    def __call__(self, x, y=None, eps=0.0):
-        return self.run(x, y, eps)[0]
+    def __call__(self, x, y=None, eps=0.0, index=None):
+        return self.run(x, y, eps, index)[0]
 
     def tracing_count(self):
         return self.function.experimental_get_tracing_count()
@@ -80,7 +86,8 @@ def make_attack_fn(model, name, *, image_size=None, per_image_eps=False, jit_com
         An `AttackFn`.
     """
     attack = get_attack(name)
-    allowed = set(inspect.signature(attack).parameters) - {"model", "x", "y", "eps"}
+    takes_index = "index" in inspect.signature(attack).parameters
+    allowed = set(inspect.signature(attack).parameters) - {"model", "x", "y", "eps", "index"}
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(f"Unknown parameters for {name!r}: {sorted(unknown)}; "
@@ -90,11 +97,13 @@ def make_attack_fn(model, name, *, image_size=None, per_image_eps=False, jit_com
         tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images"),
         tf.TensorSpec([None], tf.int32, name="labels"),
         tf.TensorSpec([None] if per_image_eps else [], tf.float32, name="eps"),
+        tf.TensorSpec([None], tf.int64, name="index"),
     ]
 
     @tf.function(input_signature=signature, jit_compile=jit_compile)
-    def function(x, y, eps):
-        return attack(model, x, y, eps=eps, return_diagnostics=True, **params)
+    def function(x, y, eps, index):
+        extra = {"index": index} if takes_index else {}
+        return attack(model, x, y, eps=eps, return_diagnostics=True, **extra, **params)
 
     function.get_concrete_function()
     return AttackFn(function)

@@ -117,8 +117,9 @@ def evaluate(
             if limit is not None:
                 # Cut the last batch rather than re-batch: the dataset's batch size stands.
                 images, labels = images[: limit - seen], labels[: limit - seen]
+            index = tf.range(seen, seen + int(tf.shape(images)[0]), dtype=tf.int64)
             seen += int(tf.shape(images)[0])
-            _evaluate_batch(images, labels, judge, runs, jpeg_quality, clean_counts,
+            _evaluate_batch(images, labels, index, judge, runs, jpeg_quality, clean_counts,
                             scores, labels_all)
             if bar is not None:
                 bar.update(int(tf.shape(images)[0]))
@@ -155,9 +156,12 @@ def evaluate(
     )
 
 
-def _evaluate_batch(images, labels, judge, runs, jpeg_quality, clean_counts, scores,
+def _evaluate_batch(images, labels, index, judge, runs, jpeg_quality, clean_counts, scores,
                     labels_all) -> None:
-    """Tally one batch: its clean verdicts, and every run's verdicts at every ε."""
+    """Tally one batch: its clean verdicts, and every run's verdicts at every ε.
+
+    ``index`` holds the images' indices in the dataset, which key the attacks' random draws.
+    """
     labels = tf.cast(labels, tf.int32)
     logits = judge(images)
     predicted = tf.argmax(logits, axis=-1, output_type=tf.int32)
@@ -165,14 +169,14 @@ def _evaluate_batch(images, labels, judge, runs, jpeg_quality, clean_counts, sco
     scores.append(tf.nn.softmax(logits)[:, 1].numpy())
     labels_all.append(labels.numpy())
     for run in runs:
-        x, y = images, labels
+        x, y, ids = images, labels, index
         if "cap" in run:
             room = run["cap"] - run["counts"][0][1]
             if room <= 0:
                 continue
-            x, y = images[:room], labels[:room]
+            x, y, ids = images[:room], labels[:room], index[:room]
         for i, eps in enumerate(run["eps"]):
-            x_adv, zero = run["fn"].run(x, y, tf.constant(eps, tf.float32))
+            x_adv, zero = run["fn"].run(x, y, tf.constant(eps, tf.float32), ids)
             if jpeg_quality is not None:
                 x_adv = jpeg_roundtrip(x_adv, jpeg_quality)
             pred = tf.argmax(judge(x_adv), axis=-1, output_type=tf.int32)
