@@ -53,6 +53,7 @@ def cli(verbose):
 
 
 def _register():
+    from tfrecap.cli.audit import audit
     from tfrecap.cli.data import data
     from tfrecap.cli.evaluate import evaluate, plot
     from tfrecap.cli.predict import predict
@@ -61,6 +62,7 @@ def _register():
 
     for command in (data, train, evaluate, plot, predict, reproduce):
         cli.add_command(command)
+    cli.add_command(audit)
 
 
 _register()
