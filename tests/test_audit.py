@@ -259,10 +259,10 @@ def test_audit_a_foreign_sigmoid_model_on_a_dataset(synthetic_dir, tmp_path):
     path, raw = _save("keras", w, b, "sigmoid", tmp_path / "model", size=64)
     out = tmp_path / "audit.json"
     result = _run([path, "--input-range", "0-1", "--output", "sigmoid", "--data-dir",
-                   synthetic_dir, "--dataset", "synthetic_64", "--attack", "pgd", "--eps", "2",
+                   synthetic_dir, "--dataset", "synthetic_64", "--attack", "fgsm", "--eps", "2",
                    "--limit", "12", "--batch-size", "8", "--no-unbounded-check",
                    "--json", out])
-    assert "| 64×64 | pgd |" in result.output
+    assert "| 64×64 | fgsm |" in result.output
     report = json.loads(out.read_text())
     for key in ("schema_version", "model", "label", "dataset", "patch_size", "split", "n",
                 "clean", "auc", "attacks", "checks", "audit"):
@@ -273,13 +273,29 @@ def test_audit_a_foreign_sigmoid_model_on_a_dataset(synthetic_dir, tmp_path):
     assert audit["output"] == "sigmoid" and audit["patch_size"] == 64
     assert audit["data"] == {"source": "dataset", "data_dir": str(synthetic_dir),
                              "dataset": "synthetic_64", "split": "test"}
-    assert [a["attack"] for a in report["attacks"]] == ["pgd"]
+    assert [a["attack"] for a in report["attacks"]] == ["fgsm"]
     assert report["attacks"][0]["results"][0]["eps"] == 2
     # Clean accuracy is the model's own accuracy on the same images.
     images, labels = next(iter(make_dataset(synthetic_dir, "synthetic_64", "test", 12,
                                             training=False)))
     own = (raw(images.numpy() / 255.0).reshape(-1) > 0.5) == (labels.numpy() == 1)
     assert report["n"] == 12 and report["clean"]["accuracy"] == pytest.approx(own.mean())
+
+
+@pytest.mark.slow
+def test_audit_flags_a_saturated_sigmoid_through_the_zero_gradient_check(synthetic_dir, tmp_path):
+    # A SavedModel whose sigmoid is exactly 1.0 on every patch: its inverted probabilities
+    # have no gradient, and the report must say so (module doc of tfrecap.audit.adapter).
+    w, b = np.full([3, 1], 50.0, np.float32), np.zeros([1], np.float32)
+    path, _ = _save("export", w, b, "sigmoid", tmp_path / "model", size=64)
+    out = tmp_path / "audit.json"
+    result = _run([path, "--output", "sigmoid", "--data-dir", synthetic_dir, "--attack", "pgd",
+                   "--eps", "2", "--limit", "8", "--batch-size", "8", "--json", out])
+    report = json.loads(out.read_text())
+    assert {a["attack"] for a in report["attacks"]} == {"pgd", "pgd (eps=255)"}
+    assert report["attacks"][0]["results"][0]["zero_grad_fraction"] == 1.0
+    check = next(c for c in report["checks"] if "zero-gradient" in c["name"])
+    assert not check["passed"] and "possible gradient masking" in result.output
 
 
 def _photo(path, seed, size=(2 * S + 5, 2 * S + 3)):
