@@ -17,6 +17,7 @@ from tfrecap.attacks._gradients import (
     least_likely_labels,
     zero_gradient_fraction,
 )
+from tfrecap.attacks.apgd import apgd
 from tfrecap.attacks.fgsm import fgsm
 from tfrecap.attacks.llcm import llcm
 from tfrecap.attacks.pgd import pgd
@@ -25,7 +26,7 @@ from tfrecap.ops.losses import margin_loss
 from tfrecap.ops.random import default_index
 from tfrecap.ops.steps import to_valid_image
 
-ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd}
+ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd, "apgd": apgd}
 check_registry("tfrecap.attacks", ATTACKS, "ATTACK_NAMES")
 
 
@@ -112,6 +113,7 @@ def make_attack_fn(model, name, *, image_size=None, per_image_eps=False, jit_com
 __all__ = [
     "ATTACKS",
     "AttackFn",
+    "apgd",
     "fgsm",
     "get_attack",
     "input_gradient",
