@@ -4,7 +4,9 @@ Every attack has the signature ``attack(model, x, y=None, *, eps, ...) -> x_adv`
 on float32 RGB images in [0, 255] and ε in pixel levels (DESIGN.md, "Attacks").
 `make_attack_fn` wraps one in a `tf.function` traced once for every batch size
 and ε, which is what batch loops (evaluation, callbacks, benchmarks) should use.
-The losses and pixel-space steps they share live in `tfrecap.ops`.
+The losses and pixel-space steps they share live in `tfrecap.ops`. `apgd` is Auto-PGD, the
+strongest white-box attack here; `tfrecap.attacks.min_norm` searches, per image, the smallest
+ε at which it flips the prediction (not an attack of the registry: it returns ε, not images).
 """
 
 import inspect
