@@ -4,7 +4,9 @@ Every attack has the signature ``attack(model, x, y=None, *, eps, ...) -> x_adv`
 on float32 RGB images in [0, 255] and ε in pixel levels (DESIGN.md, "Attacks").
 `make_attack_fn` wraps one in a `tf.function` traced once for every batch size
 and ε, which is what batch loops (evaluation, callbacks, benchmarks) should use.
-The losses and pixel-space steps they share live in `tfrecap.ops`.
+The losses and pixel-space steps they share live in `tfrecap.ops`. `apgd` is Auto-PGD, the
+strongest white-box attack here; `tfrecap.attacks.min_norm` searches, per image, the smallest
+ε at which it flips the prediction (not an attack of the registry: it returns ε, not images).
 """
 
 import inspect
@@ -17,6 +19,7 @@ from tfrecap.attacks._gradients import (
     least_likely_labels,
     zero_gradient_fraction,
 )
+from tfrecap.attacks.apgd import apgd
 from tfrecap.attacks.fgsm import fgsm
 from tfrecap.attacks.llcm import llcm
 from tfrecap.attacks.pgd import pgd
@@ -25,7 +28,7 @@ from tfrecap.ops.losses import margin_loss
 from tfrecap.ops.random import default_index
 from tfrecap.ops.steps import to_valid_image
 
-ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd}
+ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd, "apgd": apgd}
 check_registry("tfrecap.attacks", ATTACKS, "ATTACK_NAMES")
 
 
@@ -112,6 +115,7 @@ def make_attack_fn(model, name, *, image_size=None, per_image_eps=False, jit_com
 __all__ = [
     "ATTACKS",
     "AttackFn",
+    "apgd",
     "fgsm",
     "get_attack",
     "input_gradient",
