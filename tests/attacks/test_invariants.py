@@ -17,7 +17,8 @@ from tfrecap.attacks import (
     zero_gradient_fraction,
 )
 
-PARAMS = {"fgsm": {}, "llcm": {}, "pgd": {"steps": 3, "restarts": 2}}
+PARAMS = {"fgsm": {}, "llcm": {}, "pgd": {"steps": 3, "restarts": 2},
+          "apgd": {"steps": 3, "restarts": 2}}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,7 @@ def test_llcm_on_tied_logits_still_moves_away_from_the_prediction():
         (lambda m, x: pgd(m, x, eps=1, step_size=0), "`step_size` has to be positive"),
         (lambda m, x: pgd(m, x, eps=1, restarts=0), "`restarts` has to be a positive"),
         (lambda m, x: pgd(m, x, eps=1, loss="hinge"), "`loss` has to be one of"),
-        (lambda m, x: get_attack("cw"), "known attacks: fgsm, llcm, pgd"),
+        (lambda m, x: get_attack("cw"), "known attacks: apgd, fgsm, llcm, pgd"),
         (lambda m, x: make_attack_fn(m, "pgd", steps=-1), "`steps` has to be a positive"),
         (lambda m, x: make_attack_fn(m, "fgsm", steps=3), "Unknown parameters for 'fgsm'"),
         (lambda m, x: make_attack_fn(m, "fgsm")(x, None, -0.5), "has to be nonnegative"),
@@ -125,7 +126,8 @@ def test_zero_gradient_fraction(model, images):
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_xla_option_gives_the_same_images(model, images, name):
     # One restart: restart 0 starts at x, so nothing random is compared across compilers.
-    params = {**PARAMS[name], "restarts": 1} if name == "pgd" else PARAMS[name]
+    params = ({**PARAMS[name], "restarts": 1} if name in ("pgd", "apgd")
+              else PARAMS[name])
     y = tf.constant([0, 1, 0, 1])
     plain = make_attack_fn(model, name, **params)(images, y, 3.0).numpy()
     xla = make_attack_fn(model, name, jit_compile=True, **params)(images, y, 3.0).numpy()
