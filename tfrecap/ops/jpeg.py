@@ -199,6 +199,14 @@ def differentiable_jpeg(images, quality, rounding="cubic"):
     if isinstance(quality, numbers.Number):
         check_quality(quality)
     images = tf.convert_to_tensor(images, tf.float32)
+    out = _differentiable_jpeg(images, tf.cast(quality, tf.float32), rounding)
+    return tf.ensure_shape(out, images.shape)
+
+
+# Traced once per rounding and input signature (and inlined in a caller's graph): eagerly,
+# its ~100 small ops would cost 30 times the compute.
+@tf.function(autograph=False, reduce_retracing=True)
+def _differentiable_jpeg(images, quality, rounding):
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     luma_table, chroma_table = quantization_tables(quality)
     ycbcr = tf.einsum("nhwc,dc->nhwd", images, _RGB_TO_YCBCR) + [0.0, 128.0, 128.0]
@@ -210,8 +218,7 @@ def differentiable_jpeg(images, quality, rounding="cubic"):
     chroma = _fancy_upsample(tf.stack(planes, axis=-1), height, width)
     ycbcr = tf.concat([luma[..., None], chroma], axis=-1) - [0.0, 128.0, 128.0]
     rgb = tf.clip_by_value(tf.einsum("nhwd,cd->nhwc", ycbcr, _YCBCR_TO_RGB), 0.0, 255.0)
-    out = _round(rgb, "straight_through")
-    return tf.ensure_shape(out, images.shape)
+    return _round(rgb, "straight_through")
 
 
 def _check_through_params(quality, qualities, resize, samples, seed, method):
@@ -275,8 +282,32 @@ def jpeg_transform(images, quality=None, qualities=None, resize=None, seed=0, sa
         levels, choice = (int(quality),), tf.zeros(tf.shape(images)[:1], tf.int32)
     else:
         levels = tuple(int(q) for q in qualities)
-        choice = per_image_uniform(seed, stream, index, [], 0, len(levels), tf.int32)
+        choice = _draw(seed, stream, index, 0, len(levels), tf.int32)
 
+    factor = (tf.ones(tf.shape(images)[:1]) if resize is None
+              else _draw(seed, stream + 1, index, float(resize[0]), float(resize[1]),
+                         tf.float32))
+    out = _transform(images, choice, factor, levels, resize is not None, method)
+    return tf.ensure_shape(out, images.shape)
+
+
+def _draw(seed, stream, index, minval, maxval, dtype):
+    """One number per image from `per_image_uniform`, with seed and stream as tensors."""
+    return _traced_uniform(tf.constant(seed, tf.int64), tf.constant(stream, tf.int64),
+                           tf.cast(index, tf.int64), minval, maxval, dtype)
+
+
+# Eagerly, the vectorized_map inside per_image_uniform is re-converted at every call
+# (~0.7 s on 2 cores); traced, it costs nothing after the first.
+@tf.function(autograph=False, reduce_retracing=True)
+def _traced_uniform(seed, stream, index, minval, maxval, dtype):
+    return per_image_uniform(seed, stream, index, [], minval, maxval, dtype)
+
+
+# Traced once per (levels, resize, method) and input signature: eagerly, map_fn and
+# switch_case would rebuild their branch functions at every call.
+@tf.function(autograph=False, reduce_retracing=True)
+def _transform(images, choice, factor, levels, resize, method):
     def encode(batch, k):
         """JPEG of `batch` at quality levels[k] (k a scalar tensor): the op needs a constant."""
         if method == "differentiable":
@@ -285,14 +316,13 @@ def jpeg_transform(images, quality=None, qualities=None, resize=None, seed=0, sa
             return jpeg_bpda(batch, levels[0])
         return tf.switch_case(k, [lambda q=q: jpeg_bpda(batch, q) for q in levels])
 
-    if resize is None:
+    if not resize:
         if method == "differentiable":
             return differentiable_jpeg(images, tf.gather(levels, choice))
         if len(levels) == 1:
             return encode(images, 0)
         return tf.map_fn(lambda args: encode(args[0][None], args[1])[0], (images, choice),
                          fn_output_signature=tf.float32)
-    factor = per_image_uniform(seed, stream + 1, index, [], resize[0], resize[1])
     size = tf.shape(images)[1:3]
 
     def one(args):
@@ -303,8 +333,7 @@ def jpeg_transform(images, quality=None, qualities=None, resize=None, seed=0, sa
         return _round(tf.clip_by_value(tf.image.resize(coded, size, "bilinear"), 0.0, 255.0),
                       "straight_through")
 
-    out = tf.map_fn(one, (images, choice, factor), fn_output_signature=tf.float32)
-    return tf.ensure_shape(out, images.shape)
+    return tf.map_fn(one, (images, choice, factor), fn_output_signature=tf.float32)
 
 
 def through_jpeg(logits_fn, quality=None, qualities=None, resize=None, samples=1, seed=0,
