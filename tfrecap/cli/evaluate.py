@@ -165,7 +165,7 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
       tfrecap evaluate saved_models/demo --attack fgsm,llcm,pgd --limit 500 --json demo.json
       tfrecap evaluate saved_models/demo --attack fgsm --transfer-from saved_models/demo_baseline
       tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens
-      tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens
+      tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens \\
         --attack pgd --eps 2,4 --attack-limit 20 --json whole.json
     """
     if _check_whole_image_options(click.get_current_context(), originals, recaptured):
