@@ -233,5 +233,5 @@ def test_one_flag_alone_or_attack_options_are_usage_errors(tmp_path, folders):
         str(recaptured), "--attack", "pgd", "--split", "test", "--dataset", "x",
     ])
     assert result.exit_code == 2, result.output
-    assert "--attack, --dataset, --split only apply to the patch/attack evaluation" \
-        in result.output
+    # --attack applies to whole images too (tests/test_whole_image_attack.py).
+    assert "--dataset, --split only apply to the patch/attack evaluation" in result.output

@@ -200,8 +200,55 @@ def _image_tiles(image_bytes, index, size, max_tiles):
                 "the {}-pixel reference long side, smaller than the {}x{} patch size",
                 (index, height, width, ref_h, ref_w, REFERENCE_LONG_SIDE, size, size))])
     with tf.control_dependencies([still_big_enough]):
-        image = normalize_scale_tf(tf.identity(image))
-    return tf.cast(cut_tiles_tf(image, size, max_tiles), tf.float32)
+        return photo_tiles(tf.identity(image), size, max_tiles)
+
+
+def photo_tiles(image, size, max_tiles=MAX_TILES):
+    """The tiles ``classify_images`` judges from a decoded photo: scale rule, then the grid.
+
+    The one pixel path from a photo's pixels to the detector's input, shared by the
+    ``classify_images`` graph and by the whole-image attack
+    (:mod:`tfrecap.attacks.whole_image`), so an attack goes through exactly what is served.
+
+    Args:
+        image: ``[H, W, C]`` photo pixels (H, W ≥ S after scaling). uint8 (the serving
+            graph): :func:`tfrecap.data.tiling.normalize_scale_tf` as it is. float32
+            holding integral levels in [0, 255] (an attack; C may hold several photos of one
+            size side by side): the same resize, rounding and clipping in float, with the
+            rounding straight-through (identity gradient), so the tiles have the same values
+            as from uint8 and a gradient reaches the photo.
+        size: the patch side S.
+        max_tiles: at most this many tiles.
+
+    Returns:
+        float32 ``[T, S, S, C]``, row-major over the kept grid.
+    """
+    if image.dtype == tf.uint8:
+        scaled = normalize_scale_tf(image)
+    else:
+        scaled = _normalize_scale_float(tf.cast(image, tf.float32))
+    return tf.cast(cut_tiles_tf(scaled, size, max_tiles), tf.float32)
+
+
+def _normalize_scale_float(image):
+    """:func:`tfrecap.data.tiling.normalize_scale_tf` on float32 pixels, differentiably.
+
+    ``tf.image.resize`` casts uint8 to float32 before resizing, so on integral float32 levels
+    it computes the same numbers; round-half-to-even and the clip follow, the rounding with a
+    straight-through gradient (a plain round has none).
+    """
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    new_h, new_w = reference_shape_tf(height, width)
+
+    def downscale():
+        resized = tf.image.resize(
+            image, tf.stack([new_h, new_w]), method="bilinear", antialias=True
+        )
+        rounded = resized + tf.stop_gradient(tf.round(resized) - resized)
+        return tf.clip_by_value(rounded, 0.0, 255.0)
+
+    changed = tf.logical_or(tf.not_equal(new_h, height), tf.not_equal(new_w, width))
+    return tf.cond(changed, downscale, lambda: tf.identity(image))
 
 
 def classify_image_bytes(image_bytes, logits_fn, size, max_tiles=MAX_TILES, *, verdict=None):

@@ -37,10 +37,24 @@ def _attack_list(ctx, param, value):
 
 
 # The options only the patch/attack evaluation uses: given with --originals/--recaptured they
-# would be ignored, so they are refused instead.
-_ATTACK_ONLY = ("attacks", "eps", "data_dir", "dataset", "split", "batch_size", "pgd_steps",
-                "pgd_step_size", "pgd_restarts", "loss", "transfer_from", "jpeg_quality",
+# would be ignored, so they are refused instead. (The name is kept for importers; --attack,
+# --eps and the PGD options apply to whole images too.)
+_ATTACK_ONLY = ("data_dir", "dataset", "split", "batch_size", "transfer_from", "jpeg_quality",
                 "no_unbounded_check")
+# The options of a whole-image attack: with --originals/--recaptured they need --attack.
+_WHOLE_IMAGE_ATTACK = ("eps", "pgd_steps", "pgd_step_size", "pgd_restarts", "loss",
+                       "attack_limit")
+_WHOLE_IMAGE_ONLY = ("attack_limit",)
+
+
+def _given(ctx: click.Context, names) -> list[str]:
+    """The long flags of the options in ``names`` that were given on the command line."""
+    return [
+        next(o for o in p.opts if o.startswith("--"))
+        for p in ctx.command.params
+        if p.name in names
+        and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
+    ]
 
 
 def _check_whole_image_options(ctx: click.Context, originals, recaptured) -> bool:
@@ -50,18 +64,30 @@ def _check_whole_image_options(ctx: click.Context, originals, recaptured) -> boo
         raise click.UsageError(f"{given} needs {missing} too: the whole-image evaluation "
                                "judges both folders, original and recaptured photos", ctx)
     if originals is None:
+        whole_only = _given(ctx, _WHOLE_IMAGE_ONLY)
+        if whole_only:
+            raise click.UsageError(
+                f"{', '.join(whole_only)} only applies to the whole-image evaluation "
+                "(--originals/--recaptured with --attack); drop it", ctx)
         return False
-    ignored = [
-        next(o for o in p.opts if o.startswith("--"))
-        for p in ctx.command.params
-        if p.name in _ATTACK_ONLY
-        and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
-    ]
+    ignored = _given(ctx, _ATTACK_ONLY)
     if ignored:
         raise click.UsageError(
             f"{', '.join(ignored)} only apply to the patch/attack evaluation, not to "
-            "--originals/--recaptured (whole images, no attack); drop them", ctx)
+            "--originals/--recaptured (whole images); drop them", ctx)
+    if not _given(ctx, ("attacks",)) or not ctx.params.get("attacks"):
+        unused = _given(ctx, _WHOLE_IMAGE_ATTACK)
+        if unused:
+            raise click.UsageError(
+                f"{', '.join(unused)} need --attack with --originals/--recaptured (no "
+                "attack is run on whole images without it); add --attack or drop them", ctx)
     return True
+
+
+def _store_in_meta(ctx, param, value):
+    # Kept out of evaluate()'s arguments: only the whole-image path reads it.
+    ctx.meta[f"tfrecap.{param.name}"] = value
+    return value
 
 
 @click.command()
@@ -101,6 +127,10 @@ def _check_whole_image_options(ctx: click.Context, originals, recaptured) -> boo
               "--recaptured: evaluate whole images instead of patches under attack.")
 @click.option("--recaptured", type=click.Path(path_type=Path), default=None,
               help="Folder of recaptured photos (photos of a screen); needs --originals.")
+@click.option("--attack-limit", type=click.IntRange(min=1), default=None, expose_value=False,
+              callback=_store_in_meta,
+              help="With --originals/--recaptured and --attack: attack at most N judged photos "
+              "per class, the first in sorted order (default 50; a photo costs seconds).")
 def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, pgd_steps,
              pgd_step_size, pgd_restarts, loss, transfer_from, jpeg_quality,
              no_unbounded_check, json_path, label, originals, recaptured):
@@ -116,8 +146,18 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     reports per class the photos, the correct ones and the accuracy with a 95% Wilson
     interval, then balanced accuracy, ROC AUC, the threshold used (the one stored in
     the export, else 0.5) and the skipped files (unreadable, corrupt, smaller than
-    the patch). Only --limit (the first N image files per class, in sorted order),
-    --json and --label apply then; the attack and dataset options are refused.
+    the patch). --limit (the first N image files per class, in sorted order), --json
+    and --label apply then; the dataset options are refused.
+
+    Add --attack (and --eps, --pgd-steps, --pgd-step-size, --pgd-restarts, --loss) to
+    attack those photos whole: one perturbation on each decoded photo, through the
+    export's scaling, tiling and stored verdict, against the stored threshold. Each
+    adversarial photo is saved as PNG (lossless) and judged by `classify_images`, so a
+    tile flip that does not flip the verdict is no success. It reports whole-image
+    robust accuracy per class with 95% Wilson intervals, and balanced, for the first
+    --attack-limit judged photos per class (default 50). Synthetic full images:
+    `python scripts/experiments/synthetic_photo_folders.py OUT` writes folders to
+    evaluate the same way.
 
     \b
     Examples:
@@ -125,6 +165,8 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
       tfrecap evaluate saved_models/demo --attack fgsm,llcm,pgd --limit 500 --json demo.json
       tfrecap evaluate saved_models/demo --attack fgsm --transfer-from saved_models/demo_baseline
       tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens
+      tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens \\
+        --attack pgd --eps 2,4 --attack-limit 20 --json whole.json
     """
     if _check_whole_image_options(click.get_current_context(), originals, recaptured):
         _evaluate_images(model, originals, recaptured, limit, json_path, label)
@@ -182,9 +224,26 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
         click.echo(f"Wrote {json_path}")
 
 
+def _whole_image_attacks(ctx: click.Context) -> list:
+    """The attacks asked for with --originals/--recaptured (none without --attack)."""
+    from tfrecap.evaluation.report import AttackSpec
+
+    if not _given(ctx, ("attacks",)):
+        return []
+    p = ctx.params
+    pgd_params = {"steps": p["pgd_steps"], "restarts": p["pgd_restarts"], "loss": p["loss"],
+                  **({"step_size": p["pgd_step_size"]} if p["pgd_step_size"] is not None
+                     else {})}
+    return [AttackSpec(name, pgd_params if name == "pgd" else {}) for name in p["attacks"]]
+
+
 def _evaluate_images(model, originals, recaptured, limit, json_path, label):
-    """``evaluate --originals --recaptured``: whole-image verdicts on two labelled folders."""
+    """``evaluate --originals --recaptured``: whole-image verdicts on two labelled folders,
+    and with ``--attack`` whole-image robust accuracy."""
     from tfrecap.evaluation import images
+
+    ctx = click.get_current_context()
+    specs = _whole_image_attacks(ctx)
 
     # Folder errors (FolderImportError: one `Error:` line) come before TensorFlow loads.
     folders = (images.collect_folder(originals, 0, limit),
@@ -198,21 +257,48 @@ def _evaluate_images(model, originals, recaptured, limit, json_path, label):
     patch = (loaded.signatures["logits"].structured_input_signature[1]["images"].shape[1]
              if "logits" in loaded.signatures else None)
     total = sum(len(f.images) for f in folders)
+    meta = {"model": str(model), "model_version": version_dir.name,
+            "label": label or Path(model).name, "patch_size": patch}
+    warn = lambda line: tqdm.write(f"warning: {line}", file=sys.stderr)  # noqa: E731
     # disable=None: no bar when stderr is not a terminal (logs, pipes, tests).
     with tqdm(total=total, desc="Judging photos", unit="photo", file=sys.stderr,
               dynamic_ncols=True, disable=None) as bar:
-        report = images.evaluate_folders(
-            loaded.signatures["classify_images"], originals, recaptured, limit=limit,
-            folders=folders, progress=bar.update,
-            warn=lambda line: tqdm.write(f"warning: {line}", file=sys.stderr),
-            meta={"model": str(model), "model_version": version_dir.name,
-                  "label": label or Path(model).name, "patch_size": patch},
-        )
+        if not specs:
+            report = images.evaluate_folders(
+                loaded.signatures["classify_images"], originals, recaptured, limit=limit,
+                folders=folders, progress=bar.update, warn=warn, meta=meta)
+        else:
+            report = _attack_images(images, loaded, version_dir, folders, specs, ctx, limit,
+                                    meta, bar, warn, tqdm)
     click.echo(f"Whole-image verdicts of {version_dir}")
     click.echo(report.format_table())
     if json_path:
         jsonio.write_json(json_path, report.to_json_dict())
         click.echo(f"Wrote {json_path}")
+
+
+def _attack_images(images, loaded, version_dir, folders, specs, ctx, limit, meta, bar, warn,
+                   tqdm):
+    """The whole-image evaluation under attack, with a second bar for the attacks."""
+    from tfrecap.export import load_verdict
+
+    if "logits" not in loaded.signatures:
+        raise click.ClickException(f"{version_dir} has no `logits` signature to attack; "
+                                   "re-export it with this version")
+    attack_limit = ctx.meta.get("tfrecap.attack_limit") or images.DEFAULT_ATTACK_LIMIT
+    eps = ctx.params["eps"]
+    judged = [min(len(f.images), attack_limit) for f in folders]
+    try:
+        verdict = load_verdict(version_dir)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    with tqdm(total=sum(judged) * len(specs) * len(eps), desc="Attacking photos",
+              unit="attack", file=sys.stderr, dynamic_ncols=True, disable=None) as attack_bar:
+        return images.evaluate_folders_under_attack(
+            loaded, None, None, specs, eps, verdict=verdict, limit=limit,
+            attack_limit=attack_limit, folders=folders, progress=bar.update,
+            attack_progress=attack_bar.update, warn=warn,
+            meta={**meta, "verdict": verdict.to_dict()})
 
 
 @click.command()

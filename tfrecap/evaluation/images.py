@@ -12,6 +12,16 @@ have maximised balanced accuracy on these very photos, which is optimistic by co
 Files that cannot be judged (unreadable, corrupt, smaller than the patch, not an image) are
 skipped and reported with their reason, never a crash. TensorFlow is imported only to judge, so
 the folder checks answer at once.
+
+Under attack (``--attack pgd --eps 2,4``, :func:`evaluate_folders_under_attack`): the first
+``attack_limit`` judged photos of each class are attacked whole, one perturbation on the
+decoded photo, through the export's scaling, tiling and stored verdict
+(:class:`tfrecap.attacks.whole_image.WholeImageModel`), and each adversarial photo is judged as
+a user gets it: PNG-encoded (lossless) and run through ``classify_images``. A photo is robust
+when that verdict is still its class; a photo called wrong when clean is not attacked and
+counts as not robust. Tiles that flip while the verdict holds are counted, never a success.
+Synthetic full images: ``scripts/experiments/synthetic_photo_folders.py OUT`` writes folders of
+simulated photos for the same command.
 """
 
 from __future__ import annotations
@@ -168,6 +178,7 @@ class WholeImageReport:
     threshold: float | None
     threshold_source: str | None
     meta: dict = dataclasses.field(default_factory=dict)
+    attack: AttackOutcome | None = None
 
     def _judged(self, label: int | None = None) -> list[dict]:
         return [r for r in self.images if r["error"] is None
@@ -231,6 +242,7 @@ class WholeImageReport:
             "skipped": {"count": len(self.skipped), "by_category": self.skipped_counts(),
                         "files": self.skipped},
             "images": self.images,
+            **(self.attack.to_json_dict() if self.attack is not None else {}),
         }
 
     def format_table(self) -> str:
@@ -265,6 +277,9 @@ class WholeImageReport:
         detail = ", ".join(f"{k} {v}" for k, v in self.skipped_counts().items())
         files = "file" if len(self.skipped) == 1 else "files"
         lines.append(f"skipped: {len(self.skipped)} {files}" + (f" ({detail})" if detail else ""))
+        if self.attack is not None:
+            lines.append("")
+            lines.append(self.attack.format_table())
         return "\n".join(lines)
 
 
@@ -375,3 +390,222 @@ def evaluate_folders(
     meta = {**(meta or {}),
             "folders": {LABEL_NAMES[f.label]: str(f.root) for f in folders}, "limit": limit}
     return summarize(results, classes, not_images=not_images, meta=meta)
+
+
+DEFAULT_ATTACK_LIMIT = 50
+"""Photos attacked per class by default: a photo costs seconds (all its tiles, every step)."""
+
+
+@dataclasses.dataclass
+class AttackOutcome:
+    """Whole-image robust accuracy of the attacked photos, per attack and ε.
+
+    Attributes:
+        attack_limit: photos attacked per class (the first judged ones, in sorted order).
+        attacked: per attacked photo ``{path, class, clean_label, patch_count}``.
+        results: per attack ``{"attack", "params", "results": [per ε {"eps", "images": [per
+            attacked photo {"label", "probability", "robust", "tiles_flipped",
+            "zero_gradient", "linf"}]}]}``, in the order of ``attacked``.
+        skipped: ``{path, class, reason}`` per judged photo the attack could not follow.
+    """
+
+    attack_limit: int | None
+    attacked: list[dict]
+    results: list[dict]
+    skipped: list[dict] = dataclasses.field(default_factory=list)
+
+    def _accuracy(self, robust: Sequence[bool], label: int | None = None) -> Accuracy:
+        keep = [r for r, p in zip(robust, self.attacked, strict=True)
+                if label is None or p["class"] == LABEL_NAMES[label]]
+        return Accuracy(sum(keep), len(keep))
+
+    def _clean(self) -> list[bool]:
+        return [p["clean_label"] == p["class"] for p in self.attacked]
+
+    def _summary(self, robust: Sequence[bool]) -> dict:
+        classes = {name: {**self._accuracy(robust, c).to_dict(),
+                          "correct": self._accuracy(robust, c).correct}
+                   for c, name in enumerate(LABEL_NAMES)}
+        values = [classes[name]["accuracy"] for name in LABEL_NAMES]
+        balanced = None if any(v != v for v in values) else float(np.mean(values))
+        return {**self._accuracy(robust).to_dict(), "classes": classes,
+                "balanced_accuracy": balanced}
+
+    def to_json_dict(self) -> dict:
+        """The keys added to the whole-image report (``attack_limit``, ``attacked``, ...)."""
+        attacks = []
+        for attack in self.results:
+            rows = []
+            for row in attack["results"]:
+                robust = [r["robust"] for r in row["images"]]
+                held = sum(r["robust"] and r["tiles_flipped"] > 0 for r in row["images"])
+                blind = [r["zero_gradient"] for r in row["images"]
+                         if r["zero_gradient"] is not None]
+                rows.append({
+                    "eps": row["eps"], **self._summary(robust),
+                    "tiles_flipped_verdict_held": held,
+                    "zero_gradient_fraction": float(np.mean(blind)) if blind else None,
+                    "images": [{"path": p["path"], **r}
+                               for p, r in zip(self.attacked, row["images"], strict=True)],
+                })
+            attacks.append({"attack": attack["attack"], "params": attack["params"],
+                            "results": rows})
+        return {"attack_limit": self.attack_limit,
+                "attacked": {**self._summary(self._clean()), "files": self.attacked},
+                "attacks": attacks,
+                "attack_skipped": self.skipped}
+
+    def format_table(self) -> str:
+        """Per attack and ε: robust accuracy per class with Wilson 95 % intervals, balanced."""
+        clean = self._summary(self._clean())
+        counts = ", ".join(f"{c['n']} {name}" for name, c in clean["classes"].items())
+        lines = [f"Whole-image attacks on {counts} photos (at most {self.attack_limit} per "
+                 f"class), judged by classify_images on the PNG of each adversarial photo"]
+        header = f"{'attack':<10}{'eps':>6}"
+        for name in LABEL_NAMES:
+            header += f"  {name + ' [95% CI]':<26}"
+        lines.append(header + f"{'balanced':>9}  tile flips, verdict held")
+
+        def cells(summary):
+            text = ""
+            for name in LABEL_NAMES:
+                a = summary["classes"][name]
+                cell = ("-" if a["accuracy"] is None else
+                        f"{a['accuracy']:.1%} [{a['ci'][0]:.1%}, {a['ci'][1]:.1%}]")
+                text += f"  {cell:<26}"
+            balanced = summary["balanced_accuracy"]
+            return text + f"{'-' if balanced is None else f'{balanced:.1%}':>9}"
+
+        lines.append(f"{'clean':<10}{'':>6}" + cells(clean))
+        for attack in self.to_json_dict()["attacks"]:
+            for row in attack["results"]:
+                lines.append(f"{attack['attack']:<10}{row['eps']:>6g}" + cells(row)
+                             + f"  {row['tiles_flipped_verdict_held']}")
+        if self.skipped:
+            lines.append(f"not attacked: {len(self.skipped)} photos (see attack_skipped)")
+        return "\n".join(lines)
+
+
+def evaluate_folders_under_attack(
+    loaded,
+    originals: str | os.PathLike,
+    recaptured: str | os.PathLike,
+    attacks: Sequence,
+    eps: Sequence[float],
+    *,
+    verdict=None,
+    max_tiles: int | None = None,
+    limit: int | None = None,
+    attack_limit: int | None = DEFAULT_ATTACK_LIMIT,
+    meta: dict | None = None,
+    progress: Callable[[int], None] | None = None,
+    attack_progress: Callable[[int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+    folders: tuple[PhotoFolder, PhotoFolder] | None = None,
+) -> WholeImageReport:
+    """:func:`evaluate_folders`, then whole-image attacks on the first photos of each class.
+
+    Args:
+        loaded: the loaded export (its ``classify_images`` and ``logits`` signatures).
+        originals: folder of original photos.
+        recaptured: folder of recaptured photos.
+        attacks: :class:`tfrecap.evaluation.AttackSpec` (registry name and parameters), each
+            an attack of the contract ``attack(model, x, y, *, eps, ...)``.
+        eps: budgets in pixel levels, on the decoded photo.
+        verdict: the export's :class:`tfrecap.verdict.Verdict`
+            (:func:`tfrecap.export.load_verdict`); None is the default one.
+        max_tiles: the export's tile cap (None: :data:`tfrecap.export.MAX_TILES`). A photo on
+            which the attack's tile count differs from ``classify_images``' is not attacked
+            and is listed in ``attack_skipped``.
+        limit: at most this many image files per class, judged clean.
+        attack_limit: at most this many judged photos per class are attacked (None: all).
+        meta: copied into the JSON.
+        progress: called with 1 per file judged clean.
+        attack_progress: called with 1 per photo, attack and ε done.
+        warn: called with one line per skipped or converted file.
+        folders: :func:`collect_folder` of both, when the caller has it.
+
+    Returns:
+        The report, its ``attack`` filled in.
+
+    Raises:
+        RuntimeError: an attack broke the contract (a photo outside the ε-ball or not 8-bit).
+    """
+    import tensorflow as tf
+
+    from tfrecap.attacks import make_attack_fn
+    from tfrecap.attacks.whole_image import WholeImageModel, classify_photo
+    from tfrecap.data.decode import decode_rgb
+    from tfrecap.evaluation.run import logits_fn_of
+    from tfrecap.export import MAX_TILES
+
+    classify = loaded.signatures["classify_images"]
+    report = evaluate_folders(classify, originals, recaptured, limit=limit, meta=meta,
+                              progress=progress, warn=warn, folders=folders)
+    size = loaded.signatures["logits"].structured_input_signature[1]["images"].shape[1]
+    model = WholeImageModel(logits_fn_of(loaded), size,
+                            MAX_TILES if max_tiles is None else max_tiles, verdict)
+
+    attacked, pixels, skipped = [], [], []
+    for label, name in enumerate(LABEL_NAMES):
+        for record in report._judged(label):
+            if attack_limit is not None and sum(p["class"] == name for p in attacked) \
+                    >= attack_limit:
+                break
+            photo = decode_rgb(Path(record["path"]).read_bytes()).pixels
+            x = tf.constant(photo[None], tf.float32)
+            count = int(tf.shape(model.tile_logits(x))[1])
+            if count != record["patch_count"]:
+                reason = (f"classify_images judges {record['patch_count']} tiles, the attack "
+                          f"model {count}: the export's tile cap is not {model.max_tiles}")
+                skipped.append({"path": record["path"], "class": name, "reason": reason})
+                if warn:
+                    warn(f"not attacked: {record['path']}: {reason}")
+                continue
+            attacked.append({"path": record["path"], "class": name,
+                             "clean_label": record["label"], "patch_count": count})
+            pixels.append(photo)
+
+    results = []
+    for spec in attacks:
+        attack_fn = make_attack_fn(model, spec.name, **spec.params)
+        rows = [{"eps": float(e), "images": []} for e in eps]
+        for index, (record, photo) in enumerate(zip(attacked, pixels, strict=True)):
+            y = LABEL_NAMES.index(record["class"])
+            x = tf.constant(photo[None], tf.float32)
+            clean_tiles = tf.argmax(model.tile_logits(x)[0], axis=-1)
+            for row in rows:
+                if record["clean_label"] != record["class"]:
+                    # Already wrong: not attacked, and not robust (AutoAttack's rule).
+                    row["images"].append({"label": record["clean_label"], "probability": None,
+                                          "robust": False, "tiles_flipped": 0,
+                                          "zero_gradient": None, "linf": 0.0})
+                else:
+                    row["images"].append(_attack_one(
+                        attack_fn, model, classify, x, y, row["eps"], index, clean_tiles,
+                        record["path"], classify_photo))
+                if attack_progress:
+                    attack_progress(1)
+        results.append({"attack": spec.name, "params": dict(spec.params), "results": rows})
+    report.attack = AttackOutcome(attack_limit, attacked, results, skipped)
+    return report
+
+
+def _attack_one(attack_fn, model, classify, x, y, eps, index, clean_tiles, path, classify_photo):
+    """One photo at one ε: attack, check the contract, judge the PNG with classify_images."""
+    import tensorflow as tf
+
+    x_adv, blind = attack_fn.run(x, tf.constant([y], tf.int32), eps,
+                                 index=tf.constant([index], tf.int64))
+    adv = x_adv.numpy()[0]
+    linf = float(np.max(np.abs(adv - x.numpy()[0])))
+    if linf > eps or np.any(adv != np.round(adv)) or adv.min() < 0 or adv.max() > 255:
+        raise RuntimeError(f"{path}: the attack returned a photo outside the ε = {eps:g} ball "
+                           f"(L∞ {linf:g}) or not a valid 8-bit image")
+    judged = classify_photo(classify, adv)
+    adv_tiles = tf.argmax(model.tile_logits(x_adv)[0], axis=-1)
+    flipped = int(tf.reduce_sum(tf.cast(tf.not_equal(adv_tiles, clean_tiles), tf.int32)))
+    label = LABEL_NAMES[judged["label"]]
+    return {"label": label, "probability": judged["recaptured_probability"],
+            "robust": label == LABEL_NAMES[y], "tiles_flipped": flipped,
+            "zero_gradient": bool(blind.numpy()[0]), "linf": linf}
