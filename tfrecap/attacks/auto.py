@@ -50,6 +50,8 @@ def check_members(members):
             raise ValueError(f"member {member!r}: name and attack are strings, params a dict")
         if name in names:
             raise ValueError(f"member name {name!r} appears twice in `members`")
+        if name in ("robust", "already_wrong"):
+            raise ValueError(f"member name {name!r} is taken by the report's breakdown")
         if attack == "auto":
             raise ValueError(f"member {name!r}: `auto` cannot be a member of itself")
         names.add(name)

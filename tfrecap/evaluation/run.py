@@ -100,9 +100,10 @@ def evaluate(
 
     runs = []
     for spec, maker, tname in whitebox + transfer:
-        runs.append(dict(spec=spec, fn=attack_lib.make_attack_fn(maker, spec.name, **spec.params),
-                         maker=maker, eps=list(eps_list), counts=[[0] * 7 for _ in eps_list],
-                         transfer_from=tname))
+        fn = attack_lib.make_attack_fn(maker, spec.name, **spec.params)
+        runs.append(dict(spec=spec, fn=fn, maker=maker, eps=list(eps_list),
+                         counts=[[0] * 7 for _ in eps_list], transfer_from=tname,
+                         **_ensemble_fields(fn, len(eps_list))))
     for spec, maker, _ in unbounded:
         runs.append(dict(spec=spec, fn=attack_lib.make_attack_fn(maker, spec.name, **spec.params),
                          maker=maker, eps=[UNBOUNDED_EPS], counts=[[0] * 7],
@@ -139,6 +140,8 @@ def evaluate(
             by_class=[_by_class(c) for c in run["counts"]],
             zero_grad=[(c[2], c[1]) for c in run["counts"]],
             transfer_from=run["transfer_from"],
+            members=run.get("members", []),
+            broken_by=run.get("broken_by", []),
         )
         for run in runs
     ]
@@ -176,11 +179,39 @@ def _evaluate_batch(images, labels, index, judge, runs, jpeg_quality, clean_coun
                 continue
             x, y, ids = images[:room], labels[:room], index[:room]
         for i, eps in enumerate(run["eps"]):
-            x_adv, zero = run["fn"].run(x, y, tf.constant(eps, tf.float32), ids)
+            if "broken_by" in run:
+                x_adv, zero, broken_by = run["fn"].run_with_breakdown(
+                    x, y, tf.constant(eps, tf.float32), ids)
+                _tally_breakdown(run["broken_by"][i], run["members"], broken_by)
+            else:
+                x_adv, zero = run["fn"].run(x, y, tf.constant(eps, tf.float32), ids)
             if jpeg_quality is not None:
                 x_adv = jpeg_roundtrip(x_adv, jpeg_quality)
             pred = tf.argmax(judge(x_adv), axis=-1, output_type=tf.int32)
             _tally(run["counts"][i], pred, y, zero)
+
+
+def _ensemble_fields(fn, n_eps: int) -> dict:
+    """For an ensemble attack (one with ``run_with_breakdown``): its members and, per eps,
+    zeroed counts of the images each member broke; nothing for a single attack."""
+    if not hasattr(fn, "run_with_breakdown"):
+        return {}
+    members = [{"name": name, "attack": attack, "params": params,
+                "gradient_free": name in fn.gradient_free}
+               for name, attack, params in fn.members]
+    keys = [m["name"] for m in members] + ["robust", "already_wrong"]
+    return {"members": members, "broken_by": [dict.fromkeys(keys, 0) for _ in range(n_eps)]}
+
+
+def _tally_breakdown(counts: dict, members: list[dict], broken_by) -> None:
+    """Add a batch's ``broken_by`` codes (a member's index, -1 robust, -2 wrong at x)."""
+    from tfrecap.attacks.auto import ALREADY_WRONG, ROBUST
+
+    codes = np.asarray(broken_by)
+    counts["robust"] += int((codes == ROBUST).sum())
+    counts["already_wrong"] += int((codes == ALREADY_WRONG).sum())
+    for k, member in enumerate(members):
+        counts[member["name"]] += int((codes == k).sum())
 
 
 def _progress_bar(dataset: tf.data.Dataset, limit: int | None, num_images: int | None):
