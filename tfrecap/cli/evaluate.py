@@ -39,8 +39,8 @@ def _attack_list(ctx, param, value):
 # The options only the patch/attack evaluation uses: given with --originals/--recaptured they
 # would be ignored, so they are refused instead.
 _ATTACK_ONLY = ("attacks", "eps", "data_dir", "dataset", "split", "batch_size", "pgd_steps",
-                "pgd_step_size", "pgd_restarts", "loss", "transfer_from", "jpeg_quality",
-                "no_unbounded_check")
+                "pgd_step_size", "pgd_restarts", "loss", "apgd_steps", "square_queries",
+                "seed", "transfer_from", "jpeg_quality", "no_unbounded_check")
 
 
 def _check_whole_image_options(ctx: click.Context, originals, recaptured) -> bool:
@@ -68,7 +68,12 @@ def _check_whole_image_options(ctx: click.Context, originals, recaptured) -> boo
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--attack", "attacks", default="fgsm,llcm", show_default=True,
               callback=_attack_list,
-              help="Comma-separated: fgsm, llcm (the paper's TGSM), pgd; or none.")
+              help="Comma-separated: " + ", ".join(ATTACK_NAMES) + "; or none. llcm is the "
+              "paper's TGSM. auto is the AutoAttack-style ensemble: APGD-CE, then "
+              "APGD-margin, then Square, each on the images still correct; an image counts "
+              "as robust only if all three fail. It costs about 2 × --apgd-steps gradient "
+              "passes plus up to --square-queries forward passes per robust image and ε "
+              "(Square: seconds per unbroken image on a CPU); keep --limit small.")
 @click.option("--eps", default="1,2,3,4,5", show_default=True, callback=NONNEGATIVE_NUMBERS,
               help="Comma-separated L∞ budgets in pixel levels.")
 @data_dir_option
@@ -87,6 +92,13 @@ def _check_whole_image_options(ctx: click.Context, originals, recaptured) -> boo
               "starts at x, the others at random points of the ε-ball.")
 @click.option("--loss", type=click.Choice(ATTACK_LOSSES), default="margin", show_default=True,
               help="PGD loss: the logit margin (does not saturate) or cross-entropy.")
+@click.option("--apgd-steps", type=click.IntRange(min=1), default=100, show_default=True,
+              help="APGD iterations, for apgd and for auto's two APGD members.")
+@click.option("--square-queries", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Square's model queries per image, for square and for auto's Square.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random draws of apgd, square and auto (per image, keyed by "
+              "its index in the split: the same image gets the same draws in every run).")
 @click.option("--transfer-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Also make the attacks on this model and judge them on MODEL.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=None,
@@ -102,8 +114,9 @@ def _check_whole_image_options(ctx: click.Context, originals, recaptured) -> boo
 @click.option("--recaptured", type=click.Path(path_type=Path), default=None,
               help="Folder of recaptured photos (photos of a screen); needs --originals.")
 def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, pgd_steps,
-             pgd_step_size, pgd_restarts, loss, transfer_from, jpeg_quality,
-             no_unbounded_check, json_path, label, originals, recaptured):
+             pgd_step_size, pgd_restarts, loss, apgd_steps, square_queries, seed,
+             transfer_from, jpeg_quality, no_unbounded_check, json_path, label, originals,
+             recaptured):
     """Accuracy of an exported MODEL under attack, with 95% intervals and masking checks.
 
     MODEL is an export folder: saved_models/NAME (the highest version is used) or
@@ -123,6 +136,7 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     Examples:
       tfrecap evaluate saved_models/demo --attack llcm --eps 1,2,3,4,5
       tfrecap evaluate saved_models/demo --attack fgsm,llcm,pgd --limit 500 --json demo.json
+      tfrecap evaluate saved_models/demo --attack pgd,auto --eps 2,4 --limit 200
       tfrecap evaluate saved_models/demo --attack fgsm --transfer-from saved_models/demo_baseline
       tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens
     """
@@ -166,7 +180,13 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
 
     pgd_params = {"steps": pgd_steps, "restarts": pgd_restarts, "loss": loss,
                   **({"step_size": pgd_step_size} if pgd_step_size is not None else {})}
-    specs = [AttackSpec(name, pgd_params if name == "pgd" else {}) for name in attacks]
+    # Each attack gets only its own options: --pgd-*/--loss are PGD's.
+    params = {"pgd": pgd_params,
+              "apgd": {"steps": apgd_steps, "seed": seed},
+              "square": {"queries": square_queries, "seed": seed},
+              "auto": {"apgd_steps": apgd_steps, "square_queries": square_queries,
+                       "seed": seed}}
+    specs = [AttackSpec(name, params.get(name, {})) for name in attacks]
     report = run_evaluation(
         loaded, data, specs, eps,
         transfer_model=tf.saved_model.load(str(source_dir)) if source_dir else None,
