@@ -28,14 +28,26 @@ def _versions(root):
 def demo_runs(synthetic_dir, tmp_path_factory):
     """The tiny demo run twice into one output: (output, first CLI result, its report, its
     result JSONs by pipeline, second CLI result)."""
+    import dataclasses
+
+    from tests.test_cli_auto import _apgd, _square
+    from tfrecap import attacks
+
     out = tmp_path_factory.mktemp("reproduce") / "out"
     args = ["reproduce", *TINY_ARGS, "--data-dir", str(synthetic_dir), "--output", str(out)]
-    first = CliRunner().invoke(cli, args)
-    assert first.exit_code == 0, first.output
-    report = (out / "report.md").read_text()
-    made = {name: jsonio.loads_strict((out / "results" / f"{name}.json").read_text())
-            for name in ("demo_baseline", "demo")}
-    second = CliRunner().invoke(cli, args)
+    with pytest.MonkeyPatch.context() as patch:
+        # auto on tiny budgets; stand-ins for apgd and square where they are not registered.
+        patch.setitem(lib.PROFILES, "demo", dataclasses.replace(
+            lib.PROFILES["demo"], auto_apgd_steps=2, auto_square_queries=5))
+        for name, fn in (("apgd", _apgd), ("square", _square)):
+            if name not in attacks.ATTACKS:
+                patch.setitem(attacks.ATTACKS, name, fn)
+        first = CliRunner().invoke(cli, args)
+        assert first.exit_code == 0, first.output
+        report = (out / "report.md").read_text()
+        made = {name: jsonio.loads_strict((out / "results" / f"{name}.json").read_text())
+                for name in ("demo_baseline", "demo")}
+        second = CliRunner().invoke(cli, args)
     return out, first, report, made, second
 
 
@@ -43,7 +55,8 @@ def test_demo_flow_writes_the_report_then_reuses_everything(demo_runs):
     out, first, report, results, second = demo_runs
     assert "already built" in first.output  # the fixture's data (same count and seed)
 
-    for heading in ("## Table 1", "## Table 2", "## Table 3", "## PGD", "## Per-class",
+    for heading in ("## Table 1", "## Table 2", "## Table 3", "## PGD", "## auto ensemble",
+                    "## Per-class",
                     "## Sanity checks", "## Findings", "## Wall time"):
         assert heading in report, heading
     assert "96.7%" in report  # the paper's Table 1, Yang 64x64
@@ -56,8 +69,11 @@ def test_demo_flow_writes_the_report_then_reuses_everything(demo_runs):
     for name in ("demo_baseline", "demo"):
         result = results[name]
         assert result["schema_version"] == 1
-        assert {"fgsm", "llcm", "pgd", "pgd (eps=255)"} <= {a["attack"] for a in
-                                                               result["attacks"]}
+        assert {"fgsm", "llcm", "pgd", "pgd (eps=255)", "auto", lib.SUBSET_PGD} <= {
+            a["attack"] for a in result["attacks"]}
+        auto = next(a for a in result["attacks"] if a["attack"] == "auto")
+        assert [r["eps"] for r in auto["results"]] == [2.0, 4.0]
+        assert all(sum(r["broken_by"].values()) == r["n"] == 8 for r in auto["results"])
         assert _versions(out / "saved_models" / name) == ["1"]
 
     assert second.exit_code == 0, second.output
@@ -219,6 +235,31 @@ def _result(clean, fgsm, pgd, fgsm_subset, n=1000):
                                                                      fgsm_subset))],
         "checks": [{"name": "c", "passed": True, "detail": "ok"}], "notes": [],
     }
+
+
+def _with_auto(result, pgd, auto, n=1000):
+    """``result`` plus PGD and auto on the auto patches at eps = 4."""
+    for name, acc in ((lib.SUBSET_PGD, pgd), ("auto", auto)):
+        lo, hi = lib_wilson(acc, n)
+        result["attacks"].append({"attack": name, "results": [{
+            "eps": 4.0, "accuracy": acc, "ci": [lo, hi], "n": n, "zero_grad_fraction": 0.0,
+            "by_class": {}}]})
+    return result
+
+
+@pytest.mark.parametrize("auto, expected", [
+    (0.20, "PGD overstated its robustness by 40.0 points"),
+    (0.59, "PGD's figure stands"),
+])
+def test_findings_say_whether_pgd_overstated_robustness(auto, expected):
+    run = lib.SizeRun(size=64, dataset="synthetic_64", seeds=[lib.SeedRun(seed=0, results={
+        "baseline": _with_auto(_result(0.97, 0.03, 0.0, 0.03), 0.0, 0.0),
+        "secure": _with_auto(_result(0.96, 0.94, 0.6, 0.94), 0.6, auto),
+    })])
+    text = " ".join(lib.findings(run))
+    assert "auto at ε = 4" in text
+    assert expected in text
+    assert ("overstated" in text) == (auto < 0.5)
 
 
 def lib_wilson(acc, n):

@@ -18,7 +18,8 @@ from tfrecap.attacks import (
 )
 
 PARAMS = {"fgsm": {}, "llcm": {}, "pgd": {"steps": 3, "restarts": 2},
-          "apgd": {"steps": 3, "restarts": 2}}
+          "apgd": {"steps": 3, "restarts": 2},
+          "auto": {"apgd_steps": 3, "square_queries": 20}}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_llcm_on_tied_logits_still_moves_away_from_the_prediction():
         (lambda m, x: pgd(m, x, eps=1, step_size=0), "`step_size` has to be positive"),
         (lambda m, x: pgd(m, x, eps=1, restarts=0), "`restarts` has to be a positive"),
         (lambda m, x: pgd(m, x, eps=1, loss="hinge"), "`loss` has to be one of"),
-        (lambda m, x: get_attack("cw"), "known attacks: apgd, fgsm, llcm, pgd"),
+        (lambda m, x: get_attack("cw"), "known attacks: apgd, auto, fgsm, llcm, pgd"),
         (lambda m, x: make_attack_fn(m, "pgd", steps=-1), "`steps` has to be a positive"),
         (lambda m, x: make_attack_fn(m, "fgsm", steps=3), "Unknown parameters for 'fgsm'"),
         (lambda m, x: make_attack_fn(m, "fgsm")(x, None, -0.5), "has to be nonnegative"),

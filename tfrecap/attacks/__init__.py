@@ -20,6 +20,7 @@ from tfrecap.attacks._gradients import (
     zero_gradient_fraction,
 )
 from tfrecap.attacks.apgd import apgd
+from tfrecap.attacks.auto import auto
 from tfrecap.attacks.fgsm import fgsm
 from tfrecap.attacks.llcm import llcm
 from tfrecap.attacks.pgd import pgd
@@ -28,7 +29,7 @@ from tfrecap.ops.losses import margin_loss
 from tfrecap.ops.random import default_index
 from tfrecap.ops.steps import to_valid_image
 
-ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd, "apgd": apgd}
+ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd, "apgd": apgd, "auto": auto}
 check_registry("tfrecap.attacks", ATTACKS, "ATTACK_NAMES")
 
 
@@ -86,7 +87,7 @@ def make_attack_fn(model, name, *, image_size=None, per_image_eps=False, jit_com
         **params: the attack's own keyword arguments (e.g. `steps`, `loss`).
 
     Returns:
-        An `AttackFn`.
+        An `AttackFn`; for ``"auto"``, an `AutoAttackFn` with the same ``.run``.
     """
     attack = get_attack(name)
     takes_index = "index" in inspect.signature(attack).parameters
@@ -96,6 +97,13 @@ def make_attack_fn(model, name, *, image_size=None, per_image_eps=False, jit_com
         raise ValueError(f"Unknown parameters for {name!r}: {sorted(unknown)}; "
                          f"allowed: {sorted(allowed - {'return_diagnostics'})}")
     params.pop("return_diagnostics", None)
+    if name == "auto":
+        # An ensemble of traced members rather than one traced function (tfrecap.attacks.auto).
+        from tfrecap.attacks.auto import make_auto_fn
+
+        params.pop("return_broken_by", None)
+        return make_auto_fn(model, image_size=image_size, per_image_eps=per_image_eps,
+                            jit_compile=jit_compile, **params)
     signature = [
         tf.TensorSpec([None, image_size, image_size, 3], tf.float32, name="images"),
         tf.TensorSpec([None], tf.int32, name="labels"),
@@ -116,6 +124,7 @@ __all__ = [
     "ATTACKS",
     "AttackFn",
     "apgd",
+    "auto",
     "fgsm",
     "get_attack",
     "input_gradient",

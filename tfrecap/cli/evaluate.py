@@ -40,10 +40,10 @@ def _attack_list(ctx, param, value):
 # would be ignored, so they are refused instead. (The name is kept for importers; --attack,
 # --eps and the PGD options apply to whole images too.)
 _ATTACK_ONLY = ("data_dir", "dataset", "split", "batch_size", "transfer_from", "jpeg_quality",
-                "no_unbounded_check")
+                "through_jpeg", "no_unbounded_check")
 # The options of a whole-image attack: with --originals/--recaptured they need --attack.
 _WHOLE_IMAGE_ATTACK = ("eps", "pgd_steps", "pgd_step_size", "pgd_restarts", "loss",
-                       "attack_limit")
+                       "apgd_steps", "square_queries", "seed", "attack_limit")
 _WHOLE_IMAGE_ONLY = ("attack_limit",)
 
 
@@ -94,7 +94,12 @@ def _store_in_meta(ctx, param, value):
 @click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--attack", "attacks", default="fgsm,llcm", show_default=True,
               callback=_attack_list,
-              help="Comma-separated: fgsm, llcm (the paper's TGSM), pgd; or none.")
+              help="Comma-separated: " + ", ".join(ATTACK_NAMES) + "; or none. llcm is the "
+              "paper's TGSM. auto is the AutoAttack-style ensemble: APGD-CE, then "
+              "APGD-margin, then Square, each on the images still correct; an image counts "
+              "as robust only if all three fail. It costs about 2 × --apgd-steps gradient "
+              "passes plus up to --square-queries forward passes per robust image and ε "
+              "(Square: seconds per unbroken image on a CPU); keep --limit small.")
 @click.option("--eps", default="1,2,3,4,5", show_default=True, callback=NONNEGATIVE_NUMBERS,
               help="Comma-separated L∞ budgets in pixel levels.")
 @data_dir_option
@@ -112,11 +117,24 @@ def _store_in_meta(ctx, param, value):
               help="PGD runs per image; the one that fools the model is kept. Restart 0 "
               "starts at x, the others at random points of the ε-ball.")
 @click.option("--loss", type=click.Choice(ATTACK_LOSSES), default="margin", show_default=True,
-              help="PGD loss: the logit margin (does not saturate) or cross-entropy.")
+              help="Loss of pgd and apgd: the logit margin (does not saturate) or "
+              "cross-entropy (auto runs APGD with both).")
+@click.option("--apgd-steps", type=click.IntRange(min=1), default=100, show_default=True,
+              help="APGD iterations, for apgd and for auto's two APGD members.")
+@click.option("--square-queries", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Square's model queries per image, for square and for auto's Square.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random draws of apgd, square and auto (per image, keyed by "
+              "its index in the split: the same image gets the same draws in every run).")
 @click.option("--transfer-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Also make the attacks on this model and judge them on MODEL.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=None,
               help="Re-encode adversarial images as JPEG at this quality before judging them.")
+@click.option("--through-jpeg", is_flag=True,
+              help="With --jpeg-quality Q: also make every attack through the JPEG round trip "
+              "at Q (BPDA: real encoder forward, identity backward), shown as "
+              "'<attack> (through jpeg)'. Both rows are judged after a real JPEG at Q; the "
+              "lower one is the robust accuracy.")
 @click.option("--no-unbounded-check", is_flag=True,
               help="Skip the ε = 255 PGD sanity check (256 images).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -132,8 +150,9 @@ def _store_in_meta(ctx, param, value):
               help="With --originals/--recaptured and --attack: attack at most N judged photos "
               "per class, the first in sorted order (default 50; a photo costs seconds).")
 def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, pgd_steps,
-             pgd_step_size, pgd_restarts, loss, transfer_from, jpeg_quality,
-             no_unbounded_check, json_path, label, originals, recaptured):
+             pgd_step_size, pgd_restarts, loss, apgd_steps, square_queries, seed,
+             transfer_from, jpeg_quality, through_jpeg, no_unbounded_check, json_path, label,
+             originals, recaptured):
     """Accuracy of an exported MODEL under attack, with 95% intervals and masking checks.
 
     MODEL is an export folder: saved_models/NAME (the highest version is used) or
@@ -163,6 +182,7 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     Examples:
       tfrecap evaluate saved_models/demo --attack llcm --eps 1,2,3,4,5
       tfrecap evaluate saved_models/demo --attack fgsm,llcm,pgd --limit 500 --json demo.json
+      tfrecap evaluate saved_models/demo --attack pgd,auto --eps 2,4 --limit 200
       tfrecap evaluate saved_models/demo --attack fgsm --transfer-from saved_models/demo_baseline
       tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens
       tfrecap evaluate saved_models/demo --originals photos/direct --recaptured photos/screens \\
@@ -176,8 +196,8 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     from tfrecap import jsonio
     from tfrecap.data.catalog import DatasetNotFoundError, load_builder
     from tfrecap.data.pipeline import make_dataset
-    from tfrecap.evaluation import AttackSpec, format_table
     from tfrecap.evaluation import evaluate as run_evaluation
+    from tfrecap.evaluation import format_table
     from tfrecap.export import latest_version_dir, load_config_asset
 
     try:
@@ -206,14 +226,16 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
             f"{data_patch}x{data_patch}; pass --dataset with the right patch size"
         )
 
-    pgd_params = {"steps": pgd_steps, "restarts": pgd_restarts, "loss": loss,
-                  **({"step_size": pgd_step_size} if pgd_step_size is not None else {})}
-    specs = [AttackSpec(name, pgd_params if name == "pgd" else {}) for name in attacks]
+    specs = _attack_specs(attacks, click.get_current_context().params)
+    if through_jpeg and jpeg_quality is None:
+        raise click.UsageError("--through-jpeg needs --jpeg-quality Q: the quality to attack "
+                               "through and to judge after")
     report = run_evaluation(
         loaded, data, specs, eps,
         transfer_model=tf.saved_model.load(str(source_dir)) if source_dir else None,
         transfer_name=str(source_dir) if source_dir else None,
-        jpeg_quality=jpeg_quality, limit=limit, unbounded_check=not no_unbounded_check,
+        jpeg_quality=jpeg_quality, through_jpeg_attacks=through_jpeg, limit=limit,
+        unbounded_check=not no_unbounded_check,
         progress=True, num_images=num_images,
         meta={"model": str(model), "model_version": version_dir.name, "label": label
               or Path(model).name, "dataset": dataset, "patch_size": patch, "split": split},
@@ -224,17 +246,30 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
         click.echo(f"Wrote {json_path}")
 
 
-def _whole_image_attacks(ctx: click.Context) -> list:
-    """The attacks asked for with --originals/--recaptured (none without --attack)."""
+def _attack_specs(attacks, p: dict) -> list:
+    """One AttackSpec per attack name, each with only its own options from the command line.
+
+    --pgd-* are PGD's; --loss is PGD's and APGD's (auto runs APGD with both losses);
+    --apgd-steps, --square-queries and --seed reach apgd, square and auto.
+    """
     from tfrecap.evaluation.report import AttackSpec
 
-    if not _given(ctx, ("attacks",)):
-        return []
-    p = ctx.params
     pgd_params = {"steps": p["pgd_steps"], "restarts": p["pgd_restarts"], "loss": p["loss"],
                   **({"step_size": p["pgd_step_size"]} if p["pgd_step_size"] is not None
                      else {})}
-    return [AttackSpec(name, pgd_params if name == "pgd" else {}) for name in p["attacks"]]
+    params = {"pgd": pgd_params,
+              "apgd": {"steps": p["apgd_steps"], "loss": p["loss"], "seed": p["seed"]},
+              "square": {"queries": p["square_queries"], "seed": p["seed"]},
+              "auto": {"apgd_steps": p["apgd_steps"], "square_queries": p["square_queries"],
+                       "seed": p["seed"]}}
+    return [AttackSpec(name, params.get(name, {})) for name in attacks]
+
+
+def _whole_image_attacks(ctx: click.Context) -> list:
+    """The attacks asked for with --originals/--recaptured (none without --attack)."""
+    if not _given(ctx, ("attacks",)):
+        return []
+    return _attack_specs(ctx.params["attacks"], ctx.params)
 
 
 def _evaluate_images(model, originals, recaptured, limit, json_path, label):

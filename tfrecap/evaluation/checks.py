@@ -19,6 +19,9 @@ UNBOUNDED_STEPS = 200
 UNBOUNDED_STEP_SIZE = 2.0
 UNBOUNDED_TITLE = "pgd (eps=255)"  # the check's attack in a report; its own table line
 UNBOUNDED_EPS = 255.0
+# Attacks that iterate toward the worst case, so their accuracy must not rise with eps; a
+# single step (FGSM, LLCM) may overshoot, which is a note.
+ITERATIVE = ("pgd", "apgd", "square", "auto")
 
 
 def unbounded_spec() -> AttackSpec:
@@ -34,10 +37,16 @@ def unbounded_spec() -> AttackSpec:
                               "loss": "margin"}, UNBOUNDED_TITLE)
 
 
+def noise_tolerance(value: float, n: int) -> float:
+    """Two binomial standard errors of an accuracy ``value`` of ``n`` images (at least one
+    image): what counts as noise."""
+    n = max(n, 1)
+    p = min(max(value, 1 / n), 1 - 1 / n)
+    return max(2 * math.sqrt(p * (1 - p) / n), 1 / n)
+
+
 def _tolerance(acc: Accuracy) -> float:
-    """Two binomial standard errors (at least one image): what counts as noise."""
-    p = min(max(acc.value, 1 / max(acc.n, 1)), 1 - 1 / max(acc.n, 1))
-    return max(2 * math.sqrt(p * (1 - p) / max(acc.n, 1)), 1 / max(acc.n, 1))
+    return noise_tolerance(acc.value, acc.n)
 
 
 def sanity_checks(clean: Accuracy, results: list[AttackResult]) -> tuple[list[Check], list[str]]:
@@ -55,7 +64,7 @@ def sanity_checks(clean: Accuracy, results: list[AttackResult]) -> tuple[list[Ch
             )
             if b.value > a.value + _tolerance(a)
         ]
-        if r.spec.name == "pgd":
+        if r.spec.name in ITERATIVE:
             checks.append(Check(
                 f"{r.spec.title}: accuracy does not rise with eps",
                 not rising,
@@ -102,6 +111,22 @@ def sanity_checks(clean: Accuracy, results: list[AttackResult]) -> tuple[list[Ch
             + ("ok" if not broken else f"{MASKING} or a broken gradient: "
                + "; ".join(f"eps={e:g}: llcm {lv:.1%} vs fgsm {fv:.1%}" for e, lv, fv in broken)),
         ))
+    for r in whitebox:
+        check = _gradient_free_check(r)
+        if check:
+            checks.append(check)
+    apgd, square = by_title.get("apgd"), by_title.get("square")
+    if apgd and square:
+        worse = [(e, a.value, s.value) for e in apgd.eps
+                 if (a := apgd.at(e)) and (s := square.at(e)) and a.value > s.value
+                 + _tolerance(s)]
+        checks.append(Check(
+            "apgd is at least as strong as square",
+            not worse,
+            "ok" if not worse else f"{MASKING}: the gradient-free Square leaves fewer "
+            "correct than APGD at " + "; ".join(f"eps={e:g} ({a:.1%} vs {s:.1%})"
+                                                for e, a, s in worse),
+        ))
     unbounded = by_title.get(UNBOUNDED_TITLE)
     if unbounded and unbounded.accuracy[0].n:
         acc = unbounded.accuracy[0]
@@ -127,3 +152,22 @@ def sanity_checks(clean: Accuracy, results: list[AttackResult]) -> tuple[list[Ch
             + "; ".join(f"eps={e:g} ({t:.1%} vs {w:.1%})" for e, t, w in stronger),
         ))
     return checks, notes
+
+
+def _gradient_free_check(r: AttackResult) -> Check | None:
+    """An ensemble's gradient-free members (Square) break nothing its white-box members
+    missed: each member attacks only the images still correct, so any image Square breaks
+    is one every gradient attack failed on (Croce & Hein 2020; DESIGN.md)."""
+    free = [m["name"] for m in r.members if m.get("gradient_free")]
+    if not free or not r.broken_by or len(free) == len(r.members):
+        return None
+    found = [(e, sum(counts[name] for name in free), sum(counts.values()))
+             for e, counts in zip(r.eps, r.broken_by, strict=True)
+             if sum(counts[name] for name in free)]
+    names = ", ".join(free)
+    return Check(
+        f"{r.spec.title}: {names} breaks nothing the white-box members missed",
+        not found,
+        "ok" if not found else f"{MASKING}: {names} broke images that every white-box "
+        "member failed on, at " + "; ".join(f"eps={e:g} ({k} of {n})" for e, k, n in found),
+    )

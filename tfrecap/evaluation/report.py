@@ -41,6 +41,12 @@ class AttackResult:
     # that is the gradient at x; for PGD, zero at every step of every restart.
     zero_grad: list[tuple[int, int]] = dataclasses.field(default_factory=list)
     transfer_from: str | None = None
+    # An ensemble (``auto``) only, else empty. Its resolved members, each a dict of name,
+    # attack, params and gradient_free; and per eps, how many images each member broke,
+    # with "robust" and "already_wrong" (wrong at x), as the ensemble judged them before
+    # any JPEG re-encoding.
+    members: list[dict] = dataclasses.field(default_factory=list)
+    broken_by: list[dict[str, int]] = dataclasses.field(default_factory=list)
 
     @property
     def zero_grad_fraction(self) -> float:
@@ -98,7 +104,8 @@ class Report:
                 {
                     "attack": a.spec.title,
                     "params": {**a.spec.params, **({"transfer_from": a.transfer_from}
-                                                   if a.transfer_from else {})},
+                                                   if a.transfer_from else {}),
+                               **({"members": a.members} if a.members else {})},
                     "results": [
                         {
                             "eps": e,
@@ -108,6 +115,7 @@ class Report:
                             "zero_grad_fraction": a.zero_grad_fraction_at(i),
                             "by_class": {k: v.to_dict() for k, v in a.by_class[i].items()}
                             if a.by_class else {},
+                            **({"broken_by": a.broken_by[i]} if a.broken_by else {}),
                         }
                         for i, (e, acc) in enumerate(zip(a.eps, a.accuracy, strict=True))
                     ],

@@ -20,6 +20,7 @@ import tensorflow as tf
 from tfrecap.evaluation.checks import UNBOUNDED_EPS, sanity_checks, unbounded_spec
 from tfrecap.evaluation.report import AttackResult, AttackSpec, Report
 from tfrecap.evaluation.stats import Accuracy, roc_auc, threshold_at_fpr
+from tfrecap.ops.jpeg import jpeg_roundtrip, through_jpeg
 
 
 def logits_fn_of(model) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -28,16 +29,6 @@ def logits_fn_of(model) -> Callable[[tf.Tensor], tf.Tensor]:
         signature = model.signatures["logits"]
         return lambda images: signature(images=images)["logits"]
     return lambda images: tf.cast(model(images, training=False), tf.float32)
-
-
-def jpeg_roundtrip(images: tf.Tensor, quality: int) -> tf.Tensor:
-    """Save and reload as JPEG at ``quality``: does the perturbation survive a real file?"""
-
-    def one(image):
-        encoded = tf.io.encode_jpeg(tf.cast(image, tf.uint8), quality=quality)
-        return tf.cast(tf.io.decode_jpeg(encoded, channels=3), tf.float32)
-
-    return tf.map_fn(one, images, fn_output_signature=tf.float32)
 
 
 def evaluate(
@@ -49,6 +40,7 @@ def evaluate(
     transfer_model=None,
     transfer_name: str | None = None,
     jpeg_quality: int | None = None,
+    through_jpeg_attacks: bool = False,
     limit: int | None = None,
     unbounded_check: bool = True,
     unbounded_limit: int = 256,
@@ -69,6 +61,12 @@ def evaluate(
             ``model`` (a black-box transfer); shown as ``"<attack> (transfer)"``.
         transfer_name: how the transfer source is named in the report.
         jpeg_quality: re-encode adversarial images as JPEG before judging them.
+        through_jpeg_attacks: with ``jpeg_quality``, also make each attack *through* the
+            JPEG round trip at that quality (BPDA: the real encoder forward, the identity
+            backward; :func:`tfrecap.ops.jpeg.through_jpeg`), shown as
+            ``"<attack> (through jpeg)"``. Both rows are judged after a real JPEG: neither
+            is always the stronger (at Q = 95 a plain ±ε pattern survives the encoder better
+            than a BPDA one), so the robust accuracy after JPEG is the lower of the two.
         limit: evaluate at most this many images.
         unbounded_check: also run PGD with ε = 255 on the first ``unbounded_limit``
             images; it must reach about 0% or the attack is being masked.
@@ -96,13 +94,21 @@ def evaluate(
         )
         for spec in attacks
     ] if source is not None else []
+    if through_jpeg_attacks and jpeg_quality is None:
+        raise ValueError("through_jpeg_attacks needs jpeg_quality: the quality to attack through")
+    through = [
+        (AttackSpec(spec.name, spec.params, f"{spec.title} (through jpeg)"),
+         through_jpeg(judge, quality=jpeg_quality), None)
+        for spec in attacks
+    ] if through_jpeg_attacks else []
     unbounded = [(unbounded_spec(), judge, None)] if unbounded_check else []
 
     runs = []
-    for spec, maker, tname in whitebox + transfer:
-        runs.append(dict(spec=spec, fn=attack_lib.make_attack_fn(maker, spec.name, **spec.params),
-                         maker=maker, eps=list(eps_list), counts=[[0] * 7 for _ in eps_list],
-                         transfer_from=tname))
+    for spec, maker, tname in whitebox + through + transfer:
+        fn = attack_lib.make_attack_fn(maker, spec.name, **spec.params)
+        runs.append(dict(spec=spec, fn=fn, maker=maker, eps=list(eps_list),
+                         counts=[[0] * 7 for _ in eps_list], transfer_from=tname,
+                         **_ensemble_fields(fn, len(eps_list))))
     for spec, maker, _ in unbounded:
         runs.append(dict(spec=spec, fn=attack_lib.make_attack_fn(maker, spec.name, **spec.params),
                          maker=maker, eps=[UNBOUNDED_EPS], counts=[[0] * 7],
@@ -139,6 +145,8 @@ def evaluate(
             by_class=[_by_class(c) for c in run["counts"]],
             zero_grad=[(c[2], c[1]) for c in run["counts"]],
             transfer_from=run["transfer_from"],
+            members=run.get("members", []),
+            broken_by=run.get("broken_by", []),
         )
         for run in runs
     ]
@@ -152,7 +160,8 @@ def evaluate(
         attacks=results,
         checks=checks,
         notes=notes,
-        meta={**(meta or {}), **({"jpeg_quality": jpeg_quality} if jpeg_quality else {})},
+        meta={**(meta or {}), **({"jpeg_quality": jpeg_quality} if jpeg_quality else {}),
+              **({"through_jpeg_attacks": True} if through_jpeg_attacks else {})},
     )
 
 
@@ -176,11 +185,39 @@ def _evaluate_batch(images, labels, index, judge, runs, jpeg_quality, clean_coun
                 continue
             x, y, ids = images[:room], labels[:room], index[:room]
         for i, eps in enumerate(run["eps"]):
-            x_adv, zero = run["fn"].run(x, y, tf.constant(eps, tf.float32), ids)
+            if "broken_by" in run:
+                x_adv, zero, broken_by = run["fn"].run_with_breakdown(
+                    x, y, tf.constant(eps, tf.float32), ids)
+                _tally_breakdown(run["broken_by"][i], run["members"], broken_by)
+            else:
+                x_adv, zero = run["fn"].run(x, y, tf.constant(eps, tf.float32), ids)
             if jpeg_quality is not None:
                 x_adv = jpeg_roundtrip(x_adv, jpeg_quality)
             pred = tf.argmax(judge(x_adv), axis=-1, output_type=tf.int32)
             _tally(run["counts"][i], pred, y, zero)
+
+
+def _ensemble_fields(fn, n_eps: int) -> dict:
+    """For an ensemble attack (one with ``run_with_breakdown``): its members and, per eps,
+    zeroed counts of the images each member broke; nothing for a single attack."""
+    if not hasattr(fn, "run_with_breakdown"):
+        return {}
+    members = [{"name": name, "attack": attack, "params": params,
+                "gradient_free": name in fn.gradient_free}
+               for name, attack, params in fn.members]
+    keys = [m["name"] for m in members] + ["robust", "already_wrong"]
+    return {"members": members, "broken_by": [dict.fromkeys(keys, 0) for _ in range(n_eps)]}
+
+
+def _tally_breakdown(counts: dict, members: list[dict], broken_by) -> None:
+    """Add a batch's ``broken_by`` codes (a member's index, -1 robust, -2 wrong at x)."""
+    from tfrecap.attacks.auto import ALREADY_WRONG, ROBUST
+
+    codes = np.asarray(broken_by)
+    counts["robust"] += int((codes == ROBUST).sum())
+    counts["already_wrong"] += int((codes == ALREADY_WRONG).sum())
+    for k, member in enumerate(members):
+        counts[member["name"]] += int((codes == k).sum())
 
 
 def _progress_bar(dataset: tf.data.Dataset, limit: int | None, num_images: int | None):

@@ -43,12 +43,31 @@ def format_table(report: Report, patch_size: int | None = None) -> str:
             cells = [_per_class_cell(a.by_class[a.eps.index(e)]) if a.at(e) else "—"
                      for e in eps]
             lines.append(f"| {a.spec.title} | {clean_cell} | " + " | ".join(cells) + " |")
+    lines += _breakdown_lines(attacks)
     lines.append("")
     for c in report.checks:
         lines.append(f"- [{'x' if c.passed else ' '}] {c.name}: {c.detail}")
     for note in report.notes:
         lines.append(f"- note: {note}")
     return "\n".join(lines)
+
+
+def _breakdown_lines(attacks) -> list[str]:
+    """Per ensemble attack, how many images each member broke at each ε."""
+    lines = []
+    for a in attacks:
+        if not a.broken_by:
+            continue
+        keys = list(a.broken_by[0])
+        heads = [k.replace("_", " ") for k in keys]
+        lines += ["", f"{a.spec.title}: images broken by each member (each member attacks "
+                  "only the images still correct; judged before any JPEG re-encoding):", "",
+                  "| method | ε | " + " | ".join(heads) + " |",
+                  "|---|---|" + "---|" * len(keys)]
+        for e, counts in zip(a.eps, a.broken_by, strict=True):
+            lines.append(f"| {a.spec.title} | {e:g} | "
+                         + " | ".join(str(counts[k]) for k in keys) + " |")
+    return lines
 
 
 def _per_class_cell(by_class: dict[str, Accuracy]) -> str:

@@ -35,6 +35,7 @@ from tfrecap.reproduce.profiles import (
 from tfrecap.reproduce.report import next_steps, render_report
 from tfrecap.reproduce.results import (
     SUBSET_FGSM,
+    SUBSET_PGD,
     ReproduceResult,
     SeedRun,
     SizeRun,
@@ -44,6 +45,7 @@ from tfrecap.reproduce.run import evaluate_model, finished_export, reproduce, se
 
 __all__ = [
     "METHODS", "PAPER_EPS", "PAPER_TABLES", "PAPER_TEST_N", "PROFILES", "ROLES", "SUBSET_FGSM",
+    "SUBSET_PGD",
     "Profile", "ReproduceError", "ReproduceResult", "SeedRun", "SizeRun", "Stage",
     "eval_settings", "evaluate_model", "findings", "finished_export", "next_steps",
     "render_report", "reproduce", "seed_output",

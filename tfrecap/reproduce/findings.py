@@ -8,6 +8,7 @@ on one lucky run.
 
 from __future__ import annotations
 
+from tfrecap.evaluation.checks import noise_tolerance
 from tfrecap.reproduce.paper_tables import (
     METHODS,
     PAPER_TABLES,
@@ -17,7 +18,14 @@ from tfrecap.reproduce.paper_tables import (
     paper_cell,
 )
 from tfrecap.reproduce.profiles import is_synthetic
-from tfrecap.reproduce.results import SUBSET_FGSM, SizeRun, eps_of, row, spread_text
+from tfrecap.reproduce.results import (
+    SUBSET_FGSM,
+    SUBSET_PGD,
+    SizeRun,
+    eps_of,
+    row,
+    spread_text,
+)
 
 
 def _overlap(a: dict, b: dict) -> bool:
@@ -113,12 +121,38 @@ def findings(run: SizeRun) -> list[str]:
             f"same patches: {verdict}. The baseline keeps {acc(pbs)}."
         )
 
+    auto = _auto_finding(secs, bases, seeds, size, acc)
+    if auto:
+        out.append(auto)
     out.append(_checks_finding(run, size))
     n = min(bases[0]["n"], secs[0]["n"])
     if n < 200:
         out.append(f"With n = {n} test patches the intervals are wide; read these numbers as "
                    "illustrative.")
     return out
+
+
+def _auto_verdict(p: dict, a: dict) -> str:
+    if p["accuracy"] - a["accuracy"] > noise_tolerance(p["accuracy"], p["n"]):
+        return "PGD overstated its robustness"
+    return "PGD's figure stands: auto finds no more than noise beyond it"
+
+
+def _auto_finding(secs, bases, seeds, size, acc) -> str | None:
+    """The secure model under ``auto`` against PGD on the same patches, at the largest ε."""
+    common = sorted(set(eps_of(secs[0], "auto")) & set(eps_of(secs[0], SUBSET_PGD)))
+    if not common:
+        return None
+    e = common[-1]
+    ps, as_ = [row(s, SUBSET_PGD, e) for s in secs], [row(s, "auto", e) for s in secs]
+    verdicts = [_auto_verdict(p, a) for p, a in zip(ps, as_, strict=True)]
+    gaps = [p["accuracy"] - a["accuracy"] for p, a in zip(ps, as_, strict=True)]
+    by = (f" by {spread_text(gaps, lambda v: f'{100 * v:.1f} points')}"
+          if "PGD overstated its robustness" in verdicts else "")
+    return (f"**{size}, auto at ε = {e:g}** ({as_[0]['n']} patches). The secure model keeps "
+            f"{acc(as_)} under auto against {acc(ps)} under PGD on the same patches: "
+            f"{agreed(verdicts, seeds)}{by}. The baseline keeps "
+            f"{acc([row(b, 'auto', e) for b in bases])} under auto.")
 
 
 def _checks_finding(run: SizeRun, size: str) -> str:

@@ -35,6 +35,12 @@ class Profile:
         pgd_eps: PGD budgets.
         pgd_limit: PGD (and FGSM for comparison) on the first this-many test patches.
         pgd_steps: PGD iterations (margin loss, one restart from the clean image).
+        auto_eps: budgets of the ``auto`` ensemble (APGD-CE, APGD-margin, Square), run
+            with PGD on the same patches; empty: no auto row.
+        auto_limit: ``auto`` on the first this-many test patches (at most ``pgd_limit``):
+            Square costs seconds per unbroken patch on a CPU.
+        auto_apgd_steps: iterations of each APGD member.
+        auto_square_queries: queries of the Square member.
         unbounded_limit: patches for the eps = 255 sanity check.
         batch_size: evaluation batch size.
     """
@@ -52,6 +58,10 @@ class Profile:
     pgd_eps: tuple[float, ...] = PAPER_EPS
     pgd_limit: int | None = 1000
     pgd_steps: int = 10
+    auto_eps: tuple[float, ...] = (2.0, 4.0)
+    auto_limit: int | None = 200
+    auto_apgd_steps: int = 100
+    auto_square_queries: int = 5000
     unbounded_limit: int = 256
     batch_size: int = 64
 
@@ -64,7 +74,7 @@ PROFILES = {
     # evaluation the rest.
     "demo": Profile(
         name="demo", sizes=(64,), allowed_sizes=(64,), baseline="demo_baseline", secure="demo",
-        pgd_eps=(1.0, 3.0, 5.0), pgd_limit=500,
+        pgd_eps=(1.0, 3.0, 5.0), pgd_limit=500, auto_square_queries=1000,
     ),
     # The paper's settings (100k steps each, batch 64): a GPU job; 256 and 512 need real data.
     "paper": Profile(
@@ -100,7 +110,17 @@ def eval_settings(profile: Profile) -> dict:
                 "steps": profile.pgd_steps, "loss": "margin"},
         "unbounded_limit": profile.unbounded_limit,
         "unbounded_schedule": unbounded_schedule(),
+        "auto": {"eps": [float(e) for e in profile.auto_eps], "limit": auto_limit(profile),
+                 "apgd_steps": profile.auto_apgd_steps,
+                 "square_queries": profile.auto_square_queries, "seed": 0},
     }
+
+
+def auto_limit(profile: Profile) -> int | None:
+    """How many test patches ``auto`` runs on: ``auto_limit``, but never beyond ``pgd_limit``
+    (a ``--pgd-limit`` that shrinks the PGD subset shrinks auto's too)."""
+    limits = [x for x in (profile.auto_limit, profile.pgd_limit) if x is not None]
+    return min(limits) if limits else None
 
 
 def unbounded_schedule() -> list:

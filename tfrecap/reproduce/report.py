@@ -26,6 +26,7 @@ from tfrecap.reproduce.paper_tables import (
 from tfrecap.reproduce.profiles import Profile, is_synthetic, unbounded_schedule
 from tfrecap.reproduce.results import (
     SUBSET_FGSM,
+    SUBSET_PGD,
     SizeRun,
     Stage,
     duration,
@@ -50,6 +51,7 @@ def render_report(runs: list[SizeRun], profile: Profile, stages: list[Stage], *,
         _attack_table(runs, "secure", "table3",
                       "Table 3: detection accuracy of adversarial images, proposed method"),
         _pgd_table(runs, profile),
+        _auto_table(runs, profile),
         _per_class_section(runs),
         _checks_section(runs),
         _plot_section(runs, output),
@@ -57,7 +59,7 @@ def render_report(runs: list[SizeRun], profile: Profile, stages: list[Stage], *,
     ]
     if n_seeds > 1:
         # Under each table, what its cells hold (the one-seed report keeps its old layout).
-        parts = [p if not p.startswith(("## Table", "## PGD", "## Per-class")) else
+        parts = [p if not p.startswith(("## Table", "## PGD", "## auto", "## Per-class")) else
                  p.rstrip("\n") + "\n\n" + seeds_caption(n_seeds) for p in parts]
     return "\n\n".join(p.strip("\n") for p in parts) + "\n"
 
@@ -236,6 +238,48 @@ def _pgd_table(runs, profile) -> str:
     return "\n".join(lines)
 
 
+def _auto_table(runs, profile) -> str:
+    """``auto`` beside PGD on the same patches, and which member broke how many; empty when
+    no result has an auto row (a profile without ``auto_eps``, or older results)."""
+    eps = sorted({e for r in runs for res in r.seeds[0].results.values()
+                  for e in eps_of(res, "auto")})
+    if not eps:
+        return ""
+    lines = ["## auto ensemble (beyond the paper)", "",
+             f"AutoAttack-style (Croce & Hein 2020): APGD-CE and APGD-margin "
+             f"({profile.auto_apgd_steps} steps), then Square ({profile.auto_square_queries} "
+             "queries), each on the patches still correct; a patch counts as robust only if "
+             f"all three fail. Beside PGD-margin ({profile.pgd_steps} steps) on the same "
+             "patches.", "",
+             "| size | model | attack | " + " | ".join(f"ε = {e:g}" for e in eps) + " |",
+             "|---|---|---|" + "---|" * len(eps)]
+    for r in runs:
+        for role, name in ROLES.items():
+            rs = r.results_of(role)
+            for attack, label in ((SUBSET_PGD, "PGD-margin"), ("auto", "auto")):
+                cells = [seeds_cell([row(res, attack, e) for res in rs]) for e in eps]
+                lines.append(f"| {r.size}×{r.size} | {name} | {label} | "
+                             + " | ".join(cells) + " |")
+    lines += ["", "Patches broken by each member (first seed; each member attacks only the "
+              "patches still correct):", ""]
+    header = False
+    for r in runs:
+        for role, name in ROLES.items():
+            res = r.seeds[0].results[role]
+            for e in eps:
+                counts = (row(res, "auto", e) or {}).get("broken_by")
+                if not counts:
+                    continue
+                if not header:
+                    lines += ["| size | model | ε | " + " | ".join(
+                        k.replace("_", " ") for k in counts) + " |",
+                        "|---|---|---|" + "---|" * len(counts)]
+                    header = True
+                lines.append(f"| {r.size}×{r.size} | {name} | {e:g} | "
+                             + " | ".join(str(v) for v in counts.values()) + " |")
+    return "\n".join(lines)
+
+
 def _by_class_cell(rows) -> str:
     """``original / recaptured`` accuracies of one cell over the seeds."""
     if any(not r or not r["by_class"] for r in rows):
@@ -249,7 +293,7 @@ def _per_class_section(runs) -> str:
              "", f"Each cell: accuracy on {LABEL_NAMES[0]}s / on {LABEL_NAMES[1]} images. "
              "An attack may fool one direction far more easily than the other."]
     shown = (("fgsm", "FGSM"), ("llcm", "LLCM (TGSM)"), (SUBSET_FGSM, "FGSM (PGD subset)"),
-             ("pgd", "PGD-margin"))
+             ("pgd", "PGD-margin"), ("auto", "auto"))
     for r in runs:
         for role, name in ROLES.items():
             rs = r.results_of(role)

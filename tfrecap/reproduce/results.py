@@ -20,6 +20,7 @@ from tfrecap.config import PipelineConfig
 from tfrecap.reproduce.paper_tables import METHODS, ROLES
 
 SUBSET_FGSM = "fgsm (PGD subset)"  # FGSM on the PGD images, for a like-with-like comparison
+SUBSET_PGD = "pgd (auto subset)"  # PGD on the auto images, likewise
 SUMMARY_SCHEMA_VERSION = 1
 
 
@@ -231,7 +232,8 @@ def summary(runs: Sequence[SizeRun], output: Path) -> dict:
     return {
         "schema_version": SUMMARY_SCHEMA_VERSION,
         "seeds": runs[0].seed_values if runs else [],
-        "methods": {**METHODS, SUBSET_FGSM: "FGSM on the PGD patches"},
+        "methods": {**METHODS, SUBSET_FGSM: "FGSM on the PGD patches",
+                    SUBSET_PGD: "PGD on the auto patches"},
         "sizes": sizes,
         "cells": cells,
     }

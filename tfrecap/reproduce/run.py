@@ -28,6 +28,7 @@ from tfrecap.reproduce.paper_tables import ROLES
 from tfrecap.reproduce.profiles import (
     Profile,
     ReproduceError,
+    auto_limit,
     check_sizes,
     eval_settings,
     is_synthetic,
@@ -36,6 +37,7 @@ from tfrecap.reproduce.profiles import (
 from tfrecap.reproduce.report import render_report
 from tfrecap.reproduce.results import (
     SUBSET_FGSM,
+    SUBSET_PGD,
     ReproduceResult,
     SeedRun,
     SizeRun,
@@ -353,9 +355,10 @@ def evaluate_model(version_dir, dataset, profile: Profile, data_dir, meta: dict,
                    progress: bool = True) -> dict:
     """One exported model's report (``tfrecap evaluate --json`` schema) as a dict.
 
-    Two passes over the test split: FGSM and LLCM (and the unbounded check) on
+    Three passes over the test split: FGSM and LLCM (and the unbounded check) on
     ``profile.limit`` patches; then FGSM and PGD on the first ``profile.pgd_limit``,
-    so the "PGD is at least as strong as FGSM" check compares the same images.
+    so the "PGD is at least as strong as FGSM" check compares the same images; then PGD
+    and the ``auto`` ensemble at ``profile.auto_eps`` on the first :func:`auto_limit`.
     """
     import tensorflow as tf
 
@@ -383,17 +386,32 @@ def evaluate_model(version_dir, dataset, profile: Profile, data_dir, meta: dict,
               c.passed, c.detail)
         for c in subset.checks if c.name.startswith("pgd")
     ]
+    ensemble, notes = [], []
+    if profile.auto_eps:
+        auto_params = {"apgd_steps": profile.auto_apgd_steps,
+                       "square_queries": profile.auto_square_queries, "seed": 0}
+        third = evaluate(model, data, [AttackSpec("pgd", pgd_params, SUBSET_PGD),
+                                       AttackSpec("auto", auto_params)],
+                         profile.auto_eps, limit=auto_limit(profile), unbounded_check=False,
+                         progress=progress, num_images=num_images)
+        ensemble = [third.attack(SUBSET_PGD), third.attack("auto")]
+        n_auto = ensemble[1].accuracy[0].n if ensemble[1].accuracy else 0
+        checks += [Check(f"{c.name} (same {n_auto} patches)", c.passed, c.detail)
+                   for c in third.checks if c.name.startswith("auto")]
+        notes.append(f"auto (APGD-CE and APGD-margin, {profile.auto_apgd_steps} steps; "
+                     f"Square, {profile.auto_square_queries} queries; seed 0) and "
+                     f"'{SUBSET_PGD}' use the first {n_auto} test patches.")
     unbounded = [a for a in full.attacks if a.spec.title == UNBOUNDED_TITLE]
     bounded = [a for a in full.attacks if a.spec.title != UNBOUNDED_TITLE]
     report = Report(
         clean=full.clean, clean_by_class=full.clean_by_class, auc=full.auc,
         operating_point=full.operating_point,
-        attacks=[*bounded, pgd, fgsm_subset, *unbounded], checks=checks,
+        attacks=[*bounded, pgd, fgsm_subset, *ensemble, *unbounded], checks=checks,
         notes=list(full.notes) + [
             f"PGD ({profile.pgd_steps} steps, margin loss, no random start) and "
             f"'{SUBSET_FGSM}' use the first {n_subset} test patches; FGSM and LLCM use "
             f"{full.clean.n}."
-        ],
+        ] + notes,
         meta=meta,
     )
     return report.to_json_dict()
@@ -402,8 +420,9 @@ def evaluate_model(version_dir, dataset, profile: Profile, data_dir, meta: dict,
 def _plot(seed_run: SeedRun, size: int, path: Path, tag: str = "") -> None:
     from tfrecap.evaluation import plot_results
 
-    # FGSM on the PGD subset repeats the FGSM line on fewer images: leave it out.
-    shown = [{**r, "attacks": [a for a in r["attacks"] if a["attack"] != SUBSET_FGSM]}
+    # FGSM on the PGD subset and PGD on the auto subset repeat a line on fewer images.
+    shown = [{**r, "attacks": [a for a in r["attacks"]
+                               if a["attack"] not in (SUBSET_FGSM, SUBSET_PGD)]}
              for r in seed_run.results.values()]
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_results(shown, path, title=f"Accuracy under attack, {size}×{size}{tag} "
