@@ -18,7 +18,7 @@ from tfrecap.ops.random import default_index
 
 
 def minimum_eps(model, x, y=None, *, eps_max=16.0, search_steps=6, steps=20, loss="margin",
-                seed=0, index=None):
+                seed=0, index=None, attack_fn=None):
     """Per image, the smallest ε (in levels) at which APGD flips the prediction.
 
     Images already misclassified at x get 0; images APGD does not flip at `eps_max` get
@@ -34,6 +34,8 @@ def minimum_eps(model, x, y=None, *, eps_max=16.0, search_steps=6, steps=20, los
         search_steps: bisection rounds after the test at `eps_max` (an integer ≥ 0).
         steps, loss, seed: APGD's iterations, loss and seed (`tfrecap.attacks.apgd`).
         index: int `[N]`, each image's index in the dataset (keys APGD's random draws).
+        attack_fn: the APGD of :func:`make_minimum_eps_attack` for this model, built once;
+            None builds (traces) one on every call, which costs seconds.
 
     Returns:
         A float32 NumPy array `[N]`.
@@ -42,7 +44,7 @@ def minimum_eps(model, x, y=None, *, eps_max=16.0, search_steps=6, steps=20, los
         raise ValueError(f"`eps_max` has to be a positive number of levels, got {eps_max!r}")
     if isinstance(search_steps, bool) or not isinstance(search_steps, int) or search_steps < 0:
         raise ValueError(f"`search_steps` has to be an integer >= 0, got {search_steps!r}")
-    attack = make_attack_fn(model, "apgd", per_image_eps=True, steps=steps, loss=loss, seed=seed)
+    attack = attack_fn or make_minimum_eps_attack(model, steps=steps, loss=loss, seed=seed)
     x = tf.convert_to_tensor(x, tf.float32)
     logits = model(x)
     labels = resolve_labels(y, logits)
@@ -67,6 +69,36 @@ def minimum_eps(model, x, y=None, *, eps_max=16.0, search_steps=6, steps=20, los
         high, low = np.where(flipped, middle, high), np.where(flipped, low, middle)
     result[active] = high
     return result
+
+
+def make_minimum_eps_attack(model, *, steps=20, loss="margin", seed=0):
+    """The one traced APGD (one ε per image) that :func:`minimum_eps` bisects with."""
+    return make_attack_fn(model, "apgd", per_image_eps=True, steps=steps, loss=loss, seed=seed)
+
+
+def summarize_minimum_eps(min_eps, labels, eps_max, class_names=("original", "recaptured")):
+    """What a report shows of the per-image minimum ε: medians and the robustness curve.
+
+    The curve is robust accuracy at every whole level from 0 to ``eps_max`` (attacks make
+    8-bit images, so only whole levels count); inf (never flipped) is JSON ``null`` after
+    :mod:`tfrecap.jsonio`.
+    """
+    min_eps = np.asarray(min_eps, np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1)
+    grid = np.arange(0, int(np.floor(eps_max)) + 1, dtype=np.float64)
+    by_class = {}
+    for label, name in enumerate(class_names):
+        own = min_eps[labels == label]
+        by_class[name] = {"n": int(own.size),
+                          "median_eps": median_eps(own) if own.size else float("nan")}
+    return {
+        "n": int(min_eps.size),
+        "median_eps": median_eps(min_eps),
+        "by_class": by_class,
+        "curve": [{"eps": float(e), "accuracy": float(a)}
+                  for e, a in zip(grid, robustness_curve(min_eps, grid), strict=True)],
+        "min_eps": [float(v) for v in min_eps],
+    }
 
 
 def robustness_curve(min_eps, eps_grid):

@@ -40,7 +40,8 @@ def _attack_list(ctx, param, value):
 # would be ignored, so they are refused instead. (The name is kept for importers; --attack,
 # --eps and the PGD options apply to whole images too.)
 _ATTACK_ONLY = ("data_dir", "dataset", "split", "batch_size", "transfer_from", "jpeg_quality",
-                "through_jpeg", "no_unbounded_check")
+                "through_jpeg", "min_norm", "min_norm_limit", "min_norm_max",
+                "no_unbounded_check")
 # The options of a whole-image attack: with --originals/--recaptured they need --attack.
 _WHOLE_IMAGE_ATTACK = ("eps", "pgd_steps", "pgd_step_size", "pgd_restarts", "loss",
                        "apgd_steps", "square_queries", "seed", "attack_limit")
@@ -130,6 +131,14 @@ def _store_in_meta(ctx, param, value):
               default=None, help="Also make the attacks on this model and judge them on MODEL.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=None,
               help="Re-encode adversarial images as JPEG at this quality before judging them.")
+@click.option("--min-norm", is_flag=True,
+              help="Also find per image the smallest ε that flips its verdict (APGD-margin, "
+              "--apgd-steps capped at 20, bisected over [0, --min-norm-max]); the report gives "
+              "the median ε and the robustness curve at every whole level.")
+@click.option("--min-norm-limit", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Images given to --min-norm (the first N).")
+@click.option("--min-norm-max", type=click.FloatRange(min=0, min_open=True), default=16.0,
+              show_default=True, help="Largest ε --min-norm tries, in levels.")
 @click.option("--through-jpeg", is_flag=True,
               help="With --jpeg-quality Q: also make every attack through the JPEG round trip "
               "at Q (BPDA: real encoder forward, identity backward), shown as "
@@ -151,8 +160,8 @@ def _store_in_meta(ctx, param, value):
               "per class, the first in sorted order (default 50; a photo costs seconds).")
 def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, pgd_steps,
              pgd_step_size, pgd_restarts, loss, apgd_steps, square_queries, seed,
-             transfer_from, jpeg_quality, through_jpeg, no_unbounded_check, json_path, label,
-             originals, recaptured):
+             transfer_from, jpeg_quality, min_norm, min_norm_limit, min_norm_max, through_jpeg,
+             no_unbounded_check, json_path, label, originals, recaptured):
     """Accuracy of an exported MODEL under attack, with 95% intervals and masking checks.
 
     MODEL is an export folder: saved_models/NAME (the highest version is used) or
@@ -235,6 +244,9 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
         transfer_model=tf.saved_model.load(str(source_dir)) if source_dir else None,
         transfer_name=str(source_dir) if source_dir else None,
         jpeg_quality=jpeg_quality, through_jpeg_attacks=through_jpeg, limit=limit,
+        min_norm={"eps_max": min_norm_max, "steps": min(apgd_steps, 20), "seed": seed}
+        if min_norm else None,
+        min_norm_limit=min_norm_limit,
         unbounded_check=not no_unbounded_check,
         progress=True, num_images=num_images,
         meta={"model": str(model), "model_version": version_dir.name, "label": label

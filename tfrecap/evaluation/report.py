@@ -82,6 +82,8 @@ class Report:
     checks: list[Check]
     notes: list[str]
     meta: dict = dataclasses.field(default_factory=dict)
+    # Per-image minimum ε (tfrecap.attacks.min_norm.summarize_minimum_eps), when measured.
+    min_norm: dict | None = None
 
     def attack(self, title: str) -> AttackResult | None:
         return next((a for a in self.attacks if a.spec.title == title), None)
@@ -124,4 +126,5 @@ class Report:
             ],
             "checks": [dataclasses.asdict(c) for c in self.checks],
             "notes": self.notes,
+            **({"min_norm": self.min_norm} if self.min_norm else {}),
         }

@@ -41,6 +41,8 @@ def evaluate(
     transfer_name: str | None = None,
     jpeg_quality: int | None = None,
     through_jpeg_attacks: bool = False,
+    min_norm: dict | None = None,
+    min_norm_limit: int = 256,
     limit: int | None = None,
     unbounded_check: bool = True,
     unbounded_limit: int = 256,
@@ -67,6 +69,10 @@ def evaluate(
             ``"<attack> (through jpeg)"``. Both rows are judged after a real JPEG: neither
             is always the stronger (at Q = 95 a plain ±ε pattern survives the encoder better
             than a BPDA one), so the robust accuracy after JPEG is the lower of the two.
+        min_norm: if given, also find per image the smallest ε that flips it, by a
+            bisection over ε with APGD (:func:`tfrecap.attacks.min_norm.minimum_eps`; the
+            dict holds its ``eps_max``, ``search_steps``, ``steps``, ``loss``, ``seed``), on
+            the first ``min_norm_limit`` images; the report gives the median and the curve.
         limit: evaluate at most this many images.
         unbounded_check: also run PGD with ε = 255 on the first ``unbounded_limit``
             images; it must reach about 0% or the attack is being masked.
@@ -114,6 +120,16 @@ def evaluate(
                          maker=maker, eps=[UNBOUNDED_EPS], counts=[[0] * 7],
                          transfer_from=None, cap=unbounded_limit))
 
+    norm = None
+    if min_norm is not None:
+        from tfrecap.attacks import min_norm as min_norm_lib
+
+        norm_params = {"eps_max": 16.0, "search_steps": 6, "steps": 20, "loss": "margin",
+                       "seed": 0, **min_norm}
+        norm = dict(params=norm_params, limit=min_norm_limit, values=[], labels=[],
+                    attack=min_norm_lib.make_minimum_eps_attack(
+                        judge, steps=norm_params["steps"], loss=norm_params["loss"],
+                        seed=norm_params["seed"]))
     clean_counts = [0] * 7
     scores, labels_all = [], []
     bar = _progress_bar(dataset, limit, num_images) if progress else None
@@ -127,6 +143,8 @@ def evaluate(
             seen += int(tf.shape(images)[0])
             _evaluate_batch(images, labels, index, judge, runs, jpeg_quality, clean_counts,
                             scores, labels_all)
+            if norm is not None:
+                _minimum_eps_batch(norm, images, labels, index, judge)
             if bar is not None:
                 bar.update(int(tf.shape(images)[0]))
             if limit is not None and seen >= limit:
@@ -152,7 +170,18 @@ def evaluate(
     ]
     clean = Accuracy(clean_counts[0], clean_counts[1])
     checks, notes = sanity_checks(clean, results)
+    min_norm_summary = None
+    if norm is not None and norm["values"]:
+        from tfrecap import LABEL_NAMES
+        from tfrecap.attacks.min_norm import summarize_minimum_eps
+
+        min_norm_summary = {
+            "attack": "apgd bisection", "params": norm["params"],
+            **summarize_minimum_eps(np.concatenate(norm["values"]),
+                                    np.concatenate(norm["labels"]),
+                                    norm["params"]["eps_max"], LABEL_NAMES)}
     return Report(
+        min_norm=min_norm_summary,
         clean=clean,
         clean_by_class=_by_class(clean_counts),
         auc=roc_auc(scores_np, labels_np),
@@ -218,6 +247,22 @@ def _tally_breakdown(counts: dict, members: list[dict], broken_by) -> None:
     counts["already_wrong"] += int((codes == ALREADY_WRONG).sum())
     for k, member in enumerate(members):
         counts[member["name"]] += int((codes == k).sum())
+
+
+def _minimum_eps_batch(norm, images, labels, index, judge) -> None:
+    """The minimum ε of this batch's images, up to the run's cap."""
+    from tfrecap.attacks.min_norm import minimum_eps
+
+    room = norm["limit"] - sum(len(v) for v in norm["values"])
+    if room <= 0:
+        return
+    p = norm["params"]
+    values = minimum_eps(judge, images[:room], tf.cast(labels[:room], tf.int32),
+                         eps_max=p["eps_max"], search_steps=p["search_steps"], steps=p["steps"],
+                         loss=p["loss"], seed=p["seed"], index=index[:room],
+                         attack_fn=norm["attack"])
+    norm["values"].append(values)
+    norm["labels"].append(np.asarray(labels[:room]))
 
 
 def _progress_bar(dataset: tf.data.Dataset, limit: int | None, num_images: int | None):

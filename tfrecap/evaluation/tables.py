@@ -44,12 +44,39 @@ def format_table(report: Report, patch_size: int | None = None) -> str:
                      for e in eps]
             lines.append(f"| {a.spec.title} | {clean_cell} | " + " | ".join(cells) + " |")
     lines += _breakdown_lines(attacks)
+    lines += _min_norm_lines(report.min_norm)
     lines.append("")
     for c in report.checks:
         lines.append(f"- [{'x' if c.passed else ' '}] {c.name}: {c.detail}")
     for note in report.notes:
         lines.append(f"- note: {note}")
     return "\n".join(lines)
+
+
+def _min_norm_lines(summary: dict | None) -> list[str]:
+    """The minimum-ε medians and the robustness curve it implies, when it was measured."""
+    if not summary:
+        return []
+    p = summary["params"]
+    by_class = " / ".join(f"{name} {_levels(c['median_eps'])}"
+                          for name, c in summary["by_class"].items())
+    curve = summary["curve"]
+    return [
+        "",
+        f"Minimum ε that flips each image (APGD-{p['loss']}, {p['steps']} steps, bisection "
+        f"over [0, {p['eps_max']:g}] in {p['search_steps']} rounds; n = {summary['n']}): "
+        f"median {_levels(summary['median_eps'])} ({by_class}).",
+        "",
+        "| ε | " + " | ".join(f"{c['eps']:g}" for c in curve) + " |",
+        "|---|" + "---|" * len(curve),
+        "| robust | " + " | ".join(f"{c['accuracy']:.1%}" for c in curve) + " |",
+    ]
+
+
+def _levels(value: float) -> str:
+    if value != value:  # NaN: no image of that class
+        return "—"
+    return "> ε_max (never flipped)" if value == float("inf") else f"{value:.2f} levels"
 
 
 def _breakdown_lines(attacks) -> list[str]:
