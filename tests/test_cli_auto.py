@@ -79,3 +79,28 @@ def test_help_says_what_auto_is_and_costs():
     for words in ("auto is the AutoAttack-style ensemble", "APGD-CE", "Square", "--apgd-steps",
                   "--square-queries", "--seed", "[default: 100;", "[default: 5000;"):
         assert words in text, words
+
+
+def test_evaluate_min_norm_and_through_jpeg_end_to_end(exported, synthetic_dir, tmp_path):  # noqa: F811
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(cli, [
+        "evaluate", str(exported), "--data-dir", str(synthetic_dir), "--attack", "pgd",
+        "--eps", "2", "--limit", "6", "--batch-size", "3", "--pgd-steps", "2",
+        "--jpeg-quality", "75", "--through-jpeg", "--min-norm", "--min-norm-limit", "4",
+        "--min-norm-max", "4", "--apgd-steps", "2", "--no-unbounded-check", "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [a["attack"] for a in report["attacks"]] == ["pgd", "pgd (through jpeg)"]
+    assert report["jpeg_quality"] == 75 and report["through_jpeg_attacks"] is True
+    assert report["min_norm"]["n"] == 4
+    assert report["min_norm"]["params"]["steps"] == 2
+    assert [c["eps"] for c in report["min_norm"]["curve"]] == [0, 1, 2, 3, 4]
+    assert "Minimum ε that flips each image" in result.output
+
+
+def test_through_jpeg_without_a_quality_is_a_usage_error(exported, synthetic_dir):  # noqa: F811
+    result = CliRunner().invoke(cli, [
+        "evaluate", str(exported), "--data-dir", str(synthetic_dir), "--attack", "pgd",
+        "--through-jpeg", "--limit", "2"])
+    assert result.exit_code == 2 and "--through-jpeg needs --jpeg-quality" in result.output

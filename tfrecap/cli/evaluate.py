@@ -200,6 +200,9 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     if _check_whole_image_options(click.get_current_context(), originals, recaptured):
         _evaluate_images(model, originals, recaptured, limit, json_path, label)
         return
+    if through_jpeg and jpeg_quality is None:
+        raise click.UsageError("--through-jpeg needs --jpeg-quality Q: the quality to attack "
+                               "through and to judge after")
     import tensorflow as tf
 
     from tfrecap import jsonio
@@ -236,9 +239,6 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
         )
 
     specs = _attack_specs(attacks, click.get_current_context().params)
-    if through_jpeg and jpeg_quality is None:
-        raise click.UsageError("--through-jpeg needs --jpeg-quality Q: the quality to attack "
-                               "through and to judge after")
     report = run_evaluation(
         loaded, data, specs, eps,
         transfer_model=tf.saved_model.load(str(source_dir)) if source_dir else None,
