@@ -48,6 +48,11 @@ def aligned_images(offsets):
     return tf.constant(np.stack([127.0 + a * sign for a in offsets]), tf.float32)
 
 
+def traced(model, x, y=None, **params):
+    """`square_with_queries` in a `tf.function`: an eager loop of hundreds of queries is slow."""
+    return tf.function(lambda x: square_with_queries(model, x, y, **params))(x)
+
+
 def margins(model, x, y):
     z = model(x).numpy()
     y = np.asarray(y)
@@ -77,7 +82,9 @@ def test_registered_after_pgd():
 
 @pytest.mark.parametrize("eps", [0.0, 2.5, 7.0, [1.0, 2.0, 3.5, 255.0]])
 def test_outputs_are_valid_images_inside_the_ball(conv_model, images, eps):
-    x_adv, zero = square(conv_model, images, eps=eps, queries=30, return_diagnostics=True)
+    run = tf.function(lambda x: square(conv_model, x, eps=eps, queries=30,
+                                       return_diagnostics=True))
+    x_adv, zero = run(images)
     x_adv, bound = x_adv.numpy(), np.reshape(eps, (-1, 1, 1, 1))
     assert np.all(np.abs(x_adv - images.numpy()) <= bound)
     assert x_adv.min() >= 0 and x_adv.max() <= 255
@@ -93,10 +100,10 @@ def test_zero_eps_is_the_identity(conv_model, images):
 def test_labels_resolve_as_in_the_other_attacks(conv_model, images):
     predicted = tf.argmax(conv_model(images), axis=-1, output_type=tf.int32)
     given = tf.where(tf.range(4) % 2 == 0, -1, predicted)
-    reference = square(conv_model, images, predicted, eps=3.0, queries=20).numpy()
+    reference = traced(conv_model, images, predicted, eps=3.0, queries=20)[0].numpy()
     for y in (None, given):
-        np.testing.assert_array_equal(square(conv_model, images, y, eps=3.0, queries=20).numpy(),
-                                      reference)
+        np.testing.assert_array_equal(
+            traced(conv_model, images, y, eps=3.0, queries=20)[0].numpy(), reference)
 
 
 def no_gradient(model):
@@ -118,15 +125,15 @@ def test_never_takes_a_gradient():
         pgd(model, x, eps=2.0, steps=1)  # the wrapper bites
     with pytest.raises(AssertionError, match="took a gradient"):
         make_attack_fn(model, "pgd", steps=1)
-    eager = square(model, x, eps=2.0, queries=40)
-    traced = make_attack_fn(model, "square", queries=40)(x, None, 2.0)
-    np.testing.assert_array_equal(traced.numpy(), eager.numpy())
+    eager = square(model, x, eps=2.0, queries=10)
+    traced_fn = make_attack_fn(model, "square", queries=10)(x, None, 2.0)
+    np.testing.assert_array_equal(traced_fn.numpy(), eager.numpy())
 
 
 def test_breaks_what_is_in_reach_and_nothing_else():
     # a = 1, 2 can be fooled at ε = 4; a = 5 cannot: its lowest margin is Σ|w| > 0.
     model, x, y = linear_model(), aligned_images([1, 2, 5]), [0, 0, 0]
-    x_adv, used = square_with_queries(model, x, y, eps=4.0, queries=300)
+    x_adv, used = traced(model, x, y, eps=4.0, queries=300)
     before, after = margins(model, x, y), margins(model, x_adv, y)
     assert after[0] < 0 and after[1] < 0 and used[0] < 300 and used[1] < 300
     floor = float(np.abs(_weights()).sum())
@@ -157,16 +164,18 @@ def test_each_query_is_one_square_off_the_best_so_far():
     assert margins(base, x_adv, [0])[0] == min(queried)
 
 
-@pytest.mark.parametrize("draws", ["upfront", "per_iteration"])
+@pytest.mark.parametrize(
+    "draws", ["upfront", pytest.param("per_iteration", marks=pytest.mark.slow)])
 def test_an_image_gets_the_same_run_in_a_full_batch_and_in_a_subset(draws):
     model, x = linear_model(), aligned_images([1, 6, 2, 7, 3, 8])
-    full, full_used = square_with_queries(model, x, eps=4.0, queries=80, draws=draws)
+    full, full_used = traced(model, x, eps=4.0, queries=80, draws=draws)
     keep = [1, 3, 4]
-    part, part_used = square_with_queries(model, tf.gather(x, keep), eps=4.0, queries=80,
-                                          index=keep, draws=draws)
+    part, part_used = traced(model, tf.gather(x, keep), eps=4.0, queries=80, index=keep,
+                             draws=draws)
     np.testing.assert_array_equal(part.numpy(), full.numpy()[keep])
     np.testing.assert_array_equal(part_used.numpy(), full_used.numpy()[keep])
-    other_seed = square(model, tf.gather(x, keep), eps=4.0, queries=80, index=keep, seed=1)
+    other_seed, _ = traced(model, tf.gather(x, keep), eps=4.0, queries=80, index=keep, seed=1,
+                           draws=draws)
     assert not np.array_equal(other_seed.numpy(), part.numpy())
 
 
@@ -182,13 +191,17 @@ def test_fooled_images_come_back_unchanged_and_leave_the_batch():
     np.testing.assert_array_equal(x_adv.numpy()[1], x.numpy()[1])
     assert used.numpy()[1] == 0 and 0 < used.numpy()[2] < 50 and used.numpy()[0] == 50
     assert sizes[0] == 3 and max(sizes[1:]) == 2 and sizes[-1] == 1
+    sizes.clear()
+    x_adv, used = square_with_queries(recorder, x, [1, 1, 1], eps=4.0, queries=50)
+    np.testing.assert_array_equal(x_adv.numpy(), x.numpy())
+    assert sizes == [3] and not np.any(used.numpy())
 
 
 def test_probabilities_give_the_same_attack_as_logits():
     model, x = linear_model(_weights() / 40), aligned_images([1, 3, 6])
     probabilities = lambda x: tf.nn.softmax(model(x))  # noqa: E731
-    from_logits = square(model, x, eps=4.0, queries=100)
-    from_probabilities = square(probabilities, x, eps=4.0, queries=100, output="probabilities")
+    from_logits, _ = traced(model, x, eps=4.0, queries=100)
+    from_probabilities, _ = traced(probabilities, x, eps=4.0, queries=100, output="probabilities")
     np.testing.assert_array_equal(from_probabilities.numpy(), from_logits.numpy())
     saturated = scores(lambda x: tf.constant([[1.0, 0.0]]), x[:1], "probabilities")
     assert np.all(np.isfinite(saturated.numpy()))

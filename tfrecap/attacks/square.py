@@ -120,21 +120,29 @@ def square_with_queries(model, x, y=None, *, eps, queries=5000, p_init=0.8, seed
         labels_i = tf.gather(labels, idx)
         m = -margin_loss(labels_i, z)
         better = tf.ones_like(m, tf.bool) if force else m < tf.gather(margin, idx)
-        rows = idx[:, None]
-        keep = tf.where(better[:, None, None, None], candidate, tf.gather(x_best, idx))
-        return (tf.tensor_scatter_nd_update(x_best, rows, keep),
-                tf.tensor_scatter_nd_update(margin, rows,
-                                            tf.where(better, m, tf.gather(margin, idx))),
-                tf.tensor_scatter_nd_update(
-                    fooled, rows, better & tf.not_equal(predicted_labels(z), labels_i)),
-                tf.tensor_scatter_nd_add(n_queries, rows, tf.ones_like(idx, tf.int32)))
+        # Only the improved rows are written back: no select over whole images.
+        rows = tf.boolean_mask(idx, better)[:, None]
+        return (tf.tensor_scatter_nd_update(x_best, rows, tf.boolean_mask(candidate, better)),
+                tf.tensor_scatter_nd_update(margin, rows, tf.boolean_mask(m, better)),
+                tf.tensor_scatter_nd_update(fooled, rows, tf.boolean_mask(
+                    tf.not_equal(predicted_labels(z), labels_i), better)),
+                tf.tensor_scatter_nd_add(n_queries, idx[:, None], tf.ones_like(idx, tf.int32)))
 
-    # Initialisation: vertical stripes, one sign per column and channel, always taken.
-    idx = tf.where(~fooled)[:, 0]
-    stripes = per_image_uniform(seed, 0, tf.gather(index, idx), [width, channels])[:, None] < 0.5
-    candidate = tf.where(stripes, tf.gather(lower, idx), tf.gather(upper, idx))
-    x_best, margin, fooled, n_queries = query(idx, candidate, x, margin, fooled, n_queries,
-                                              force=True)
+    # Pixels are blended with 0/1 float masks, `lower + span · mask`, rather than selected with
+    # broadcast `tf.where`, which on CPU cost several times the model's forward pass. With
+    # `quantize` every term is an integer, so the blend is exact.
+    span = upper - lower
+
+    def initialise():
+        """Vertical stripes, one sign per column and channel, always taken (the paper's)."""
+        idx = tf.where(~fooled)[:, 0]
+        stripes = per_image_uniform(seed, 0, tf.gather(index, idx), [width, channels])[:, None]
+        candidate = tf.gather(lower, idx) + tf.gather(span, idx) * tf.round(stripes)
+        return query(idx, candidate, x, margin, fooled, n_queries, force=True)
+
+    # A batch fooled at x does not reach the model again, not even as an empty batch.
+    x_best, margin, fooled, n_queries = tf.cond(
+        tf.reduce_any(~fooled), initialise, lambda: (x, margin, fooled, n_queries))
 
     iterations = queries - 1
     thresholds = tf.constant(halving_iterations(queries), tf.int32)
@@ -156,24 +164,24 @@ def square_with_queries(model, x, y=None, *, eps, queries=5000, p_init=0.8, seed
         else:
             u = per_image_uniform(seed, tf.cast(i, tf.int64) + 2, tf.gather(index, idx),
                                   [2 + channels])
-        top = tf.minimum(tf.cast(u[:, 0] * tf.cast(height - side + 1, tf.float32), tf.int32),
+        top = tf.minimum(tf.cast(u[:, :1] * tf.cast(height - side + 1, tf.float32), tf.int32),
                          height - side)
-        left = tf.minimum(tf.cast(u[:, 1] * tf.cast(width - side + 1, tf.float32), tf.int32),
+        left = tf.minimum(tf.cast(u[:, 1:2] * tf.cast(width - side + 1, tf.float32), tf.int32),
                           width - side)
         rows, cols = tf.range(height)[None], tf.range(width)[None]
-        in_rows = (rows >= top[:, None]) & (rows < top[:, None] + side)
-        in_cols = (cols >= left[:, None]) & (cols < left[:, None] + side)
-        window = in_rows[:, :, None, None] & in_cols[:, None, :, None]
-        values = tf.where(u[:, None, None, 2:] < 0.5, tf.gather(lower, idx),
-                          tf.gather(upper, idx))
-        candidate = tf.where(window, values, tf.gather(x_best, idx))
+        in_rows = tf.cast((rows >= top) & (rows < top + side), tf.float32)
+        in_cols = tf.cast((cols >= left) & (cols < left + side), tf.float32)
+        window = in_rows[:, :, None, None] * in_cols[:, None, :, None]
+        values = tf.gather(lower, idx) + tf.gather(span, idx) * tf.round(u[:, None, None, 2:])
+        current = tf.gather(x_best, idx)
+        candidate = current + window * (values - current)
         return (i + 1, *query(idx, candidate, x_best, margin, fooled, n_queries))
 
     _, x_best, _, _, n_queries = tf.while_loop(
         lambda i, _x, _m, fooled, _q: (i < iterations) & tf.reduce_any(~fooled),
         step, (tf.constant(0), x_best, margin, fooled, n_queries))
-    if quantize:
-        x_best = to_valid_image(x_best, x, eps)
+    # The blend may leave a non-integral value an ulp off the ball's face: project it back.
+    x_best = to_valid_image(x_best, x, eps) if quantize else project(x_best, x, eps)
     return x_best, n_queries
 
 
