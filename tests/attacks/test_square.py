@@ -140,6 +140,16 @@ def test_breaks_what_is_in_reach_and_nothing_else():
     assert floor <= after[2] < before[2] and used[2] == 300
 
 
+def test_initialisation_is_vertical_stripes_at_the_balls_corners():
+    x = aligned_images([6, 6])
+    x_adv, used = square_with_queries(linear_model(), x, eps=3.0, queries=1)
+    delta = (x_adv - x).numpy()
+    assert np.all(np.abs(delta) == 3.0) and np.all(used.numpy() == 1)
+    np.testing.assert_array_equal(delta, np.broadcast_to(delta[:, :1], delta.shape))
+    assert 0.25 < np.mean(delta > 0) < 0.75  # one random sign per column and channel
+    assert not np.array_equal(delta[0], delta[1])  # and per image
+
+
 def test_each_query_is_one_square_off_the_best_so_far():
     """Never accepts a worse candidate, and each square has the scheduled side."""
     base, calls = linear_model(), []
