@@ -77,7 +77,8 @@ def images():
 
 
 def test_registered_after_pgd():
-    assert list(ATTACKS)[-1] == "square" == ATTACK_NAMES[-1]
+    assert ATTACKS["square"] is square and tuple(ATTACKS) == ATTACK_NAMES
+    assert ATTACK_NAMES.index("square") > ATTACK_NAMES.index("pgd")
 
 
 @pytest.mark.parametrize("eps", [0.0, 2.5, 7.0, [1.0, 2.0, 3.5, 255.0]])

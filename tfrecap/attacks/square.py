@@ -210,6 +210,9 @@ def square(model, x, y=None, *, eps, queries=5000, p_init=0.8, seed=0, index=Non
 
     Returns:
         `x_adv`, or `(x_adv, zero_gradient)`.
+
+    Run it traced (`make_attack_fn`, or inside a `tf.function`): called eagerly, every query
+    pays tens of milliseconds of Python op dispatch.
     """
     x_adv, _ = square_with_queries(model, x, y, eps=eps, queries=queries, p_init=p_init,
                                    seed=seed, index=index, output=output, quantize=quantize)
