@@ -16,7 +16,7 @@ PATCH_SIZES = (64, 128, 256, 512)
 SYNTHETIC_SIZES = (64, 128)
 
 # Attacks in the registry of tfrecap.attacks, and the losses the iterative ones take.
-ATTACK_NAMES = ("fgsm", "llcm", "pgd", "apgd", "auto")
+ATTACK_NAMES = ("fgsm", "llcm", "pgd", "apgd", "square", "auto")
 ATTACK_LOSSES = ("ce", "margin")
 
 # tf.distribute strategies (tfrecap.distribute.make_strategy) and Keras precision policies.

@@ -19,6 +19,7 @@ from tfrecap.attacks import (
 
 PARAMS = {"fgsm": {}, "llcm": {}, "pgd": {"steps": 3, "restarts": 2},
           "apgd": {"steps": 3, "restarts": 2},
+          "square": {"queries": 20},
           "auto": {"apgd_steps": 3, "square_queries": 20}}
 
 
@@ -84,7 +85,7 @@ def test_llcm_on_tied_logits_still_moves_away_from_the_prediction():
         (lambda m, x: pgd(m, x, eps=1, step_size=0), "`step_size` has to be positive"),
         (lambda m, x: pgd(m, x, eps=1, restarts=0), "`restarts` has to be a positive"),
         (lambda m, x: pgd(m, x, eps=1, loss="hinge"), "`loss` has to be one of"),
-        (lambda m, x: get_attack("cw"), "known attacks: apgd, auto, fgsm, llcm, pgd"),
+        (lambda m, x: get_attack("cw"), "known attacks: apgd, auto, fgsm, llcm, pgd, square"),
         (lambda m, x: make_attack_fn(m, "pgd", steps=-1), "`steps` has to be a positive"),
         (lambda m, x: make_attack_fn(m, "fgsm", steps=3), "Unknown parameters for 'fgsm'"),
         (lambda m, x: make_attack_fn(m, "fgsm")(x, None, -0.5), "has to be nonnegative"),
@@ -124,7 +125,9 @@ def test_zero_gradient_fraction(model, images):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+# Square and auto (which runs Square) are random searches whose stateless draws XLA computes
+# differently, so their images differ by design; their bounds are checked above.
+@pytest.mark.parametrize("name", sorted(set(ATTACKS) - {"square", "auto"}))
 def test_xla_option_gives_the_same_images(model, images, name):
     # One restart: restart 0 starts at x, so nothing random is compared across compilers.
     params = ({**PARAMS[name], "restarts": 1} if name in ("pgd", "apgd")

@@ -24,12 +24,14 @@ from tfrecap.attacks.auto import auto
 from tfrecap.attacks.fgsm import fgsm
 from tfrecap.attacks.llcm import llcm
 from tfrecap.attacks.pgd import pgd
+from tfrecap.attacks.square import square
 from tfrecap.names import check_registry
 from tfrecap.ops.losses import margin_loss
 from tfrecap.ops.random import default_index
 from tfrecap.ops.steps import to_valid_image
 
-ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd, "apgd": apgd, "auto": auto}
+ATTACKS = {"fgsm": fgsm, "llcm": llcm, "pgd": pgd, "apgd": apgd, "square": square,
+           "auto": auto}
 check_registry("tfrecap.attacks", ATTACKS, "ATTACK_NAMES")
 
 
@@ -133,6 +135,7 @@ __all__ = [
     "make_attack_fn",
     "margin_loss",
     "pgd",
+    "square",
     "to_valid_image",
     "zero_gradient_fraction",
 ]
