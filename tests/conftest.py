@@ -54,3 +54,22 @@ def synthetic_dir(tmp_path_factory):
         builder.synthetic_config(64, TINY_COUNT, TINY_SEED), data_dir, workers=1
     )
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def exported(synthetic_dir, tmp_path_factory):
+    """A tiny model trained a few steps on `synthetic_dir` and exported: the CLI tests' model.
+
+    Session-scoped, so the evaluate, auto and min-norm CLI tests share one training run.
+    """
+    from tests.test_training import TINY_PIPELINE
+    from tfrecap import config as cfg
+    from tfrecap.training import train
+
+    root = tmp_path_factory.mktemp("evaluate")
+    path = root / "tiny.toml"
+    path.write_text(TINY_PIPELINE)
+    config = cfg.load_pipeline(path)
+    train(config, data_dir=synthetic_dir, run_dir=root / "run", export_dir=root / "export",
+          verbose=0, log=lambda message: None)
+    return root / "export"

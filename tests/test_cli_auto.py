@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from tests.test_cli_evaluate import exported  # noqa: F401  (the module's fixture)
 from tfrecap import attacks
 from tfrecap.cli.main import cli
 from tfrecap.ops.random import per_image_uniform
@@ -42,7 +41,7 @@ def members(monkeypatch):
             monkeypatch.setitem(attacks.ATTACKS, name, fn)
 
 
-def test_evaluate_attack_auto_end_to_end(exported, synthetic_dir, tmp_path, members):  # noqa: F811
+def test_evaluate_attack_auto_end_to_end(exported, synthetic_dir, tmp_path, members):
     out = tmp_path / "report.json"
     result = CliRunner().invoke(cli, [
         "evaluate", str(exported), "--data-dir", str(synthetic_dir), "--attack", "pgd,auto",
@@ -81,7 +80,7 @@ def test_help_says_what_auto_is_and_costs():
         assert words in text, words
 
 
-def test_evaluate_min_norm_and_through_jpeg_end_to_end(exported, synthetic_dir, tmp_path):  # noqa: F811
+def test_evaluate_min_norm_and_through_jpeg_end_to_end(exported, synthetic_dir, tmp_path):
     out = tmp_path / "report.json"
     result = CliRunner().invoke(cli, [
         "evaluate", str(exported), "--data-dir", str(synthetic_dir), "--attack", "pgd",
@@ -99,7 +98,7 @@ def test_evaluate_min_norm_and_through_jpeg_end_to_end(exported, synthetic_dir, 
     assert "Minimum ε that flips each image" in result.output
 
 
-def test_through_jpeg_without_a_quality_is_a_usage_error(exported, synthetic_dir):  # noqa: F811
+def test_through_jpeg_without_a_quality_is_a_usage_error(exported, synthetic_dir):
     result = CliRunner().invoke(cli, [
         "evaluate", str(exported), "--data-dir", str(synthetic_dir), "--attack", "pgd",
         "--through-jpeg", "--limit", "2"])

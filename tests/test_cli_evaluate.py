@@ -9,23 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.evaluation.helpers import fake_tqdm
-from tests.test_training import TINY_PIPELINE
-from tfrecap import config as cfg
 from tfrecap import jsonio
 from tfrecap.cli.main import cli
-
-
-@pytest.fixture(scope="module")
-def exported(synthetic_dir, tmp_path_factory):
-    from tfrecap.training import train
-
-    root = tmp_path_factory.mktemp("evaluate")
-    path = root / "tiny.toml"
-    path.write_text(TINY_PIPELINE)
-    config = cfg.load_pipeline(path)
-    train(config, data_dir=synthetic_dir, run_dir=root / "run", export_dir=root / "export",
-          verbose=0, log=lambda message: None)
-    return root / "export"
 
 
 def test_evaluate_writes_the_json_schema(exported, synthetic_dir, tmp_path):

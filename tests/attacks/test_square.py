@@ -81,7 +81,10 @@ def test_registered_after_pgd():
     assert ATTACK_NAMES.index("square") > ATTACK_NAMES.index("pgd")
 
 
-@pytest.mark.parametrize("eps", [0.0, 2.5, 7.0, [1.0, 2.0, 3.5, 255.0]])
+# ε = 0 is test_zero_eps_is_the_identity's; one scalar and the per-image case run by default.
+@pytest.mark.parametrize("eps", [pytest.param(0.0, marks=pytest.mark.slow), 2.5,
+                                 pytest.param(7.0, marks=pytest.mark.slow),
+                                 [1.0, 2.0, 3.5, 255.0]])
 def test_outputs_are_valid_images_inside_the_ball(conv_model, images, eps):
     run = tf.function(lambda x: square(conv_model, x, eps=eps, queries=30,
                                        return_diagnostics=True))
@@ -98,6 +101,7 @@ def test_zero_eps_is_the_identity(conv_model, images):
                                   images.numpy())
 
 
+@pytest.mark.slow
 def test_labels_resolve_as_in_the_other_attacks(conv_model, images):
     predicted = tf.argmax(conv_model(images), axis=-1, output_type=tf.int32)
     given = tf.where(tf.range(4) % 2 == 0, -1, predicted)
