@@ -22,12 +22,12 @@ def image_key(seed, stream, index):
     """
     base = tf.stack([tf.cast(seed, tf.int64), tf.cast(stream, tf.int64)])
     index = tf.cast(index, tf.int64)
-    return tf.vectorized_map(
-        lambda i: tf.random.experimental.stateless_fold_in(base, i), index)
+    return tf.map_fn(lambda i: tf.random.experimental.stateless_fold_in(base, i), index,
+                     fn_output_signature=tf.int64)
 
 
-# Traced: run eagerly, `vectorized_map` re-converts its function on every call (about 0.7 s);
-# inside another tf.function the traced call is inlined at no cost.
+# Traced: run eagerly, the loop would be rebuilt on every call (about 0.7 s); inside another
+# tf.function the traced call is inlined at no cost.
 @tf.function(autograph=False)
 def per_image_uniform(seed, stream, index, shape, minval=0.0, maxval=1.0, dtype=tf.float32):
     """Uniform draws `[N, *shape]` in [minval, maxval); row n depends on (seed, stream, index[n]).
@@ -36,10 +36,12 @@ def per_image_uniform(seed, stream, index, shape, minval=0.0, maxval=1.0, dtype=
     `tf.random.stateless_uniform`.
     """
     keys = image_key(seed, stream, index)
-    return tf.vectorized_map(
+    # tf.map_fn, not vectorized_map: pfor has no converter for the stateless draw and falls
+    # back to the same loop, with a warning on every trace.
+    return tf.map_fn(
         lambda key: tf.random.stateless_uniform(shape, seed=key, minval=minval, maxval=maxval,
                                                 dtype=dtype),
-        keys)
+        keys, fn_output_signature=dtype)
 
 
 def default_index(x):
