@@ -1,27 +1,29 @@
 #!/usr/bin/env bash
 # Issue 14's measurements (docs/attacks.md): the demo models of `tfrecap reproduce --profile demo
-# --seeds 3` under PGD, APGD, Square and the `auto` ensemble, the minimum ε, attacks through
-# JPEG, and attacks on the whole-image verdict.
+# --seeds 3` under PGD, APGD and the `auto` ensemble (APGD-CE, APGD-margin, Square), the minimum
+# ε, attacks through JPEG, and attacks on the whole-image verdict. About 50 min on 2 CPU cores.
 #   DEMO=/path/to/reproduction/demo TFRECAP_DATA_DIR=... scripts/experiments/strong_attacks.sh OUT
 # Optional: PHOTOS=DIR (holding originals/ and recaptured/) and PHOTO_MODEL=EXPORT for the
 # whole-image attacks.
 set -euo pipefail
 out=${1:?usage: strong_attacks.sh OUT}
 mkdir -p "$out"
-common=(--eps 2,4 --limit 200 --square-queries 1000 --no-unbounded-check)
+# The first 128 test patches; Square at 1000 queries as in the demo profile.
+common=(--limit 128 --square-queries 1000 --no-unbounded-check)
 for model in demo demo_baseline; do
-  # Seed 0: every attack alone and the ensemble, plus the minimum ε.
-  tfrecap evaluate "$DEMO/saved_models/$model" --attack pgd,apgd,square,auto "${common[@]}" \
-    --min-norm --min-norm-limit 100 --json "$out/seed_0_$model.json" > "$out/seed_0_$model.md"
+  # Seed 0: PGD, APGD and auto at every ε of the paper, plus the minimum ε of 64 patches.
+  tfrecap evaluate "$DEMO/saved_models/$model" --attack pgd,apgd,auto --eps 1,2,3,4,5 \
+    "${common[@]}" --min-norm --min-norm-limit 64 --json "$out/seed_0_$model.json" \
+    > "$out/seed_0_$model.md"
 done
 for seed in 1 2; do
   for model in demo demo_baseline; do
-    tfrecap evaluate "$DEMO/seed_$seed/saved_models/$model" --attack pgd,auto "${common[@]}" \
-      --json "$out/seed_${seed}_$model.json" > "$out/seed_${seed}_$model.md"
+    tfrecap evaluate "$DEMO/seed_$seed/saved_models/$model" --attack pgd,auto --eps 2,4 \
+      "${common[@]}" --json "$out/seed_${seed}_$model.json" > "$out/seed_${seed}_$model.md"
   done
 done
 # Through JPEG at Q = 75: the attacks made without it, then through it (BPDA), judged after JPEG.
-tfrecap evaluate "$DEMO/saved_models/demo" --attack pgd,apgd --eps 2,4 --limit 200 \
+tfrecap evaluate "$DEMO/saved_models/demo" --attack pgd,apgd --eps 2,4 --limit 128 \
   --jpeg-quality 75 --through-jpeg --no-unbounded-check --json "$out/jpeg75_demo.json" \
   > "$out/jpeg75_demo.md"
 if [[ -n "${PHOTOS:-}" ]]; then

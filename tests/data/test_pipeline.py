@@ -96,3 +96,21 @@ def test_auto_shard_policy_shards_by_file(synthetic_dir):
     per_worker = [sum(1 for _ in _AutoShardDataset(ds, 3, i)) for i in range(3)]
     by_file = [sum(lengths[i::3]) for i in range(3)]  # FILE policy: files dealt round-robin
     assert per_worker == by_file
+
+
+def test_evaluation_order_is_tfds_shard_order(synthetic_dir, monkeypatch):
+    """`--limit N` means the first N examples as TFDS reads them shard after shard."""
+    import tensorflow_datasets as tfds
+
+    # Shards are read in chunks: with chunks smaller than a shard, interleaving shards would
+    # reorder examples (the tiny shards here fit in one default chunk).
+    monkeypatch.setattr(pipeline, "_CHUNK", 2)
+    builder = catalog.load_builder(synthetic_dir, "synthetic_64")
+    assert len(catalog.shard_paths(builder, "test")) > 1  # else any order would pass
+    reference = builder.as_dataset(split="test", shuffle_files=False,
+                                   read_config=tfds.ReadConfig(interleave_cycle_length=1))
+    expected = [(ex["image"], ex["label"]) for ex in reference.as_numpy_iterator()]
+    images, labels = _collect(pipeline.make_dataset(synthetic_dir, "synthetic_64", "test", 3,
+                                                    False))
+    np.testing.assert_array_equal(images, np.stack([e[0] for e in expected]).astype(np.float32))
+    np.testing.assert_array_equal(labels, [e[1] for e in expected])

@@ -261,9 +261,12 @@ def make_dataset(
     files = tf.data.Dataset.from_tensor_slices((tf.constant(paths), tf.constant(lengths, tf.int64)))
     if training:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    # Evaluation reads the shards one after another, so `--limit N` takes the first N examples
+    # in shard order: the ones TFDS gives with ReadConfig(interleave_cycle_length=1) and
+    # unshuffled files, hence the same images in any other tool (issue 14).
     ds = files.interleave(
         _read_shard if check_shards else _read_shard_unchecked,
-        cycle_length=min(len(paths), 8),
+        cycle_length=min(len(paths), 8) if training else 1,
         num_parallel_calls=AUTOTUNE,
         deterministic=deterministic,
     )
