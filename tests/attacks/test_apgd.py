@@ -194,3 +194,16 @@ def test_bad_parameters_raise_one_clear_value_error(params, message):
     if "eps" not in params:
         with pytest.raises(ValueError, match=message):
             make_attack_fn(model, "apgd", **params)
+
+
+def test_random_start_moves_restart_zero_off_x():
+    # Logits that ignore x: no step moves the image, so the output is the start point.
+    def flat(x):
+        return tf.zeros([tf.shape(x)[0], 2]) + tf.constant([1.0, 0.0]) + 0.0 * x[:, :1, 0, 0]
+
+    x = tf.fill([2, 8, 8, 3], 100.0)
+    from_x = apgd(flat, x, eps=4.0, steps=2).numpy()
+    np.testing.assert_array_equal(from_x, x.numpy())
+    moved = apgd(flat, x, eps=4.0, steps=2, random_start=True, seed=1).numpy()
+    assert np.abs(moved - x.numpy()).max() <= 4.0 and np.abs(moved - x.numpy()).max() >= 1.0
+    assert not np.array_equal(moved[0], moved[1])  # each image its own start

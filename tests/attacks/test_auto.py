@@ -45,8 +45,8 @@ def _noise(model, x, y=None, *, eps, stream=0, seed=0, index=None, return_diagno
     return (x_adv, zero) if return_diagnostics else x_adv
 
 
-def _fake_apgd(model, x, y=None, *, eps, steps=100, loss="ce", restarts=1, seed=0, index=None,
-               quantize=True, return_diagnostics=False):
+def _fake_apgd(model, x, y=None, *, eps, steps=100, loss="ce", restarts=1, random_start=False,
+               seed=0, index=None, quantize=True, return_diagnostics=False):
     """apgd's planned signature; the step count decides the stream, so it must reach here."""
     return _noise(model, x, y, eps=eps, stream=steps, seed=seed, index=index,
                   return_diagnostics=return_diagnostics)
@@ -150,6 +150,8 @@ def test_default_members_get_the_budgets_and_the_seed(registry, linear_model):
     fn = attacks.make_attack_fn(linear_model, "auto", apgd_steps=7, square_queries=11, seed=3)
     assert [m[0] for m in fn.members] == ["apgd-ce", "apgd-margin", "square"]
     assert fn.members[0][2] == {"steps": 7, "seed": 3, "quantize": True, "loss": "ce"}
+    assert fn.members[1][2] == {"steps": 7, "seed": 3, "quantize": True, "loss": "margin",
+                                "random_start": True}
     assert fn.members[2][2]["queries"] == 11
     assert fn.gradient_free == ("square",)
     x_adv, zero = fn.run(x, None, 4.0)

@@ -50,6 +50,16 @@ def test_matches_the_closed_form_on_a_linear_model():
             assert needed[i] <= found[i] < needed[i] + interval, (i, needed[i], found[i])
 
 
+def test_integral_images_get_whole_levels_when_the_grid_is_not():
+    # ε_max = 5 and 6 rounds put the bisection's points off the whole levels (3.05 ...): a
+    # flip found at 3.05 used 3 levels once rounded, and must be reported as 3.
+    model, x, needed, _ = linear_case()
+    found = minimum_eps(model, x, eps_max=5.0, search_steps=6, steps=5)
+    for i in range(SHAPE[0]):
+        expected = np.inf if needed[i] > 5.0 else needed[i]
+        assert found[i] == expected, (i, needed[i], found[i])
+
+
 def test_labels_default_to_the_prediction_and_bad_settings_raise():
     model, x, needed, _ = linear_case()
     found = minimum_eps(model, x[:3], eps_max=EPS_MAX, search_steps=2, steps=3)

@@ -27,12 +27,16 @@ def _check(checks, prefix):
 
 def test_square_breaking_what_apgd_missed_is_flagged_and_quiet_otherwise():
     clean = ev.Accuracy(950, 1000)
-    checks, _ = ev.sanity_checks(clean, [_auto([0, 3])])
+    checks, _ = ev.sanity_checks(clean, [_auto([0, 30])])
     flagged = _check(checks, "auto: square breaks nothing")
     assert not flagged.passed and ev.MASKING in flagged.detail
-    assert "eps=4 (3 of 1000)" in flagged.detail and "eps=2" not in flagged.detail
+    assert "eps=4 (30 of 1000)" in flagged.detail and "eps=2" not in flagged.detail
     checks, _ = ev.sanity_checks(clean, [_auto([0, 0])])
     assert _check(checks, "auto: square breaks nothing").passed
+    # Three of 1000 is within two standard errors: said, not failed.
+    checks, _ = ev.sanity_checks(clean, [_auto([0, 3])])
+    few = _check(checks, "auto: square breaks nothing")
+    assert few.passed and "within noise: eps=4 (3 of 1000)" in few.detail
 
 
 def test_square_alone_stronger_than_apgd_is_flagged_beyond_the_tolerance():

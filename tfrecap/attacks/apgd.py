@@ -129,7 +129,8 @@ def _ascend(model, x, labels, eps, start, steps, loss):
     return s["best"], s["fooled_x"], s["fooled"], s["blind"]
 
 
-def apgd(model, x, y=None, *, eps, steps=100, loss="ce", restarts=1, seed=0, index=None,
+def apgd(model, x, y=None, *, eps, steps=100, loss="ce", restarts=1, random_start=False,
+         seed=0, index=None,
          quantize=True, return_diagnostics=False):
     """L∞ APGD: `steps` momentum steps with the self-tuning step size, best of `restarts`.
 
@@ -147,6 +148,9 @@ def apgd(model, x, y=None, *, eps, steps=100, loss="ce", restarts=1, seed=0, ind
         loss: "ce" (direction-stable cross-entropy) or "margin".
         restarts: runs per image: restart 0 from x, restart r from a uniform point of the
             ε-ball drawn from ``(seed, r, index[n])`` alone.
+        random_start: start every run at a random point, restart 0 too (the draws of
+            restarts 1, 2, ...). `auto` runs its margin member so: for two classes CE and
+            the margin give the same sign steps, and two runs from x would repeat each other.
         seed: integer in [0, 2**62) keying the random starts.
         index: int `[N]`, each image's index in the dataset (default 0..N-1), so an image
             gets the same starts in any batch or subset.
@@ -181,7 +185,7 @@ def apgd(model, x, y=None, *, eps, steps=100, loss="ce", restarts=1, seed=0, ind
     out = out_fooled = out_loss = None
     blind = tf.ones(tf.shape(x)[:1], tf.bool)
     for restart in range(restarts):
-        start = restart_start(x, eps, restart, seed, index)
+        start = restart_start(x, eps, restart + int(bool(random_start)), seed, index)
         best, fooled_x, _, run_blind = _ascend(model, x, labels, eps, start, steps, loss)
         blind = blind & run_blind
         point, fooled, value = settle(best)

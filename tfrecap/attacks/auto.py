@@ -6,7 +6,9 @@ the images still correct after the members before it (gather, attack, scatter ba
 Square's queries are spent on the images the white-box attacks could not break. Every member
 gets the images' dataset ``index``, which keys its random draws (`tfrecap.ops.random`), so an
 image gets the same draws as when that member runs alone: in one run, ``auto`` is never above
-any of its members run alone on the same images with the same seed.
+any of its members run alone on the same images with the same seed (as long as the model's
+logits for an image do not depend on the batch it is in, true in inference mode up to float
+reassociation on some kernels).
 
 The orchestration is plain Python over traced members (one `make_attack_fn` each, built
 once): the members stay the tested, traced functions, an empty remainder skips a member
@@ -25,7 +27,9 @@ from tfrecap.ops.random import default_index
 # (name, registry attack, params): the members in the order they run.
 DEFAULT_MEMBERS = (
     ("apgd-ce", "apgd", {"loss": "ce"}),
-    ("apgd-margin", "apgd", {"loss": "margin"}),
+    # From a random point of the ball: for two classes CE = softplus(margin), so from x the
+    # margin run would take the CE run's steps again (issue 14: diversity from restarts).
+    ("apgd-margin", "apgd", {"loss": "margin", "random_start": True}),
     ("square", "square", {}),
 )
 # Members that never take a gradient: they have no zero-gradient diagnostic, and Square

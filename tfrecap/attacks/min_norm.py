@@ -24,7 +24,8 @@ def minimum_eps(model, x, y=None, *, eps_max=16.0, search_steps=6, steps=20, los
     Images already misclassified at x get 0; images APGD does not flip at `eps_max` get
     ``np.inf``. The others are bisected over ``[0, eps_max]``: the value returned is the
     smallest ε tried that flipped, so the true minimum (for this attack) lies within
-    ``eps_max / 2**search_steps`` below it.
+    ``eps_max / 2**search_steps`` below it. On integral (8-bit) images it is rounded down to
+    whole levels, the budget the rounded adversarial image really used.
 
     Args:
         model: callable mapping float32 images `[N, H, W, 3]` in [0, 255] to logits.
@@ -67,7 +68,10 @@ def minimum_eps(model, x, y=None, *, eps_max=16.0, search_steps=6, steps=20, los
         middle = (low + high) / 2
         flipped = flips(active, middle)
         high, low = np.where(flipped, middle, high), np.where(flipped, low, middle)
-    result[active] = high
+    # APGD rounds its image toward x, so on integral images a flip at ε is a flip at floor(ε)
+    # levels: report that, or the curve would count the image robust one level too far.
+    integral = bool(tf.reduce_all(tf.equal(x, tf.round(x))))
+    result[active] = np.floor(high) if integral else high
     return result
 
 

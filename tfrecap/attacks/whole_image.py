@@ -131,7 +131,10 @@ class WholeImageModel:
         value = tf.where(recaptured, tf.clip_by_value(exact, _TINY_MARGIN, MARGIN_CAP),
                          tf.clip_by_value(exact, -MARGIN_CAP, -_TINY_MARGIN))
         surrogate = self.surrogate(logits)
-        m = surrogate + tf.stop_gradient(tf.cast(value, tf.float32) - surrogate)
+        # The value is exactly the deployed margin (its sign is the label); only the gradient
+        # is the surrogate's. `surrogate + stop_gradient(value - surrogate)` would cancel in
+        # float32 when |surrogate| >> |value| and could return 0, the wrong label.
+        m = tf.cast(value, tf.float32) + (surrogate - tf.stop_gradient(surrogate))
         return tf.stack([tf.zeros_like(m), m], axis=1)
 
 

@@ -14,7 +14,13 @@ import click
 
 from tfrecap.audit import INPUT_RANGES, OUTPUT_KINDS
 from tfrecap.cli.evaluate import _attack_list
-from tfrecap.cli.options import NONNEGATIVE_NUMBERS, data_dir_option, dataset_option
+from tfrecap.cli.options import (
+    NONNEGATIVE_NUMBERS,
+    attack_budget_options,
+    attack_specs,
+    data_dir_option,
+    dataset_option,
+)
 from tfrecap.names import SPLITS
 
 _DATASET_ONLY = ("data_dir", "dataset", "split")
@@ -74,6 +80,7 @@ def _use_folders(ctx: click.Context, originals, recaptured) -> bool:
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N patches (tiles); from folders the classes alternate.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@attack_budget_options
 @click.option("--no-unbounded-check", is_flag=True,
               help="Skip the ε = 255 PGD sanity check (256 images).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -81,7 +88,8 @@ def _use_folders(ctx: click.Context, originals, recaptured) -> bool:
 @click.option("--label", default=None, help="Name of this model in plots.")
 def audit(model, signature, input_key, output_key, input_range, output_kind, recaptured_index,
           patch_size, data_dir, dataset, split, originals, recaptured, attacks, eps, limit,
-          batch_size, no_unbounded_check, json_path, label):
+          batch_size, pgd_steps, pgd_step_size, pgd_restarts, loss, apgd_steps, square_queries,
+          seed, no_unbounded_check, json_path, label):
     """Audit any detector: accuracy under attack, with 95% intervals and masking checks.
 
     MODEL is a SavedModel directory (any signature: --signature, --input-key,
@@ -110,8 +118,8 @@ def audit(model, signature, input_key, output_key, input_range, output_kind, rec
 
     from tfrecap import jsonio
     from tfrecap.audit.adapter import AuditError, load_audited_model
-    from tfrecap.evaluation import AttackSpec, format_table
     from tfrecap.evaluation import evaluate as run_evaluation
+    from tfrecap.evaluation import format_table
 
     try:
         audited = load_audited_model(
@@ -130,7 +138,7 @@ def audit(model, signature, input_key, output_key, input_range, output_kind, rec
         tiles, data_meta = None, {"source": "dataset", "data_dir": str(data_dir),
                                   "dataset": dataset, "split": split}
     report = run_evaluation(
-        audited, data, [AttackSpec(name) for name in attacks], eps, limit=limit,
+        audited, data, attack_specs(attacks, click.get_current_context().params), eps, limit=limit,
         unbounded_check=not no_unbounded_check, progress=True, num_images=num_images,
         meta={"model": str(model), "label": label or Path(model).stem, "patch_size": size,
               **({"dataset": dataset, "split": split} if not folders else {}),

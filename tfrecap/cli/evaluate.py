@@ -16,11 +16,13 @@ import click
 
 from tfrecap.cli.options import (
     NONNEGATIVE_NUMBERS,
+    attack_budget_options,
+    attack_specs,
     data_dir_option,
     dataset_option,
     load_classifier,
 )
-from tfrecap.names import ATTACK_LOSSES, ATTACK_NAMES, SPLITS
+from tfrecap.names import ATTACK_NAMES, SPLITS
 
 
 def _attack_list(ctx, param, value):
@@ -111,22 +113,7 @@ def _store_in_meta(ctx, param, value):
               help="At most N images; with --originals/--recaptured, the first N image files "
               "of each folder.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--pgd-steps", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--pgd-step-size", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="PGD step in pixel levels. Default: 2.5·ε/steps.")
-@click.option("--pgd-restarts", type=click.IntRange(min=1), default=1, show_default=True,
-              help="PGD runs per image; the one that fools the model is kept. Restart 0 "
-              "starts at x, the others at random points of the ε-ball.")
-@click.option("--loss", type=click.Choice(ATTACK_LOSSES), default="margin", show_default=True,
-              help="Loss of pgd and apgd: the logit margin (does not saturate) or "
-              "cross-entropy (auto runs APGD with both).")
-@click.option("--apgd-steps", type=click.IntRange(min=1), default=100, show_default=True,
-              help="APGD iterations, for apgd and for auto's two APGD members.")
-@click.option("--square-queries", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Square's model queries per image, for square and for auto's Square.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the random draws of apgd, square and auto (per image, keyed by "
-              "its index in the split: the same image gets the same draws in every run).")
+@attack_budget_options
 @click.option("--transfer-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Also make the attacks on this model and judge them on MODEL.")
 @click.option("--jpeg-quality", type=click.IntRange(1, 100), default=None,
@@ -238,7 +225,7 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
             f"{data_patch}x{data_patch}; pass --dataset with the right patch size"
         )
 
-    specs = _attack_specs(attacks, click.get_current_context().params)
+    specs = attack_specs(attacks, click.get_current_context().params)
     report = run_evaluation(
         loaded, data, specs, eps,
         transfer_model=tf.saved_model.load(str(source_dir)) if source_dir else None,
@@ -258,30 +245,11 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
         click.echo(f"Wrote {json_path}")
 
 
-def _attack_specs(attacks, p: dict) -> list:
-    """One AttackSpec per attack name, each with only its own options from the command line.
-
-    --pgd-* are PGD's; --loss is PGD's and APGD's (auto runs APGD with both losses);
-    --apgd-steps, --square-queries and --seed reach apgd, square and auto.
-    """
-    from tfrecap.evaluation.report import AttackSpec
-
-    pgd_params = {"steps": p["pgd_steps"], "restarts": p["pgd_restarts"], "loss": p["loss"],
-                  **({"step_size": p["pgd_step_size"]} if p["pgd_step_size"] is not None
-                     else {})}
-    params = {"pgd": pgd_params,
-              "apgd": {"steps": p["apgd_steps"], "loss": p["loss"], "seed": p["seed"]},
-              "square": {"queries": p["square_queries"], "seed": p["seed"]},
-              "auto": {"apgd_steps": p["apgd_steps"], "square_queries": p["square_queries"],
-                       "seed": p["seed"]}}
-    return [AttackSpec(name, params.get(name, {})) for name in attacks]
-
-
 def _whole_image_attacks(ctx: click.Context) -> list:
     """The attacks asked for with --originals/--recaptured (none without --attack)."""
     if not _given(ctx, ("attacks",)):
         return []
-    return _attack_specs(ctx.params["attacks"], ctx.params)
+    return attack_specs(ctx.params["attacks"], ctx.params)
 
 
 def _evaluate_images(model, originals, recaptured, limit, json_path, label):

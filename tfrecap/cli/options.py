@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from tfrecap.names import ATTACK_LOSSES
+
 DEFAULT_DATA_DIR = os.environ.get(
     "TFRECAP_DATA_DIR", str(Path("~/tensorflow_datasets").expanduser())
 )
@@ -80,3 +82,53 @@ def load_classifier(model: Path):
             f"{version_dir} has no `classify_images` signature; re-export it with this version"
         )
     return version_dir, loaded
+
+
+def attack_budget_options(command):
+    """The attack budgets that `evaluate` and `audit` share: PGD's, APGD's, Square's, the seed.
+
+    ``attack_specs`` turns them into one AttackSpec per attack, each with only its own.
+    """
+    for option in reversed(_ATTACK_BUDGET_OPTIONS):
+        command = option(command)
+    return command
+
+
+_ATTACK_BUDGET_OPTIONS = (
+    click.option("--pgd-steps", type=click.IntRange(min=1), default=10, show_default=True),
+    click.option("--pgd-step-size", type=click.FloatRange(min=0, min_open=True), default=None,
+                 help="PGD step in pixel levels. Default: 2.5·ε/steps."),
+    click.option("--pgd-restarts", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="PGD runs per image; the one that fools the model is kept. Restart 0 "
+                 "starts at x, the others at random points of the ε-ball."),
+    click.option("--loss", type=click.Choice(ATTACK_LOSSES), default="margin", show_default=True,
+                 help="Loss of pgd and apgd: the logit margin (does not saturate) or "
+                 "cross-entropy (auto runs APGD with both)."),
+    click.option("--apgd-steps", type=click.IntRange(min=1), default=100, show_default=True,
+                 help="APGD iterations, for apgd and for auto's two APGD members."),
+    click.option("--square-queries", type=click.IntRange(min=1), default=5000, show_default=True,
+                 help="Square's model queries per image, for square and for auto's Square."),
+    click.option("--seed", type=click.IntRange(0, 2**62 - 1), default=0, show_default=True,
+                 help="Seed of the random draws of apgd, square and auto (per image, keyed by "
+                 "its index in the split: the same image gets the same draws in every run)."),
+)
+
+
+def attack_specs(attacks, p: dict) -> list:
+    """One AttackSpec per attack name, each with only its own options from the command line.
+
+    --pgd-* are PGD's; --loss is PGD's and APGD's (auto runs APGD with both losses);
+    --apgd-steps, --square-queries and --seed reach apgd, square and auto.
+    """
+    from tfrecap.evaluation.report import AttackSpec
+
+    pgd_params = {"steps": p["pgd_steps"], "restarts": p["pgd_restarts"], "loss": p["loss"],
+                  **({"step_size": p["pgd_step_size"]} if p["pgd_step_size"] is not None
+                     else {})}
+    params = {"pgd": pgd_params,
+              "apgd": {"steps": p["apgd_steps"], "loss": p["loss"], "seed": p["seed"]},
+              "square": {"queries": p["square_queries"], "seed": p["seed"]},
+              "auto": {"apgd_steps": p["apgd_steps"], "square_queries": p["square_queries"],
+                       "seed": p["seed"]}}
+    return [AttackSpec(name, params.get(name, {})) for name in attacks]
+

@@ -161,13 +161,23 @@ def _gradient_free_check(r: AttackResult) -> Check | None:
     free = [m["name"] for m in r.members if m.get("gradient_free")]
     if not free or not r.broken_by or len(free) == len(r.members):
         return None
-    found = [(e, sum(counts[name] for name in free), sum(counts.values()))
-             for e, counts in zip(r.eps, r.broken_by, strict=True)
-             if sum(counts[name] for name in free)]
+    # Made through a BPDA JPEG, the white-box gradients are approximate by design.
+    if "(through jpeg)" in r.spec.title:
+        return None
+    broke = [(e, sum(counts[name] for name in free), sum(counts.values()))
+             for e, counts in zip(r.eps, r.broken_by, strict=True)]
+    # A few images are noise (APGD's budget is finite); more than two standard errors' worth
+    # of the images is the masking symptom.
+    found = [(e, k, n) for e, k, n in broke if k and k / n > noise_tolerance(k / n, n)]
+    few = [(e, k, n) for e, k, n in broke if k and (e, k, n) not in found]
     names = ", ".join(free)
+    detail = "ok" if not found else (
+        f"{MASKING}: {names} broke images that every white-box member failed on, at "
+        + "; ".join(f"eps={e:g} ({k} of {n})" for e, k, n in found))
+    if few:
+        detail += ("; within noise: " + "; ".join(f"eps={e:g} ({k} of {n})" for e, k, n in few))
     return Check(
         f"{r.spec.title}: {names} breaks nothing the white-box members missed",
         not found,
-        "ok" if not found else f"{MASKING}: {names} broke images that every white-box "
-        "member failed on, at " + "; ".join(f"eps={e:g} ({k} of {n})" for e, k, n in found),
+        detail,
     )

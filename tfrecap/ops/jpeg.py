@@ -344,10 +344,13 @@ def through_jpeg(logits_fn, quality=None, qualities=None, resize=None, samples=1
     `qualities` and/or `resize` it is EOT (Athalye et al. 2018): the logits averaged over
     `samples` draws of :func:`jpeg_transform` per image. The draws are fixed by `seed` and
     the image's index, not fresh at every call: the wrapped model is one deterministic
-    function, so APGD's checkpoints and Square's accept/reject compare like with like, and a
-    batch and its subset see the same draws. Logits are averaged, not probabilities: for
-    two classes the margin of the mean logits is the mean margin, which the margin attacks
-    maximise, while averaged probabilities saturate and their gradients vanish.
+    function, so APGD's checkpoints and Square's accept/reject compare like with like. A
+    batch and its subset see the same draws only when the caller passes `index`; the attacks
+    call ``model(x)`` alone, so inside them the draws are keyed by batch position (which is
+    why the CLI offers only the fixed-Q BPDA, which draws nothing). Logits are averaged, not
+    probabilities: for two classes the margin of the mean logits is the mean margin, which
+    the margin attacks maximise, while averaged probabilities saturate and their gradients
+    vanish.
 
     Args:
         logits_fn: callable float32 images `[N, H, W, 3]` → logits `[N, K]`.

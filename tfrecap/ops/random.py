@@ -1,7 +1,8 @@
 """Per-image stateless random draws: image n's numbers depend only on (seed, stream, index[n]).
 
-Attacks that draw random numbers (APGD's and PGD's random restarts, Square's squares) key them
-by each image's index in the dataset rather than by its position in the batch. So an image
+Attacks that draw random numbers (APGD's random restarts, Square's squares) key them by each
+image's index in the dataset rather than by its position in the batch (PGD's restarts are still
+keyed per batch, by ``(seed, restart)``: PGD is not an ``auto`` member). So an image
 gets the same draws whether it is attacked in a full batch or in the subset of images still
 correct that the ``auto`` ensemble hands to its next member (issue 14), and one run of
 ``auto`` can never end above a member run alone. Stateless ops also give every restart and
