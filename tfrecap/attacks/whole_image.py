@@ -19,7 +19,9 @@ of an unclipped surrogate of the same aggregate, computed from the tile logit ma
 * ``mean_probability``: ``log mean σ(z) − log mean σ(−z)`` (= logit of the mean probability);
 * ``mean_logit``: ``mean z``, unclipped;
 * ``trimmed_mean`` and ``top_k``: the first formula over the tiles the aggregation keeps
-  (chosen by ``z``, which orders the tiles as ``p`` does).
+  (chosen by ``z``, which orders the tiles as ``p`` does);
+* plus ``1e-3 · mean z`` over those tiles, so that a confident tile's weight does not
+  underflow to 0 (which left it unattacked by a sign step).
 
 The value of ``m`` is clipped to ±:data:`MARGIN_CAP` (its sign kept, and never 0), so a
 photo whose score saturates to exactly 0 or 1 still has a finite margin and a ``ce`` loss
@@ -42,6 +44,7 @@ MARGIN_CAP = 30.0
 """``|m|`` is clipped to this (sign kept): logits of 30 keep ``ce``'s gradient in float32."""
 
 _TINY_MARGIN = 1e-6  # the smallest |m|: argmax must give the label even at s == threshold
+_WEIGHT_FLOOR = 1e-3  # the surrogate's least weight per tile (relative): see `surrogate`
 
 
 def _logit(value):
@@ -112,9 +115,15 @@ class WholeImageModel:
             keep = tf.cast(tf.math.ceil(self.verdict.top_k_fraction
                                         * tf.cast(count, tf.float64) - 1e-9), tf.int32)
             z = tf.math.top_k(z, k=tf.maximum(1, tf.minimum(count, keep)), sorted=False).values
-        # log mean σ(z) − log mean σ(−z); the log of the count cancels.
+        # log mean σ(z) − log mean σ(−z); the log of the count cancels. Its weight on a tile
+        # is about σ(z_i) / Σ σ(z_j), which underflows to exactly 0 in float32 for tiles some
+        # 100 logits more confident than the least confident one: a sign step would then leave
+        # them untouched, although raising any z raises the aggregate. The small mean-z term
+        # keeps every kept tile's weight positive (the direction of the exact gradient, which
+        # is positive in every z, at a cost of 1e-3 of its scale).
         return (tf.reduce_logsumexp(tf.math.log_sigmoid(z), axis=1)
-                - tf.reduce_logsumexp(tf.math.log_sigmoid(-z), axis=1))
+                - tf.reduce_logsumexp(tf.math.log_sigmoid(-z), axis=1)
+                + _WEIGHT_FLOOR * tf.reduce_mean(z, axis=1))
 
     def margin(self, x=None, *, tile_logits=None):
         """``logit(s) − logit(t)`` of the exact aggregate s and threshold t, float64 ``[N]``
