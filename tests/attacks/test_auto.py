@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.attacks.test_trained_model import trained  # noqa: F401  (a fixture)
 from tfrecap import attacks
 from tfrecap.attacks.auto import ALREADY_WRONG, ROBUST, AutoAttackFn, make_auto_fn
 from tfrecap.ops.random import per_image_uniform
@@ -220,3 +221,22 @@ def test_each_member_is_traced_once_for_every_batch_size_and_eps(registry, linea
         assert x_adv.shape == (batch, 8, 8, 3) and zero.shape == (batch,)
         assert np.all(np.abs(x_adv.numpy() - x[:batch].numpy()) <= eps)
     assert fn.tracing_count() == 1
+
+
+@pytest.mark.slow
+def test_auto_with_the_real_members_is_no_weaker_than_any_per_image(trained):  # noqa: F811
+    # The "Show" item on a small trained model, with the real APGD and Square (the
+    # tests above use stand-ins to pin down the gather/scatter logic).
+    model, x, y = trained
+    x, y = x[:48], y[:48]
+    index = tf.range(48, dtype=tf.int64)
+    params = {"apgd_steps": 10, "square_queries": 200, "seed": 4}
+    for eps in (1.0, 2.0):
+        auto_fn = attacks.make_attack_fn(model, "auto", **params)
+        x_adv, _, broken_by = auto_fn.run_with_breakdown(x, y, eps, index)
+        robust = np.argmax(model(x_adv).numpy(), axis=1) == y.numpy()
+        for name, attack, member_params in auto_fn.members:
+            alone = attacks.make_attack_fn(model, attack, **member_params)(x, y, eps, index)
+            robust_alone = np.argmax(model(alone).numpy(), axis=1) == y.numpy()
+            assert not (robust & ~robust_alone).any(), (eps, name)
+        assert (broken_by.numpy() >= 0).any(), eps  # the comparison means something
