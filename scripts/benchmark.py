@@ -595,7 +595,7 @@ def _row_attacks(s, cfg):
                 f"{cfg['repeats']} in turns")
     if "square" in r:
         settings += (f"; APGD at equal iterations (CE); Square at equal queries, timed at "
-                     f"ε = {cfg['square_eps']:g} where it fools nothing")
+                     f"ε = {cfg['square_eps']:g}, too small to fool (`fooled` in the JSON)")
     parts = []
     for name, label in _attack_labels(cfg):
         if name not in r:
