@@ -12,7 +12,8 @@ Sections (the measuring code is the `measure()` of each `scripts/bench_*.py`):
   in interleaved rounds (bench_train_step.py);
 * `pipeline`: tf.data images/s (per core) at 64×64, raw decode and cached, passes taken
   in turns (bench_pipeline.py), and their ratio to the plain step's training images/s;
-* `attacks`: FGSM and PGD-10, ours vs ART on the same model, taking turns (bench_attacks.py);
+* `attacks`: FGSM, PGD-10, APGD-20 and Square-100, ours vs ART on the same model, taking
+  turns (bench_attacks.py);
 * `serving`: `classify_images` p50/p99 latency for one 512×512 JPEG, batch throughput
   (bench_serving.py);
 * `generation`: simulated patches/s with 1 and 2 workers (bench_generation.py);
@@ -106,7 +107,8 @@ def section_settings(quick: bool, widths=None, rounds: int | None = None) -> dic
         },
         "attacks": {
             "widths": w, "size": 64, "n": pick(256, 16), "batch_size": batch, "eps": 5.0,
-            "steps": 10, "repeats": n_rounds(2, 1),
+            "steps": 10, "repeats": n_rounds(2, 1), "apgd_steps": pick(20, 4),
+            "square_queries": pick(100, 10), "square_eps": 1.0, "sanity_n": pick(64, 8),
         },
         "serving": {
             "widths": w, "patch": 64, "side": 512, "calls": pick(30, 5), "batch": pick(64, 4),
@@ -244,7 +246,8 @@ def run_attacks(s: dict, **_) -> dict:
     import bench_attacks
 
     report = bench_attacks.measure(
-        s["n"], s["batch_size"], s["size"], s["widths"], s["eps"], s["steps"], s["repeats"]
+        s["n"], s["batch_size"], s["size"], s["widths"], s["eps"], s["steps"], s["repeats"],
+        s["apgd_steps"], s["square_queries"], s["square_eps"], s["sanity_n"],
     )
     keep = ("art_version", "art_unavailable", "step_size", "results", "accuracy_after_attack",
             "clean_accuracy")
@@ -348,7 +351,7 @@ def _summary(name: str, section: dict) -> str:
                          for k, v in r.items())
     if name == "attacks":
         return "; ".join(f"{k} ours {r[k]['ours_images_per_s']:.1f} images/s, ratio "
-                         f"{_fmt_x(r[k]['ratio'])}" for k in ("fgsm", "pgd"))
+                         f"{_fmt_x(r[k]['ratio'])}" for k in ATTACKS_VS_ART if k in r)
     if name == "serving":
         return f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms"
     if name == "generation":
@@ -449,14 +452,20 @@ def evaluate_targets(report: dict) -> list[dict]:
     s = sections["attacks"]
     cfg = s["settings"]
     threshold = 3.0 if device == "GPU" else 1.5
-    for attack, label in (("fgsm", "FGSM"), ("pgd", f"PGD-{cfg['steps']}")):
+    for attack, label in _attack_labels(cfg):
         value, skip = None, _not_ok(s)
         if skip is None:
-            value = s["results"][attack]["ratio"]
-            skip = s.get("art_unavailable")
+            if attack in s["results"]:
+                value = s["results"][attack]["ratio"]
+                skip = s.get("art_unavailable")
+            else:
+                skip = f"{attack} not measured (a report from before it was added)"
+        # APGD and Square: the issue's floor is 1.5x on CPU and its aim 3x (item 8).
+        aim = {} if attack in ("fgsm", "pgd") else {
+            "aim": 3.0, "meets_aim": None if value is None or skip else bool(value >= 3.0)}
         targets.append(_target(
             f"attack_{attack}_vs_art", f"{label} images/s, ours vs ART, on {device}", value,
-            ">=", threshold, "x", cfg["widths"] == full and cfg["size"] == 64, skip,
+            ">=", threshold, "x", cfg["widths"] == full and cfg["size"] == 64, skip, **aim,
         ))
 
     s = sections["serving"]
@@ -522,6 +531,8 @@ def _met(targets, ids, labels=None) -> str:
         word = "—" if t["pass"] is None else ("yes" if t["pass"] else "**no**")
         if t["pass"] is not None and not t["at_target_settings"]:
             word += "\\*"
+        if tid.startswith("attack_") and t.get("meets_aim") is not None:
+            word += f" (aim {t['aim']:g}×: {'yes' if t['meets_aim'] else 'no'})"
         parts.append(f"{labels[i]}: {word}" if labels else word)
     return "; ".join(parts)
 
@@ -567,13 +578,28 @@ def _row_pipeline(s, cfg):
     return settings, result
 
 
+ATTACKS_VS_ART = ("fgsm", "pgd", "apgd", "square")
+
+
+def _attack_labels(cfg):
+    """(result key, label) of each attack compared with ART, at the section's settings."""
+    return (("fgsm", "FGSM"), ("pgd", f"PGD-{cfg['steps']}"),
+            ("apgd", f"APGD-{cfg.get('apgd_steps', 20)}"),
+            ("square", f"Square-{cfg.get('square_queries', 100)}"))
+
+
 def _row_attacks(s, cfg):
     r = s["results"]
     settings = (f"{cfg['n']} images {cfg['size']}×{cfg['size']}, batch {cfg['batch_size']}, "
                 f"widths {_widths(cfg['widths'])}, ε = {cfg['eps']:g}, best of "
                 f"{cfg['repeats']} in turns")
+    if "square" in r:
+        settings += (f"; APGD at equal iterations (CE); Square at equal queries, timed at "
+                     f"ε = {cfg['square_eps']:g}, too small to fool (`fooled` in the JSON)")
     parts = []
-    for name, label in (("fgsm", "FGSM"), ("pgd", f"PGD-{cfg['steps']}")):
+    for name, label in _attack_labels(cfg):
+        if name not in r:
+            continue
         v = r[name]
         parts.append(f"{label} {_fmt_rate(v['ours_images_per_s'])} vs "
                      f"{_fmt_rate(v['art_images_per_s'])} images/s (**{_fmt_x(v['ratio'])}**)")
@@ -626,8 +652,10 @@ TABLE_ROWS = (
      "penalty+fusion ≤ 3.0× plain (aim 2.5×)", ["secure_step_cost"], None),
     ("pipeline", "tf.data at 64×64", _row_pipeline, "≥ 5,000 images/s per core",
      ["tf_data_decode_per_core", "tf_data_cached_per_core"], ["decode", "cached"]),
-    ("attacks", "attacks vs ART", _row_attacks, "≥ 1.5× ART on CPU, ≥ 3× on GPU",
-     ["attack_fgsm_vs_art", "attack_pgd_vs_art"], ["FGSM", "PGD"]),
+    ("attacks", "attacks vs ART", _row_attacks,
+     "≥ 1.5× ART on CPU, ≥ 3× on GPU (APGD, Square: aim 3× on CPU)",
+     ["attack_fgsm_vs_art", "attack_pgd_vs_art", "attack_apgd_vs_art", "attack_square_vs_art"],
+     ["FGSM", "PGD", "APGD", "Square"]),
     ("serving", "`classify_images`", _row_serving, "p50 ≤ 200 ms (CPU, full width)",
      ["classify_images_p50"], None),
     ("generation", "data generation", _row_generation, "≥ 1.7× from 1 to 2 workers",

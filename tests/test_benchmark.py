@@ -110,7 +110,7 @@ def test_quick_run_ratios_are_quotients_of_stored_rates(quick_run):
         assert _approx(r["images_per_s"], r["images_per_pass"] / r["wall_s"])
 
     attacks = sections["attacks"]
-    for name in ("fgsm", "pgd"):
+    for name in ("fgsm", "pgd", "apgd", "square"):
         r = attacks["results"][name]
         if attacks["art_unavailable"]:
             assert r["art_images_per_s"] is None and r["ratio"] is None
@@ -125,6 +125,22 @@ def test_quick_run_ratios_are_quotients_of_stored_rates(quick_run):
     assert serving["p99_ms"] >= serving["p50_ms"] and serving["tiles"] == 64
 
 
+def test_quick_run_apgd_and_square_report_fooled_counts_and_a_sane_square(quick_run):
+    attacks = quick_run[0]["sections"]["attacks"]
+    cfg, results = attacks["settings"], attacks["results"]
+    assert results["square"]["eps"] == cfg["square_eps"] and results["apgd"]["eps"] == cfg["eps"]
+    expected = {"apgd", "square"} | (set() if attacks["art_unavailable"]
+                                     else {"apgd_art", "square_art"})
+    assert set(results["fooled"]) == expected
+    assert all(0 <= count <= cfg["n"] for count in results["fooled"].values())
+    sanity = results["square_sanity"]
+    assert sanity["n"] == min(cfg["sanity_n"], cfg["n"]) and sanity["eps"] == cfg["eps"]
+    assert 0 <= sanity["ours_fooled"] <= sanity["n"]
+    assert 0 < sanity["ours_max_abs_delta"] <= cfg["eps"]  # it moved, inside the ball
+    if not attacks["art_unavailable"]:
+        assert 0 < sanity["art_max_abs_delta"] <= cfg["eps"] + 1e-3
+
+
 def test_quick_run_gpu_skipped_on_cpu_and_targets_flagged(quick_run):
     report, markdown, _, _ = quick_run
     on_cpu = report["machine"]["device"] == "CPU"
@@ -135,7 +151,8 @@ def test_quick_run_gpu_skipped_on_cpu_and_targets_flagged(quick_run):
     ids = {t["id"] for t in report["targets"]}
     assert ids == {
         "secure_step_cost", "tf_data_decode_per_core", "tf_data_cached_per_core",
-        "attack_fgsm_vs_art", "attack_pgd_vs_art", "classify_images_p50",
+        "attack_fgsm_vs_art", "attack_pgd_vs_art", "attack_apgd_vs_art",
+        "attack_square_vs_art", "classify_images_p50",
         "generation_scaling", "mixed_precision_plain", "mixed_precision_penalty+fusion",
     }
     for t in report["targets"]:
@@ -203,6 +220,10 @@ def _synthetic_report(device="CPU", cost=2.72):
             "results": {
                 "fgsm": {"ours_images_per_s": 456.7, "art_images_per_s": 244.9, "ratio": 1.86},
                 "pgd": {"ours_images_per_s": 51.3, "art_images_per_s": 22.9, "ratio": 2.24},
+                "apgd": {"ours_images_per_s": 30.0, "art_images_per_s": 8.0, "ratio": 3.75,
+                         "eps": 5.0},
+                "square": {"ours_images_per_s": 12.0, "art_images_per_s": 6.0, "ratio": 2.0,
+                           "eps": 1.0},
             },
         },
         "serving": {"status": "ok", "settings": settings["serving"],
@@ -233,6 +254,12 @@ def test_targets_of_a_synthetic_cpu_report():
     assert targets["tf_data_decode_per_core"]["pass"] is False
     assert targets["tf_data_cached_per_core"]["pass"] is True
     assert targets["attack_fgsm_vs_art"]["pass"] is True
+    assert "aim" not in targets["attack_fgsm_vs_art"]
+    assert targets["attack_apgd_vs_art"] == {**targets["attack_apgd_vs_art"], "pass": True,
+                                             "threshold": 1.5, "aim": 3.0, "meets_aim": True}
+    # 2x: over the 1.5x floor, under the 3x aim
+    assert targets["attack_square_vs_art"] == {**targets["attack_square_vs_art"], "pass": True,
+                                               "value": 2.0, "meets_aim": False}
     assert targets["classify_images_p50"]["pass"] is True
     assert targets["generation_scaling"]["pass"] is None  # the section failed
     assert targets["generation_scaling"]["skipped"].startswith("RuntimeError")
@@ -263,6 +290,9 @@ def test_markdown_of_a_synthetic_report():
     assert "decode 9,412 images/s = **4,706 /s per core**" in md
     assert "decode: **no**; cached: yes" in md
     assert "FGSM 456.7 vs 244.9 images/s (**1.86×**)" in md
+    assert "APGD-20 30.0 vs 8.0 images/s (**3.75×**)" in md
+    assert "Square-100 12.0 vs 6.0 images/s (**2.00×**)" in md
+    assert "APGD: yes (aim 3×: yes); Square: yes (aim 3×: no)" in md
     assert "p50 **71 ms**" in md
     assert "RuntimeError: boom / pipe" in md
     assert "skipped: no GPU" in md
@@ -270,6 +300,19 @@ def test_markdown_of_a_synthetic_report():
     gpu_md = benchmark.format_markdown(_synthetic_report("GPU"))
     assert "Machine: GPU (NVIDIA H100)" in gpu_md
     assert "plain: float32 1,000 images/s; mixed_float16 **2.00×**" in gpu_md
+
+
+def test_a_report_from_before_apgd_and_square_skips_their_targets():
+    report = _synthetic_report()
+    for name in ("apgd", "square"):
+        del report["sections"]["attacks"]["results"][name]
+    targets = {t["id"]: t for t in benchmark.evaluate_targets(report)}
+    assert targets["attack_pgd_vs_art"]["pass"] is True
+    for name in ("apgd", "square"):
+        t = targets[f"attack_{name}_vs_art"]
+        assert t["pass"] is None and t["meets_aim"] is None and name in t["skipped"]
+    report["targets"] = list(targets.values())
+    assert "PGD-10 51.3 vs 22.9" in benchmark.format_markdown(report)
 
 
 def test_only_rejects_unknown_sections():

@@ -1,10 +1,19 @@
-"""Benchmark: tfrecap's FGSM and PGD against ART's, on the same model and images, in one run.
+"""Benchmark: tfrecap's FGSM, PGD, APGD and Square against ART's, on the same model and images.
 
-Reports images/s of each and the ratio ours/ART (target ≥ 1.5× on CPU), and, for
-FGSM, the sign agreement of the two perturbations on images whose margin is not
-saturated (target ≥ 99.9%): ART uses the ordinary softmax cross-entropy, whose
-gradient points the wrong way once the true class leads by more than about 17
-(DESIGN.md), so saturated images are reported apart.
+Reports images/s of each and the ratio ours/ART (target ≥ 1.5× on CPU; aim ≥ 3× for
+APGD and Square), and, for FGSM, the sign agreement of the two perturbations on images
+whose margin is not saturated (target ≥ 99.9%): ART uses the ordinary softmax
+cross-entropy, whose gradient points the wrong way once the true class leads by more
+than about 17 (DESIGN.md), so saturated images are reported apart.
+
+APGD and Square attack the model's own predictions (ART's skip images misclassified at
+x, which would leave it less work). APGD is compared at equal iterations: ART's spends one
+extra forward pass per iteration on the loss, ours takes it from the gradient's pass.
+Square is compared at equal queries (candidates evaluated per image; ART's `max_iter` is
+the queries less its stripe initialisation, and it re-evaluates the current point and
+every image's prediction in each iteration) and timed at `square_eps`, an ε too small
+to fool any image, so that neither stops early; `square_sanity` reruns both at the real ε
+on a few images and counts the images fooled, so that a broken attack cannot look fast.
 
 Run (needs the `bench` extra, adversarial-robustness-toolbox):
 
@@ -92,17 +101,68 @@ def art_unavailable_reason():
     return None
 
 
-def measure(n=256, batch_size=64, size=64, widths=(32, 64, 128, 256, 512), eps=5.0, steps=10,
-            repeats=1):
-    """FGSM and PGD-`steps`, ours and ART's, on the same model and images.
+def art_strong_attacks(classifier, eps, batch_size, apgd_steps, square_queries, square_eps):
+    """ART's APGD and Square as the issue compares them, plus one-batch warm-up instances.
 
-    Without ART, ours are still timed and ART's figures, the ratios and the sign
-    agreement are None, with the reason in `art_unavailable`.
+    "square_art" is timed at `square_eps`; "square_art_sanity" runs at the real `eps`. ART's
+    `max_iter` counts the iterations after its stripe initialisation, ours `queries` counts
+    both, so `max_iter = queries - 1` evaluates the same number of candidates per image.
+    """
+    from art.attacks.evasion import AutoProjectedGradientDescent, SquareAttack
+
+    def apgd(max_iter):
+        return AutoProjectedGradientDescent(
+            classifier, norm=np.inf, eps=eps, eps_step=2 * eps, max_iter=max_iter, targeted=False,
+            nb_random_init=1, batch_size=batch_size, loss_type="cross_entropy", verbose=False)
+
+    def square(eps_, max_iter):
+        return SquareAttack(classifier, norm=np.inf, eps=eps_, max_iter=max_iter, p_init=0.8,
+                            nb_restarts=1, batch_size=batch_size, verbose=False)
+
+    return {
+        "apgd_art": apgd(apgd_steps), "apgd_art_warmup": apgd(2),
+        "square_art": square(square_eps, max(square_queries - 1, 1)),
+        "square_art_warmup": square(square_eps, 2),
+        "square_art_sanity": square(eps, max(square_queries - 1, 1)),
+    }
+
+
+def fooled_count(model, x_adv, labels):
+    """How many images of `x_adv` the model does not give `labels`."""
+    predicted = np.concatenate([np.argmax(model(x_adv[i:i + 256]).numpy(), -1)
+                                for i in range(0, len(x_adv), 256)])
+    return int(np.sum(predicted != labels))
+
+
+def square_sanity(model, art_attack, x, labels, eps, queries, size):
+    """Square, ours and ART's (None without ART), at the real ε: images fooled, max |δ|."""
+    attack_fn = make_attack_fn(model, "square", image_size=size, queries=queries)
+    x_ours = attack_fn(x, labels, eps).numpy()
+    report = {"n": len(x), "eps": eps, "queries": queries,
+              "ours_fooled": fooled_count(model, x_ours, labels),
+              "ours_max_abs_delta": float(np.max(np.abs(x_ours - x))),
+              "art_fooled": None, "art_max_abs_delta": None}
+    if art_attack is not None:
+        x_art = art_attack.generate(x, np.eye(2)[labels])
+        report.update(art_fooled=fooled_count(model, x_art, labels),
+                      art_max_abs_delta=float(np.max(np.abs(x_art - x))))
+    return report
+
+
+def measure(n=256, batch_size=64, size=64, widths=(32, 64, 128, 256, 512), eps=5.0, steps=10,
+            repeats=1, apgd_steps=20, square_queries=100, square_eps=1.0, sanity_n=64):
+    """FGSM, PGD-`steps`, APGD-`apgd_steps` and Square-`square_queries`, ours and ART's.
+
+    All on the same model and images. Without ART, ours are still timed and ART's
+    figures, the ratios and the sign agreement are None, with the reason in
+    `art_unavailable`.
 
     Returns:
-        The report: settings, `results` (`{"fgsm"|"pgd": {"ours_images_per_s",
-        "art_images_per_s", "ratio"}, "fgsm_sign_agreement": {...}}`, the ratio being
-        ours/ART images/s), `accuracy_after_attack`, `clean_accuracy`, host.
+        The report: settings, `results` (`{"fgsm"|"pgd"|"apgd"|"square": {"ours_images_per_s",
+        "art_images_per_s", "ratio"}, "fgsm_sign_agreement": {...}, "fooled": {...},
+        "square_sanity": {...}}`, the ratio being ours/ART images/s; `fooled` counts the
+        images whose prediction each APGD and Square output flipped), `accuracy_after_attack`
+        (FGSM and PGD, against random labels), `clean_accuracy`, host.
     """
     widths = tuple(widths)
     reason = art_unavailable_reason()
@@ -134,6 +194,8 @@ def measure(n=256, batch_size=64, size=64, widths=(32, 64, 128, 256, 512), eps=5
             "pgd": ProjectedGradientDescent(classifier, eps=eps, eps_step=step_size,
                                             max_iter=steps, num_random_init=0,
                                             batch_size=batch_size, verbose=False),
+            **art_strong_attacks(classifier, eps, batch_size, apgd_steps, square_queries,
+                                 square_eps),
         }
 
     results, outputs = {}, {}
@@ -163,9 +225,42 @@ def measure(n=256, batch_size=64, size=64, widths=(32, 64, 128, 256, 512), eps=5
         agreement["saturated"] = float(same[~fresh].mean()) if (~fresh).any() else None
     results["fgsm_sign_agreement"] = agreement
     accuracy = {k: float(np.mean(np.argmax(model(v), -1) == y)) for k, v in outputs.items()}
+
+    # APGD and Square attack the predictions; Square is timed where nothing can be fooled.
+    predicted = np.argmax(logits, -1).astype(np.int32)
+    our_strong = {
+        "apgd": (make_attack_fn(model, "apgd", image_size=size, steps=apgd_steps, loss="ce"),
+                 eps),
+        "square": (make_attack_fn(model, "square", image_size=size, queries=square_queries),
+                   square_eps),
+    }
+    fooled = {}
+    for name, (attack_fn, eps_timed) in our_strong.items():
+        art_name = name + "_art"
+        fns = {name: ours(attack_fn, x, predicted, eps_timed, batch_size)}
+        attack_fn(x[warm], predicted[warm], eps_timed)
+        if art_name in art_attacks:
+            art_attacks[art_name + "_warmup"].generate(x[warm], np.eye(2)[predicted[warm]])
+            fns[art_name] = lambda a=art_attacks[art_name]: a.generate(x, np.eye(2)[predicted])
+        best, out = timed_in_turns(fns, repeats)
+        t_art = best.get(art_name)
+        results[name] = {
+            "ours_images_per_s": n / best[name],
+            "art_images_per_s": None if t_art is None else n / t_art,
+            "ratio": None if t_art is None else t_art / best[name],
+            "eps": eps_timed,
+        }
+        for key, x_adv in out.items():
+            fooled[key] = fooled_count(model, x_adv, predicted)
+    results["fooled"] = fooled
+    results["square_sanity"] = square_sanity(
+        model, art_attacks.get("square_art_sanity"), x[:sanity_n], predicted[:sanity_n], eps,
+        square_queries, size)
     return {
         "schema_version": SCHEMA_VERSION, "n": n, "batch_size": batch_size, "size": size,
         "widths": list(widths), "eps": eps, "steps": steps, "step_size": step_size,
+        "apgd_steps": apgd_steps, "square_queries": square_queries, "square_eps": square_eps,
+        "sanity_n": min(sanity_n, n),
         "repeats": repeats, "art_version": art_version, "art_unavailable": reason,
         "tensorflow_version": tf.__version__,
         "devices": [d.device_type for d in tf.config.list_logical_devices()],
@@ -183,6 +278,12 @@ def main(argv=None):
     parser.add_argument("--widths", default="32,64,128,256,512", help="5 comma-separated widths")
     parser.add_argument("--eps", type=float, default=5.0, help="pixel levels")
     parser.add_argument("--steps", type=int, default=10, help="PGD iterations")
+    parser.add_argument("--apgd-steps", type=int, default=20, help="APGD iterations")
+    parser.add_argument("--square-queries", type=int, default=100, help="Square queries")
+    parser.add_argument("--square-eps", type=float, default=1.0,
+                        help="pixel levels at which Square is timed: too small to fool any image")
+    parser.add_argument("--sanity-n", type=int, default=64,
+                        help="images of the Square sanity run at --eps")
     parser.add_argument("--repeats", type=int, default=1, help="best of this many timed runs")
     parser.add_argument("--json", dest="json_out", help="also write the results here")
     args = parser.parse_args(argv)
@@ -192,12 +293,15 @@ def main(argv=None):
         parser.exit(2, f"bench_attacks.py: {reason}\n")
     widths = tuple(int(w) for w in args.widths.split(","))
     report = measure(args.n, args.batch_size, args.size, widths, args.eps, args.steps,
-                     args.repeats)
+                     args.repeats, args.apgd_steps, args.square_queries, args.square_eps,
+                     args.sanity_n)
     results, accuracy = report["results"], report["accuracy_after_attack"]
     print(f"\n{args.n} images {args.size}x{args.size}, widths {args.widths}, batch "
           f"{args.batch_size}, eps {args.eps:g}, ART {report['art_version']}\n")
     print("| attack | ours (img/s) | ART (img/s) | ours/ART |\n|---|---|---|---|")
-    for name, label in (("fgsm", "FGSM"), ("pgd", f"PGD-{args.steps}")):
+    for name, label in (("fgsm", "FGSM"), ("pgd", f"PGD-{args.steps}"),
+                        ("apgd", f"APGD-{args.apgd_steps} (CE)"),
+                        ("square", f"Square-{args.square_queries} (ε = {args.square_eps:g})")):
         r = results[name]
         print(f"| {label} | {r['ours_images_per_s']:.1f} | {r['art_images_per_s']:.1f} | "
               f"{r['ratio']:.2f}x |")
@@ -206,6 +310,12 @@ def main(argv=None):
         print(f"\nFGSM sign agreement with ART on {agreement['unsaturated_images']} unsaturated "
               f"images (margin < {SATURATION_MARGIN:g}): {100 * agreement['unsaturated']:.3f}%")
     print("accuracy after attack:", {k: round(v, 3) for k, v in accuracy.items()})
+    print(f"images fooled of {args.n} (APGD at eps {args.eps:g}, Square at eps "
+          f"{args.square_eps:g}):", results["fooled"])
+    sanity = results["square_sanity"]
+    print(f"Square sanity at eps {sanity['eps']:g}, {sanity['queries']} queries: fooled ours "
+          f"{sanity['ours_fooled']}/{sanity['n']}, ART {sanity['art_fooled']}/{sanity['n']}; "
+          f"max |delta| ours {sanity['ours_max_abs_delta']:g}, ART {sanity['art_max_abs_delta']:g}")
     if args.json_out:
         jsonio.write_json(args.json_out, report)
     return report
