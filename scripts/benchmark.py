@@ -107,8 +107,8 @@ def section_settings(quick: bool, widths=None, rounds: int | None = None) -> dic
         },
         "attacks": {
             "widths": w, "size": 64, "n": pick(256, 16), "batch_size": batch, "eps": 5.0,
-            "steps": 10, "repeats": n_rounds(2, 1), "apgd_steps": pick(20, 4),
-            "square_queries": pick(100, 10), "square_eps": 1.0, "sanity_n": pick(64, 8),
+            "steps": 10, "repeats": n_rounds(2, 1), "apgd_steps": pick(20, 2),
+            "square_queries": pick(100, 5), "square_eps": 1.0, "sanity_n": pick(64, 4),
         },
         "serving": {
             "widths": w, "patch": 64, "side": 512, "calls": pick(30, 5), "batch": pick(64, 4),
