@@ -129,6 +129,9 @@ def test_an_image_gets_the_same_result_in_a_subset(conv_model):
     np.testing.assert_array_equal(part, full[[2, 0]])
 
 
+# tests/attacks/test_invariants.py checks that apgd traces once by default; this
+# longer case also covers one ε per image.
+@pytest.mark.slow
 def test_traced_once_for_every_batch_size_and_eps(conv_model):
     x = images(shape=(4, 8, 8, 3))
     attack = make_attack_fn(conv_model, "apgd", steps=2, restarts=2, loss="margin")

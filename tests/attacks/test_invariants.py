@@ -17,6 +17,10 @@ from tfrecap.attacks import (
     zero_gradient_fraction,
 )
 
+# auto runs three traced members per case (about 25 s each on 2 cores): its invariants are
+# checked by default in tests/attacks/test_auto.py, and here with --runslow.
+ATTACK_CASES = [pytest.param(name, marks=pytest.mark.slow) if name == "auto" else name
+                for name in sorted(ATTACKS)]
 PARAMS = {"fgsm": {}, "llcm": {}, "pgd": {"steps": 3, "restarts": 2},
           "apgd": {"steps": 3, "restarts": 2},
           "square": {"queries": 20},
@@ -40,7 +44,7 @@ def images():
     return tf.constant(np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3)), tf.float32)
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", ATTACK_CASES)
 @pytest.mark.parametrize("eps", [0.0, 2.5, 7.0, [1.0, 2.0, 3.5, 255.0]])
 def test_outputs_are_valid_images_inside_the_ball(model, images, name, eps):
     x_adv = ATTACKS[name](model, images, eps=eps, **PARAMS[name]).numpy()
@@ -96,7 +100,7 @@ def test_bad_parameters_raise_one_clear_value_error(model, images, call, message
         call(model, images)
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", ATTACK_CASES)
 def test_traced_once_for_every_batch_size_and_eps(model, images, name):
     attack_fn = make_attack_fn(model, name, **PARAMS[name])
     for batch, eps in [(4, 1.0), (3, 2.5), (1, 5.0), (4, 0.0)]:

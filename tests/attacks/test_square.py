@@ -239,6 +239,9 @@ def test_schedule_is_the_papers_rescaled_to_the_budget():
     assert square_side(0.8 / 512, 16, 16) == 1 and square_side(1.0, 8, 8) == 7
 
 
+# tests/attacks/test_invariants.py checks that square traces once by default; this
+# longer case also covers one ε per image.
+@pytest.mark.slow
 def test_traced_once_for_every_batch_size_and_eps(conv_model, images):
     attack_fn = make_attack_fn(conv_model, "square", queries=20)
     for batch, eps in [(4, 1.0), (3, 2.5), (1, 5.0), (4, 0.0)]:
