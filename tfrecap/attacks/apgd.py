@@ -24,7 +24,7 @@ from tfrecap.attacks._gradients import (
     predicted_labels,
     resolve_labels,
 )
-from tfrecap.attacks.pgd import _SEED_RANGE, check_pgd_params
+from tfrecap.attacks.pgd import _SEED_RANGE, check_pgd_params, keep_better_restart
 from tfrecap.ops.losses import get_loss
 from tfrecap.ops.random import default_index, per_image_uniform
 from tfrecap.ops.steps import broadcast_eps, project, to_valid_image
@@ -194,10 +194,6 @@ def apgd(model, x, y=None, *, eps, steps=100, loss="ce", restarts=1, random_star
         point = tf.where(use_other, other, point)
         value = tf.where(other_fooled & ~fooled, other_value, value)
         fooled = fooled | other_fooled
-        if out is None:
-            out, out_fooled, out_loss = point, fooled, value
-            continue
-        better = (fooled & ~out_fooled) | ((fooled == out_fooled) & (value > out_loss))
-        out = tf.where(better[:, None, None, None], point, out)
-        out_fooled, out_loss = out_fooled | fooled, tf.where(better, value, out_loss)
+        out, out_fooled, out_loss = keep_better_restart((out, out_fooled, out_loss),
+                                                        (point, fooled, value))
     return (out, blind) if return_diagnostics else out

@@ -130,10 +130,17 @@ def pgd(model, x, y=None, *, eps, step_size=None, steps=10, restarts=1, loss="ce
         logits = tf.cast(model(x_k), tf.float32)
         fooled = tf.not_equal(predicted_labels(logits), labels)
         value = loss_fn(labels, logits)
-        if best is None:
-            best, best_fooled, best_loss = x_k, fooled, value
-            continue
-        better = (fooled & ~best_fooled) | ((fooled == best_fooled) & (value > best_loss))
-        best = tf.where(better[:, None, None, None], x_k, best)
-        best_fooled, best_loss = best_fooled | fooled, tf.where(better, value, best_loss)
+        best, best_fooled, best_loss = keep_better_restart(
+            (best, best_fooled, best_loss), (x_k, fooled, value))
     return (best, blind) if return_diagnostics else best
+
+
+def keep_better_restart(kept, candidate):
+    """Per image, the better of two restarts' `(images, fooled, loss)`: the one that fools,
+    and among equals the one with the higher loss. `kept` may be `(None, None, None)`."""
+    if kept[0] is None:
+        return candidate
+    (best, best_fooled, best_loss), (x_k, fooled, value) = kept, candidate
+    better = (fooled & ~best_fooled) | ((fooled == best_fooled) & (value > best_loss))
+    return (tf.where(better[:, None, None, None], x_k, best), best_fooled | fooled,
+            tf.where(better, value, best_loss))
