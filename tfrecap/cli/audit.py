@@ -20,6 +20,7 @@ from tfrecap.cli.options import (
     attack_specs,
     data_dir_option,
     dataset_option,
+    load_patch_dataset,
 )
 from tfrecap.names import SPLITS
 
@@ -159,18 +160,7 @@ def audit(model, signature, input_key, output_key, input_range, output_kind, rec
 
 def _tfds_data(data_dir, dataset, split, batch_size, size):
     """A tfrecap TFDS dataset, as ``evaluate`` reads it; its patches must be S×S."""
-    from tfrecap.data.catalog import DatasetNotFoundError, load_builder
-    from tfrecap.data.pipeline import make_dataset
-
-    try:
-        data = make_dataset(data_dir, dataset, split, batch_size, training=False)
-        num_images = load_builder(data_dir, dataset).info.splits[split].num_examples
-    except DatasetNotFoundError as err:
-        raise click.ClickException(str(err)) from None
-    except KeyError:
-        raise click.ClickException(f"dataset {dataset!r} in {data_dir} has no {split!r} "
-                                   "split") from None
-    data_patch = data.element_spec[0].shape[1]
+    data, num_images, data_patch = load_patch_dataset(data_dir, dataset, split, batch_size)
     if data_patch != size:
         raise click.ClickException(
             f"the model takes {size}x{size} patches but dataset {dataset!r} has "

@@ -21,6 +21,7 @@ from tfrecap.cli.options import (
     data_dir_option,
     dataset_option,
     load_classifier,
+    load_patch_dataset,
 )
 from tfrecap.names import ATTACK_NAMES, SPLITS
 
@@ -193,8 +194,6 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     import tensorflow as tf
 
     from tfrecap import jsonio
-    from tfrecap.data.catalog import DatasetNotFoundError, load_builder
-    from tfrecap.data.pipeline import make_dataset
     from tfrecap.evaluation import evaluate as run_evaluation
     from tfrecap.evaluation import format_table
     from tfrecap.export import latest_version_dir, load_config_asset
@@ -210,15 +209,7 @@ def evaluate(model, attacks, eps, data_dir, dataset, split, limit, batch_size, p
     if "logits" not in loaded.signatures:
         raise click.ClickException(f"{version_dir} has no `logits` signature; re-export it")
     patch = loaded.signatures["logits"].structured_input_signature[1]["images"].shape[1]
-    try:
-        data = make_dataset(data_dir, dataset, split, batch_size, training=False)
-        num_images = load_builder(data_dir, dataset).info.splits[split].num_examples
-    except DatasetNotFoundError as err:
-        raise click.ClickException(str(err)) from None
-    except KeyError:
-        raise click.ClickException(f"dataset {dataset!r} in {data_dir} has no {split!r} "
-                                   "split") from None
-    data_patch = data.element_spec[0].shape[1]
+    data, num_images, data_patch = load_patch_dataset(data_dir, dataset, split, batch_size)
     if patch is not None and data_patch is not None and patch != data_patch:
         raise click.ClickException(
             f"{version_dir} takes {patch}x{patch} patches but dataset {dataset!r} has "

@@ -132,3 +132,20 @@ def attack_specs(attacks, p: dict) -> list:
                        "seed": p["seed"]}}
     return [AttackSpec(name, params.get(name, {})) for name in attacks]
 
+
+
+def load_patch_dataset(data_dir, dataset: str, split: str, batch_size: int):
+    """`(batches, example count, patch size)` of a tfrecap dataset split, read in order as
+    `evaluate` and `audit` read it; a missing dataset or split is a one-line click error."""
+    from tfrecap.data.catalog import DatasetNotFoundError, load_builder
+    from tfrecap.data.pipeline import make_dataset
+
+    try:
+        data = make_dataset(data_dir, dataset, split, batch_size, training=False)
+        num_images = load_builder(data_dir, dataset).info.splits[split].num_examples
+    except DatasetNotFoundError as err:
+        raise click.ClickException(str(err)) from None
+    except KeyError:
+        raise click.ClickException(f"dataset {dataset!r} in {data_dir} has no {split!r} "
+                                   "split") from None
+    return data, num_images, data.element_spec[0].shape[1]
