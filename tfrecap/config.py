@@ -1,7 +1,7 @@
 """Every setting of a training run, as frozen dataclasses loaded from pipeline TOML.
 
 A pipeline file has one table per dataclass below (``[data]``, ``[model]``,
-``[defence]``, ``[train]``, ``[monitor]``, ``[verdict]``) plus top-level ``name`` and
+``[defence]``, ``[train]``, ``[monitor]``, ``[verdict]``, ``[guard]``) plus top-level ``name`` and
 ``description``. Unknown keys, wrong types and inconsistent values are errors that name the
 file and the key, so a typo is never ignored silently. CLI flags change a loaded config with
 :func:`override`, which goes through the same validation.
@@ -22,8 +22,10 @@ from pathlib import Path
 
 from tfrecap import jsonio
 from tfrecap.names import (
+    ADVERSARIAL_TRAINING_METHODS,
     ATTACK_BATCHNORM,
     ATTACK_NAMES,
+    DEFENCE_METHODS,
     JIT_COMPILE,
     OPTIMIZERS,
     PATCH_SIZES,
@@ -72,6 +74,20 @@ class DefenceConfig:
     statistics: the deployed model) or "batch" (the attacked images' batch
     statistics); see ``SecureForensicModel``.
     lambda = 0 and k = 0 is Yang's undefended baseline.
+
+    ``method`` picks the defence (``tfrecap.models.defences``): ``zhao2018`` (the fields
+    above), ``pgd_at`` (Madry et al. 2018), ``trades`` (Zhang et al. 2019), ``fast_fgsm``
+    (Wong et al. 2020), ``baseline``, or ``auto``: zhao2018 when the penalty or the fusion is
+    on, else the baseline. The adversarial-training methods share:
+
+    * ``attack_eps``: the inner attack's L-inf budget, pixel levels (train near the target
+      eps, 2-3 levels: the fusion's [1, 5] reaches the size of the recapture signal itself);
+    * ``attack_steps``: its iterations k (pgd_at, trades; pgd_at with 0 is the plain step);
+    * ``attack_step_size``: pixel levels per step; 0 picks the method's default
+      (pgd_at 2.5 eps / k, trades eps / 4, fast_fgsm 1.25 eps);
+    * ``clean_fraction``: pgd_at and fast_fgsm, the share of each batch left clean;
+    * ``trades_beta``: TRADES' beta, the weight of KL(clean || adversarial);
+    * ``grad_align_weight``: fast_fgsm's GradAlign term (Andriushchenko & Flammarion 2020).
     """
 
     penalty_weight: float = 0.0
@@ -80,6 +96,39 @@ class DefenceConfig:
     eps_min: float = 1.0
     eps_max: float = 5.0
     attack_batchnorm: str = "inference"
+    method: str = "auto"
+    attack_eps: float = 2.0
+    attack_steps: int = 5
+    attack_step_size: float = 0.0
+    clean_fraction: float = 0.0
+    trades_beta: float = 6.0
+    grad_align_weight: float = 0.0
+
+    @property
+    def resolved_method(self) -> str:
+        """The method this section trains with: ``auto`` becomes zhao2018 or baseline."""
+        if self.method != "auto":
+            return self.method
+        return "baseline" if self.penalty_weight == 0 and self.fusion_count == 0 else "zhao2018"
+
+
+@dataclasses.dataclass(frozen=True)
+class GuardConfig:
+    """The guard against catastrophic and robust overfitting (``tfrecap.training.guard``).
+
+    Every ``every`` epochs (an epoch is ``[train] checkpoint_every`` steps) the model is
+    attacked with PGD-margin (``pgd_steps`` steps, budget ``eps``, from the clean image) on
+    the first ``patches`` validation patches, always the same ones. The checkpoint with the
+    best PGD accuracy among those whose clean accuracy is at least ``clean_floor`` is kept
+    in ``best/``, outside the rotation of the last checkpoints, and is the one exported.
+    Off when ``every = 0``.
+    """
+
+    every: int = 0
+    patches: int = 512
+    eps: float = 2.0
+    pgd_steps: int = 10
+    clean_floor: float = 0.6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,10 +192,11 @@ class PipelineConfig:
     train: TrainConfig = TrainConfig()
     monitor: MonitorConfig = MonitorConfig()
     verdict: VerdictConfig = VerdictConfig()
+    guard: GuardConfig = GuardConfig()
 
     @property
     def is_baseline(self) -> bool:
-        return self.defence.penalty_weight == 0 and self.defence.fusion_count == 0
+        return self.defence.resolved_method == "baseline"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -162,6 +212,7 @@ _SECTIONS = {
     "train": TrainConfig,
     "monitor": MonitorConfig,
     "verdict": VerdictConfig,
+    "guard": GuardConfig,
 }
 
 
@@ -279,6 +330,33 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
         fail(f"[defence] eps_min must be >= 0, got {s.eps_min}")
     if s.eps_min > s.eps_max:
         fail(f"[defence] eps_min ({s.eps_min}) must not exceed eps_max ({s.eps_max})")
+    if s.method not in DEFENCE_METHODS:
+        fail(f"[defence] method must be one of {', '.join(DEFENCE_METHODS)}, got {s.method!r}")
+    method = s.resolved_method
+    if method != "zhao2018" and (s.penalty_weight or s.fusion_count):
+        fail(f"[defence] penalty_weight and fusion_count belong to method zhao2018; method "
+             f"{s.method!r} needs both 0, got {s.penalty_weight:g} and {s.fusion_count}")
+    if method in ADVERSARIAL_TRAINING_METHODS and not s.attack_eps > 0:
+        fail(f"[defence] attack_eps (pixel levels) must be > 0 for method {method}, "
+             f"got {s.attack_eps}")
+    if s.attack_steps < 0:
+        fail(f"[defence] attack_steps must be >= 0, got {s.attack_steps}")
+    if method == "trades" and s.attack_steps < 1:
+        fail("[defence] method trades needs attack_steps >= 1 (its KL is flat at x)")
+    if s.attack_step_size < 0:
+        fail(f"[defence] attack_step_size must be >= 0 (0: the method's default), "
+             f"got {s.attack_step_size}")
+    if not 0 <= s.clean_fraction < 1:
+        fail(f"[defence] clean_fraction must be in [0, 1), got {s.clean_fraction}")
+    if s.trades_beta < 0 or s.grad_align_weight < 0:
+        fail(f"[defence] trades_beta and grad_align_weight must be >= 0, got "
+             f"{s.trades_beta} and {s.grad_align_weight}")
+    g = config.guard
+    if g.every < 0 or g.patches < 1 or g.pgd_steps < 1 or g.eps < 0:
+        fail(f"[guard] needs every >= 0, patches >= 1, pgd_steps >= 1 and eps >= 0, got "
+             f"{g.every}, {g.patches}, {g.pgd_steps} and {g.eps}")
+    if not 0 <= g.clean_floor <= 1:
+        fail(f"[guard] clean_floor must be in [0, 1], got {g.clean_floor}")
     if s.attack_batchnorm not in ATTACK_BATCHNORM:
         fail(
             f"[defence] attack_batchnorm must be one of {', '.join(ATTACK_BATCHNORM)}, "

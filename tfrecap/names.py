@@ -27,6 +27,11 @@ JIT_COMPILE = ("auto", "on", "off")
 
 # BatchNorm mode of the FGSM-fusion pass: moving statistics, or the batch's own.
 ATTACK_BATCHNORM = ("inference", "batch")
+# [defence] method: "auto" resolves to zhao2018 when the penalty or the fusion is on, else
+# to Yang's undefended baseline (tfrecap.config.DefenceConfig.resolved_method).
+DEFENCE_METHODS = ("auto", "baseline", "zhao2018", "pgd_at", "trades", "fast_fgsm")
+# The methods that train on an inner attack of budget [defence] attack_eps.
+ADVERSARIAL_TRAINING_METHODS = ("pgd_at", "trades", "fast_fgsm")
 
 
 def check_registry(owner: str, registry, table_name: str) -> None:

@@ -88,7 +88,7 @@ from tfrecap.models.adversarial_training import (
     replica_fusion_count,
     sample_eps,
 )
-from tfrecap.names import ATTACK_BATCHNORM
+from tfrecap.names import ADVERSARIAL_TRAINING_METHODS, ATTACK_BATCHNORM, DEFENCE_METHODS
 from tfrecap.ops.losses import cross_entropy
 
 
@@ -126,6 +126,13 @@ class SecureForensicModel(keras.Model):
         eps_max=5.0,
         seed=None,
         attack_batchnorm="inference",
+        method=None,
+        attack_eps=2.0,
+        attack_steps=5,
+        attack_step_size=0.0,
+        clean_fraction=0.0,
+        trades_beta=6.0,
+        grad_align_weight=0.0,
         **kwargs,
     ):
         kwargs.setdefault("dtype", detector.dtype_policy)
@@ -151,6 +158,29 @@ class SecureForensicModel(keras.Model):
         self.eps_max = float(eps_max)
         self.seed = seed
         self.attack_batchnorm = attack_batchnorm
+        if method is None or method == "auto":
+            method = "zhao2018" if penalty_weight > 0 or fusion_count > 0 else "baseline"
+        if method not in DEFENCE_METHODS or method == "auto":
+            raise ValueError(f"method must be one of {DEFENCE_METHODS[1:]}, got {method!r}")
+        if method != "zhao2018" and (penalty_weight > 0 or fusion_count > 0):
+            raise ValueError(f"penalty_weight and fusion_count belong to method zhao2018, "
+                             f"not {method!r}")
+        if method in ADVERSARIAL_TRAINING_METHODS and not attack_eps > 0:
+            raise ValueError(f"attack_eps must be > 0 for method {method}, got {attack_eps}")
+        if attack_steps < 0 or attack_step_size < 0 or trades_beta < 0 or grad_align_weight < 0:
+            raise ValueError("attack_steps, attack_step_size, trades_beta and grad_align_weight "
+                             "must be >= 0")
+        if method == "trades" and attack_steps < 1:
+            raise ValueError("method trades needs attack_steps >= 1")
+        if not 0 <= clean_fraction < 1:
+            raise ValueError(f"clean_fraction must be in [0, 1), got {clean_fraction}")
+        self.method = method
+        self.attack_eps = float(attack_eps)
+        self.attack_steps = int(attack_steps)
+        self.attack_step_size = float(attack_step_size)
+        self.clean_fraction = float(clean_fraction)
+        self.trades_beta = float(trades_beta)
+        self.grad_align_weight = float(grad_align_weight)
         # A fixed name: its variable path is checked when a checkpoint is restored
         # (tfrecap.training.make_checkpoint), and Keras would otherwise number it by how many
         # generators the process made before.
@@ -328,6 +358,13 @@ class SecureForensicModel(keras.Model):
             "eps_max": self.eps_max,
             "seed": self.seed,
             "attack_batchnorm": self.attack_batchnorm,
+            "method": self.method,
+            "attack_eps": self.attack_eps,
+            "attack_steps": self.attack_steps,
+            "attack_step_size": self.attack_step_size,
+            "clean_fraction": self.clean_fraction,
+            "trades_beta": self.trades_beta,
+            "grad_align_weight": self.grad_align_weight,
         }
 
     @classmethod

@@ -132,8 +132,13 @@ def check_resumable(config_path: Path, config: PipelineConfig) -> None:
             f"{config_path} is not a readable run config ({err}); use another --run-dir, or "
             "delete that folder to start over") from None
     new = json.loads(jsonio.dumps(config.to_dict()))
+    defaults = json.loads(jsonio.dumps(PipelineConfig().to_dict()))
     for section in RESUME_SECTIONS:
-        if not isinstance(old, dict) or old.get(section) != new[section]:
+        # A key the run's config lacks was added to tfrecap since, with its default value.
+        saved = old.get(section) if isinstance(old, dict) else None
+        if isinstance(saved, dict):
+            saved = {**defaults[section], **saved}
+        if saved != new[section]:
             raise RunDirError(
                 f"{config_path.parent} holds a run with a different [{section}] config; "
                 f"use another --run-dir, or delete that folder to start over"

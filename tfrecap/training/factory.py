@@ -86,6 +86,13 @@ def secure_model_kwargs(config: PipelineConfig, precision: str = "float32") -> d
         eps_min=s.eps_min,
         eps_max=s.eps_max,
         attack_batchnorm=s.attack_batchnorm,
+        method=s.resolved_method,
+        attack_eps=s.attack_eps,
+        attack_steps=s.attack_steps,
+        attack_step_size=s.attack_step_size,
+        clean_fraction=s.clean_fraction,
+        trades_beta=s.trades_beta,
+        grad_align_weight=s.grad_align_weight,
         seed=config.train.seed,
         dtype=precision,
     )
@@ -113,8 +120,19 @@ def describe(config: PipelineConfig, model) -> str:
     weights = sum(math.prod(v.shape) for v in model.detector.trainable_variables)
     widths = "-".join(str(w) for w in config.model.widths)
     s = config.defence
-    if config.is_baseline:
+    method = s.resolved_method
+    step_size = f", step {s.attack_step_size:g}" if s.attack_step_size else ""
+    if method == "baseline":
         defence = "undefended baseline"
+    elif method == "pgd_at":
+        defence = (f"PGD-AT, {s.attack_steps} steps at eps {s.attack_eps:g}{step_size}, "
+                   f"{s.clean_fraction:.0%} clean")
+    elif method == "trades":
+        defence = (f"TRADES beta={s.trades_beta:g}, {s.attack_steps} steps at eps "
+                   f"{s.attack_eps:g}{step_size}")
+    elif method == "fast_fgsm":
+        defence = (f"fast FGSM at eps {s.attack_eps:g}{step_size}, GradAlign "
+                   f"{s.grad_align_weight:g}")
     else:
         defence = (f"penalty lambda={s.penalty_weight:g}, FGSM fusion k={s.fusion_count} of "
                    f"m={config.train.batch_size} at eps {s.eps_min:g}-{s.eps_max:g}, "
