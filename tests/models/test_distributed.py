@@ -1,4 +1,5 @@
-"""The secure step under MirroredStrategy equals the single-device step on the same global batch.
+"""The secure step under MirroredStrategy equals the single-device step on the same global batch,
+for the paper's defence and for PGD-AT, TRADES and fast FGSM.
 
 Runs in a subprocess: two logical CPU devices must be configured before
 TensorFlow initialises its devices. eps is fixed, so that only the reductions
@@ -43,19 +44,24 @@ SCRIPT = textwrap.dedent(
         "per_replica": {"bn_momentum": 0.9, "synchronized_batchnorm": False},
     }
 
-    def one_step(strategy, order, norm):
+    ZHAO = dict(penalty_weight=0.5, fusion_count=4, fusion_weight=0.2, eps_min=3.0, eps_max=3.0)
+    # Their random starts and noise are drawn per (step, example in the global batch).
+    METHODS = {
+        "pgd_at": dict(method="pgd_at", attack_eps=3.0, attack_steps=2),
+        "trades": dict(method="trades", attack_eps=3.0, attack_steps=2, trades_beta=2.0),
+        "fast_fgsm": dict(method="fast_fgsm", attack_eps=3.0, grad_align_weight=0.5),
+    }
+
+    def one_step(strategy, order, norm, defence=ZHAO):
         with strategy.scope():
             detector = tiny_detector(16, seed=0, **NORMS[norm])
-            model = SecureForensicModel(
-                detector, penalty_weight=0.5, fusion_count=4, fusion_weight=0.2,
-                eps_min=3.0, eps_max=3.0,
-            )
+            model = SecureForensicModel(detector, seed=1, **defence)
             model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
         data = tf.data.Dataset.from_tensor_slices((x[order], y[order])).batch(8)
         logs = model.fit(data, epochs=1, verbose=0, shuffle=False).history
         return {
             "loss": logs["loss"][0],
-            "penalty": logs["penalty"][0],
+            "penalty": logs.get("penalty", [None])[0],
             "weights": [w.tolist() for w in detector.get_weights()],
             "synchronized": [n.synchronized for n in detector.norms],
         }
@@ -70,6 +76,12 @@ SCRIPT = textwrap.dedent(
             "mirrored": one_step(mirrored, list(range(8)), norm),
             "single": one_step(single, [0, 1, 4, 5, 2, 3, 6, 7], norm),
         }
+    for method, defence in METHODS.items():
+        for norm in ("none", "synchronized"):
+            out[f"{method}/{norm}"] = {
+                "mirrored": one_step(mirrored, list(range(8)), norm, defence),
+                "single": one_step(single, list(range(8)), norm, defence),
+            }
     json.dump(out, sys.stdout)
     """
 )
@@ -98,6 +110,18 @@ def test_mirrored_step_equals_single_device(steps, norm):
     assert mirrored["synchronized"] == [norm == "synchronized"] * len(mirrored["synchronized"])
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=rtol)
     assert mirrored["penalty"] == pytest.approx(single["penalty"], rel=rtol)
+    for got, want in zip(mirrored["weights"], single["weights"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("norm", ["none", "synchronized"])
+@pytest.mark.parametrize("method", ["pgd_at", "trades", "fast_fgsm"])
+def test_mirrored_adversarial_training_step_equals_single_device(steps, method, norm):
+    """PGD-AT, TRADES and fast FGSM (with GradAlign): their random starts are keyed by
+    (step, example in the global batch), so two replicas draw what one device draws."""
+    mirrored, single = steps[f"{method}/{norm}"]["mirrored"], steps[f"{method}/{norm}"]["single"]
+    rtol, atol = TOLERANCE[norm]
+    assert mirrored["loss"] == pytest.approx(single["loss"], rel=rtol)
     for got, want in zip(mirrored["weights"], single["weights"], strict=True):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 

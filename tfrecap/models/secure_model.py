@@ -78,6 +78,8 @@ Export: only ``call`` (logits) is traced by ``model.export`` or
 ``detector.export``; the attack and the training step are not in the graph.
 """
 
+import random
+
 import keras
 import tensorflow as tf
 
@@ -88,8 +90,21 @@ from tfrecap.models.adversarial_training import (
     replica_fusion_count,
     sample_eps,
 )
+from tfrecap.models.defences import (
+    GRAD_ALIGN_STREAM,
+    START_STREAM,
+    TRADES_START_STD,
+    default_step_size,
+    example_noise,
+    global_example_index,
+    grad_align_cosine,
+    pgd_examples,
+    trades_examples,
+    trades_loss,
+)
 from tfrecap.names import ADVERSARIAL_TRAINING_METHODS, ATTACK_BATCHNORM, DEFENCE_METHODS
 from tfrecap.ops.losses import cross_entropy
+from tfrecap.ops.steps import clip_pixels
 
 
 @keras.saving.register_keras_serializable(package="tfrecap")
@@ -133,6 +148,7 @@ class SecureForensicModel(keras.Model):
         clean_fraction=0.0,
         trades_beta=6.0,
         grad_align_weight=0.0,
+        random_start=True,
         **kwargs,
     ):
         kwargs.setdefault("dtype", detector.dtype_policy)
@@ -185,12 +201,18 @@ class SecureForensicModel(keras.Model):
         # (tfrecap.training.make_checkpoint), and Keras would otherwise number it by how many
         # generators the process made before.
         self.seed_generator = keras.random.SeedGenerator(seed, name="fusion_seed")
+        # The adversarial-training methods draw their noise statelessly, keyed by (seed, step,
+        # example): no state to checkpoint, and the same draws on one device and on many.
+        self._noise_seed = int(seed) if seed is not None else random.randrange(2**31)
+        self.random_start = bool(random_start)
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
         self.penalty_tracker = keras.metrics.Mean(name="penalty")
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         self.adv_accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="adv_accuracy")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.grad_align_tracker = keras.metrics.Mean(name="grad_align")
 
         build_config = detector.get_build_config() if detector.built else None
         if build_config and "input_shape" in build_config:
@@ -212,13 +234,41 @@ class SecureForensicModel(keras.Model):
         return self.detector(inputs, training=training)
 
     @property
+    def is_adversarial_training(self):
+        """pgd_at, trades or fast_fgsm: the step trains on an inner attack of budget attack_eps."""
+        return self.method in ADVERSARIAL_TRAINING_METHODS
+
+    @property
+    def uses_grad_align(self):
+        return self.method == "fast_fgsm" and self.grad_align_weight > 0
+
+    @property
+    def inner_step_size(self):
+        """Pixel levels per inner-attack step: attack_step_size, or the method's default."""
+        return self.attack_step_size or default_step_size(
+            self.method, self.attack_eps, self.attack_steps)
+
+    @property
     def metrics(self):
+        if self.is_adversarial_training:
+            return self._adversarial_training_metrics()
         trackers = [self.loss_tracker, self.cross_entropy_tracker]
         if self.uses_penalty:
             trackers.append(self.penalty_tracker)
         trackers.append(self.accuracy_tracker)
         if self.uses_fusion:
             trackers.append(self.adv_accuracy_tracker)
+        return trackers
+
+    def _adversarial_training_metrics(self):
+        trackers = [self.loss_tracker, self.cross_entropy_tracker]
+        if self.method == "trades":
+            trackers.append(self.kl_tracker)
+        if self.uses_grad_align:
+            trackers.append(self.grad_align_tracker)
+        if self.method == "trades" or self.clean_fraction > 0:
+            trackers.append(self.accuracy_tracker)
+        trackers.append(self.adv_accuracy_tracker)
         return trackers
 
     def _scale_loss(self, value):
@@ -277,8 +327,14 @@ class SecureForensicModel(keras.Model):
         return logits_fn
 
     def train_step(self, data):
-        """One step of eq. 7 on a fused batch (Zhao et al. 2018, Sec. 3.2)."""
+        """One training step of the model's method (``method``).
+
+        baseline and zhao2018: eq. 7 on a fused batch (Zhao et al. 2018, Sec. 3.2);
+        pgd_at, fast_fgsm and trades: :meth:`_adversarial_training_step`.
+        """
         x, y = self._unpack(data)
+        if self.is_adversarial_training:
+            return self._adversarial_training_step(x, y)
         local_batch = tf.shape(x)[0]
         count = 0
         if self.uses_fusion:
@@ -317,6 +373,94 @@ class SecureForensicModel(keras.Model):
             self._track(self.penalty_tracker, penalty, mask=mask)
         self.accuracy_tracker.update_state(y[count:], logits[count:])
         if self.uses_fusion:
+            self.adv_accuracy_tracker.update_state(y[:count], logits[:count])
+        return {m.name: m.result() for m in self.metrics}
+
+    def _adversarial_training_step(self, x, y):
+        """One step of PGD-AT, fast FGSM or TRADES (``tfrecap.models.defences``).
+
+        The inner attack runs on the model without side effects (``attack_batchnorm``), from a
+        start drawn per example, keyed by (seed, step, the example's index in the global
+        batch). The training pass is one ``training=True`` call, so BatchNorm's moving
+        statistics update once per step:
+
+        * pgd_at / fast_fgsm: the first images of the batch become adversarial, the last
+          ``floor(clean_fraction * n)`` stay clean; loss: the mean cross-entropy. GradAlign's
+          two input gradients (fast_fgsm) are taken in inference mode, so that they measure
+          the deployed model and do not update the statistics a second time.
+        * trades: one pass over ``concat([x, x_adv])``; loss: ``CE(x) + beta KL(p(x) || p(x'))``.
+
+        Every term is reduced over the global batch (``tf.nn.compute_average_loss``).
+        """
+        local_batch = tf.shape(x)[0]
+        index = global_example_index(local_batch)
+        step = self.optimizer.iterations
+        # Static when known: the draws then keep their shape through the trace.
+        image_shape = x.shape[1:] if x.shape[1:].is_fully_defined() else tf.shape(x)[1:]
+        attack_fn = self._attack_logits_fn()
+        train_fn = lambda images: self.detector(images, training=True)  # noqa: E731
+        eps = self.attack_eps
+        kl = cosine = None
+        if self.method == "trades":
+            start = TRADES_START_STD * example_noise(
+                self._noise_seed, step, START_STREAM, index, image_shape, "normal")
+            x_adv = trades_examples(attack_fn, x, eps, steps=self.attack_steps,
+                                    step_size=self.inner_step_size, start=start,
+                                    scale_loss=self._scale_loss)
+            count = local_batch
+        else:
+            clean = tf.cast(tf.floor(self.clean_fraction * tf.cast(local_batch, tf.float32)),
+                            tf.int32)
+            count = local_batch - clean
+            head = x[:count]
+            start = None
+            if self.random_start:
+                start = eps * example_noise(self._noise_seed, step, START_STREAM, index[:count],
+                                            image_shape)
+            steps = 1 if self.method == "fast_fgsm" else self.attack_steps
+            adversarial = pgd_examples(attack_fn, head, y[:count], eps, steps=steps,
+                                       step_size=self.inner_step_size, start=start,
+                                       scale_loss=self._scale_loss)
+            x_train = tf.concat([adversarial, x[count:]], axis=0)
+            if self.uses_grad_align:
+                noise = eps * example_noise(self._noise_seed, step, GRAD_ALIGN_STREAM, index,
+                                            image_shape)
+                noisy = clip_pixels(x + noise)
+
+        trainable = self.trainable_variables
+        with tf.GradientTape() as tape:
+            if self.method == "trades":
+                logits = train_fn(tf.concat([x, x_adv], axis=0))
+                clean_logits, adv_logits = logits[:local_batch], logits[local_batch:]
+                per_image, ce, kl = trades_loss(clean_logits, adv_logits, y, self.trades_beta)
+            else:
+                logits = train_fn(x_train)
+                ce = per_image = cross_entropy(y, logits)
+                if self.uses_grad_align:
+                    cosine = grad_align_cosine(
+                        lambda images: self.detector(images, training=False), x, noisy, y,
+                        scale_loss=self._scale_loss)
+                    per_image = per_image + self.grad_align_weight * cosine
+            loss = tf.nn.compute_average_loss(per_image)
+            if self.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            scaled_loss = self._scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, trainable)
+        self.optimizer.apply(gradients, trainable)
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        mask = self._overflow_mask(loss)
+        self._track(self.loss_tracker, loss * replicas, local_batch, mask)
+        self.cross_entropy_tracker.update_state(ce)
+        if kl is not None:
+            self.kl_tracker.update_state(kl)
+            self.accuracy_tracker.update_state(y, clean_logits)
+            self.adv_accuracy_tracker.update_state(y, adv_logits)
+        else:
+            if cosine is not None:
+                self._track(self.grad_align_tracker, cosine, mask=mask)
+            if self.clean_fraction > 0:
+                self.accuracy_tracker.update_state(y[count:], logits[count:])
             self.adv_accuracy_tracker.update_state(y[:count], logits[:count])
         return {m.name: m.result() for m in self.metrics}
 
@@ -365,6 +509,7 @@ class SecureForensicModel(keras.Model):
             "clean_fraction": self.clean_fraction,
             "trades_beta": self.trades_beta,
             "grad_align_weight": self.grad_align_weight,
+            "random_start": self.random_start,
         }
 
     @classmethod

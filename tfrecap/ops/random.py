@@ -48,3 +48,11 @@ def per_image_uniform(seed, stream, index, shape, minval=0.0, maxval=1.0, dtype=
 def default_index(x):
     """Image indices 0..N-1 of a batch: the default when a caller gives none."""
     return tf.range(tf.shape(x)[0], dtype=tf.int64)
+
+
+@tf.function(autograph=False)
+def per_image_normal(seed, stream, index, shape, dtype=tf.float32):
+    """Standard normal draws `[N, *shape]`; row n depends on (seed, stream, index[n])."""
+    keys = image_key(seed, stream, index)
+    return tf.map_fn(lambda key: tf.random.stateless_normal(shape, seed=key, dtype=dtype),
+                     keys, fn_output_signature=dtype)
