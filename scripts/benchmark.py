@@ -97,7 +97,10 @@ def section_settings(quick: bool, widths=None, rounds: int | None = None) -> dic
             # " xla" variants: the same step with jit_compile=True, to show what XLA does on
             # this machine (tfrecap's default turns it off on CPU and on on a GPU).
             "variants": ["plain", "penalty", "penalty+fusion", "plain xla"]
-            + pick(["penalty+fusion xla"], []),
+            + pick(["penalty+fusion xla", "pgd_at", "trades", "fast_fgsm",
+                    "fast_fgsm+gradalign"], ["pgd_at"]),
+            # k of pgd_at and trades: the demo pipelines' 5 (1 in a quick run, which traces faster).
+            "attack_steps": pick(5, 1),
         },
         "pipeline": {
             "dataset": PIPELINE_DATASET, "split": "train", "batch_size": batch,
@@ -198,7 +201,7 @@ def run_train_step(s: dict, **_) -> dict:
     variants = {
         name: bench_train_step.step_variant(
             name.removesuffix(" xla"), s["penalty_weight"], s["fusion_count"], s["dtype"],
-            s["jit_compile"] or name.endswith(" xla"),
+            s["jit_compile"] or name.endswith(" xla"), s.get("attack_steps", 5),
         )
         for name in s["variants"]
     }
@@ -434,6 +437,20 @@ def evaluate_targets(report: dict) -> list[dict]:
         3.0, "x", cfg["widths"] == full and cfg["size"] == 64 and cfg["batch_size"] == 64,
         skip, aim=2.5, meets_aim=None if value is None else bool(value <= 2.5),
     ))
+    # Issue 15: each defence's step against its physical floor (bench_train_step.floor_vs_plain).
+    for name in ("pgd_at", "trades", "fast_fgsm", "fast_fgsm+gradalign"):
+        value, skip = None, _not_ok(s)
+        if skip is None:
+            if name in s["results"]:
+                r = s["results"][name]
+                value = r["wall_cost_vs_plain"] / r["floor_vs_plain"]
+            else:
+                skip = f"{name} not among the variants"
+        targets.append(_target(
+            f"{name}_step_vs_floor", f"{name} train step cost vs its floor (plain steps, wall)",
+            value, "<=", 1.5, "x",
+            cfg["widths"] == full and cfg["size"] == 64 and cfg["batch_size"] == 64, skip,
+        ))
 
     s = sections["pipeline"]
     cfg = s["settings"]
@@ -551,6 +568,10 @@ def _row_train_step(s, cfg):
             off = r[name.removesuffix(" xla")]["images_per_s"]
             parts.append(f"{name} {_fmt_rate(v['images_per_s'])} "
                          f"(**{_fmt_x(v['images_per_s'] / off)}** the speed without XLA)")
+        elif v.get("floor_vs_plain"):
+            cost, floor = v["wall_cost_vs_plain"], v["floor_vs_plain"]
+            parts.append(f"{name} {_fmt_rate(v['images_per_s'])} (**{_fmt_x(cost)}** plain's "
+                         f"time; floor {_fmt_x(floor)}, **{_fmt_x(cost / floor)}** of it)")
         else:
             parts.append(f"{name} {_fmt_rate(v['images_per_s'])} "
                          f"(**{_fmt_x(v['wall_cost_vs_plain'])}** plain's time)")

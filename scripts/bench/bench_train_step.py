@@ -8,7 +8,15 @@ the same initial weights and the same harness:
 * ``plain``          lambda = 0, k = 0: Yang's baseline (must cost what ``keras`` does);
 * ``fusion``         k > 0 only: FGSM batch fusion (eqs. 2, 7);
 * ``penalty``        lambda > 0 only: input-gradient penalty (eq. 5);
-* ``penalty+fusion`` the secure step of Zhao et al. 2018.
+* ``penalty+fusion`` the secure step of Zhao et al. 2018;
+* ``pgd_at``         PGD-AT, k inner steps (Madry et al. 2018);
+* ``trades``         TRADES, k inner steps on the KL (Zhang et al. 2019);
+* ``fast_fgsm``      one FGSM step from a random start (Wong et al. 2020);
+* ``fast_fgsm+gradalign`` the same with GradAlign (Andriushchenko & Flammarion 2020).
+
+Each adversarial-training variant also carries ``floor_vs_plain``, its physical floor in
+units of the plain step (:func:`floor_vs_plain`): the forward-backward passes it cannot
+avoid, k + 1 for PGD-AT.
 
 Variants are timed in interleaved rounds, so a burst of load from another
 process hurts all variants alike. Two clocks: wall time (fastest round, the
@@ -42,6 +50,27 @@ from tfrecap.models import DEFAULT_WIDTHS, SecureForensicModel, build_detector  
 
 SCHEMA_VERSION = 1
 STEP_NAMES = ("keras", "plain", "fusion", "penalty", "penalty+fusion")
+DEFENCE_STEP_NAMES = ("pgd_at", "trades", "fast_fgsm", "fast_fgsm+gradalign")
+# The inner attacks' settings, as in the demo_pgd_at, demo_trades and demo_fast_fgsm pipelines.
+ATTACK_EPS, ATTACK_STEPS, GRAD_ALIGN_WEIGHT = 2.0, 5, 0.1
+
+
+def floor_vs_plain(name, steps=ATTACK_STEPS):
+    """Passes a method cannot avoid, in units of the plain step (one forward and backward).
+
+    An inner attack step is one forward-backward pass in the input, as dear as the plain
+    step's pass in the weights (the optimizer update is small beside it). PGD-AT: k + 1.
+    TRADES: the clean logits (a forward pass, ~1/3), k steps, and the training pass on
+    clean and adversarial images together (2 plain steps): k + 2.33. Fast FGSM: 2.
+    GradAlign adds the input gradients at x and x + eta and their second-order term, about
+    three double-backward passes of the plain step's cost: + 3.
+    """
+    return {
+        "pgd_at": steps + 1.0,
+        "trades": steps + 2.0 + 1.0 / 3.0,
+        "fast_fgsm": 2.0,
+        "fast_fgsm+gradalign": 5.0,
+    }.get(name)
 
 
 def parse_args(argv=None):
@@ -67,8 +96,18 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def step_variant(name, penalty_weight=0.1, fusion_count=32, dtype="float32", jit_compile=False):
-    """The settings of one named step (see the module doc) for `measure`."""
+def step_variant(name, penalty_weight=0.1, fusion_count=32, dtype="float32", jit_compile=False,
+                 attack_steps=ATTACK_STEPS):
+    """The settings of one named step (see the module doc) for `measure`; `attack_steps` is k
+    of the pgd_at and trades variants."""
+    if name in DEFENCE_STEP_NAMES:
+        method = name.split("+")[0]
+        defence = {"method": method, "attack_eps": ATTACK_EPS, "attack_steps": attack_steps}
+        if name.endswith("+gradalign"):
+            defence["grad_align_weight"] = GRAD_ALIGN_WEIGHT
+        return {"penalty_weight": 0.0, "fusion_count": 0, "dtype": dtype,
+                "jit_compile": jit_compile, "defence": defence,
+                "floor_vs_plain": floor_vs_plain(name, attack_steps)}
     lam, k = {
         "keras": (None, 0),
         "plain": (0.0, 0),
@@ -79,8 +118,10 @@ def step_variant(name, penalty_weight=0.1, fusion_count=32, dtype="float32", jit
     return {"penalty_weight": lam, "fusion_count": k, "dtype": dtype, "jit_compile": jit_compile}
 
 
-def make_step(size, widths, penalty_weight, fusion_count, dtype="float32", jit_compile=False):
-    """A traced-on-first-call train step; `penalty_weight=None` is Keras' own train_step."""
+def make_step(size, widths, penalty_weight, fusion_count, dtype="float32", jit_compile=False,
+              defence=None):
+    """A traced-on-first-call train step; `penalty_weight=None` is Keras' own train_step;
+    `defence`: SecureForensicModel arguments of another method (pgd_at, trades, fast_fgsm)."""
     keras.utils.set_random_seed(0)  # same initial weights for every variant
     detector = build_detector(size, widths, dtype=dtype)
     if penalty_weight is None:  # Keras' own train_step, for reference
@@ -92,7 +133,8 @@ def make_step(size, widths, penalty_weight, fusion_count, dtype="float32", jit_c
         detector.optimizer.build(detector.trainable_variables)
         return tf.function(detector.train_step, jit_compile=jit_compile)
     model = SecureForensicModel(
-        detector, penalty_weight=penalty_weight, fusion_count=fusion_count, seed=0
+        detector, penalty_weight=penalty_weight, fusion_count=fusion_count, seed=0,
+        **(defence or {}),
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=jit_compile)
     model.optimizer.build(model.trainable_variables)
@@ -141,7 +183,8 @@ def measure(
     step_fns = {}
     for name, v in variants.items():
         step_fns[name] = make_step(
-            size, widths, v["penalty_weight"], v["fusion_count"], v["dtype"], v["jit_compile"]
+            size, widths, v["penalty_weight"], v["fusion_count"], v["dtype"], v["jit_compile"],
+            v.get("defence"),
         )
         for _ in range(1 + warmup):  # trace, then warm up
             logs = step_fns[name]((x, y))
@@ -180,7 +223,7 @@ def main(argv=None):
     widths = tuple(int(w) for w in args.widths.split(","))
     variants = {
         name: step_variant(name, args.penalty_weight, args.fusion_count, args.dtype)
-        for name in STEP_NAMES
+        for name in STEP_NAMES + DEFENCE_STEP_NAMES
     }
     results = measure(
         variants, widths=widths, size=args.size, batch_size=args.batch_size,
