@@ -1,7 +1,16 @@
-"""SecureForensicModel: a detector trained with the secure step of Zhao et al. 2018.
+"""SecureForensicModel: a detector trained with the secure step of Zhao et al. 2018, or with
+PGD-AT, TRADES or fast FGSM.
 
-One ``train_step`` for the baseline and the secured model (DESIGN.md, "The
-secure train_step"):
+One ``train_step`` for every defence; ``method`` picks it:
+
+* ``baseline`` and ``zhao2018``: below;
+* ``pgd_at`` (Madry et al. 2018), ``trades`` (Zhang et al. 2019) and ``fast_fgsm`` (Wong et
+  al. 2020, optionally with GradAlign): ``_adversarial_training_step``, built from the free
+  functions of :mod:`tfrecap.models.defences`. Their inner attack runs on the model as
+  deployed (``attack_batchnorm``), from a start drawn per (seed, step, example), and every
+  term is reduced over the global batch, so a mirrored step equals one device's.
+
+The paper's step (DESIGN.md, "The secure train_step"):
 
 1. FGSM batch fusion (eqs. 2, 7): the first k images of the batch become FGSM
    images of the current weights, eps_i ~ U[eps_min, eps_max] per image.
