@@ -304,8 +304,8 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
             verdict = _calibrate(model.detector, config, calibration_params,
                                  int(identity.get("seed", 0)), run_dir, log)
         export_path = export_detector(model.detector, export_dir, config, verdict=verdict,
-                                      guard=guard_summary,
-                                      **({"max_tiles": int(cap)} if cap else {}))
+                                      **({"max_tiles": int(cap)} if cap else {}),
+                                      **({"guard": guard_summary} if guard_summary else {}))
         log(f"Exported to {export_path}")
     return TrainResult(
         run_dir=run_dir,
