@@ -211,8 +211,14 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     if t.validation_steps:
         val_steps = min(val_steps, t.validation_steps)
     _check_patch_size(train_ds, config, data_dir)
-    # Taken before the validation set is repeated or sharded: the same first patches everywhere.
-    guard_patches = _guard_patches(val_ds, config, log) if config.guard.every > 0 else None
+    guard_patches = None
+    if config.guard.every > 0:
+        # The validation set's first patches in stored order, read by a set of its own: not
+        # repeated or sharded (the same patches on every worker), and not cached (stopping
+        # early in a cached set would discard the cache, with a warning).
+        guard_patches = _guard_patches(make_dataset(
+            data_dir, config.data.dataset, "validation", t.batch_size, training=False,
+            cache=False), config, log)
     if t.strategy != "default":
         # Under a strategy Keras keeps the validation iterator across epochs and
         # raises StopIteration at the second pass; repeating the batched set
