@@ -228,7 +228,7 @@ def test_train_exports_the_best_validation_pgd_checkpoint_not_the_last(synthetic
     np.testing.assert_allclose(result.model.detector(IMAGES, training=False).numpy(), best,
                                rtol=1e-5, atol=1e-5)
     assert load_guard_asset(result.export_path)["exported_step"] == 4
-    assert any("exporting the best checkpoint, step 4 of 10" in line for line in lines)
+    assert any("restored the best checkpoint, step 4 of 10" in line for line in lines)
 
     logged = json.loads((run_dir / "history.json").read_text())["epochs"]
     assert [e["val_guard_pgd_acc"] for e in logged] == [0.3, 0.6, 0.4, 0.5, 0.2]

@@ -45,7 +45,9 @@ class TrainResult:
     history: list[dict]
     export_path: Path | None
     seconds: float
-    model: keras.Model | None = None  # the trained SecureForensicModel (the exported weights)
+    # The trained SecureForensicModel; with [guard], on the chief, holding the exported weights
+    # (the best checkpoint, its optimizer state included), not the last ones.
+    model: keras.Model | None = None
     # [guard] on: the record of the checkpoint that was exported, None when none reached the
     # clean floor (the last weights were exported); `guard` is run_dir/best/best.json's content
     # plus `exported_step`. Both None when the guard is off.
@@ -362,8 +364,9 @@ def _restore_best(guard, model, checkpoint, steps_done: int, run_dir: Path, chie
         summary["exported_step"] = best["step"]
         if chief:
             restore_checkpoint(model, checkpoint, guard.best_checkpoint, run_dir=run_dir)
-            log(f"Guard: exporting the best checkpoint, step {best['step']} of {steps_done} "
-                f"(clean {best['clean']:.3f}, PGD {best['pgd']:.3f} at eps {guard.eps:g}).")
+            log(f"Guard: restored the best checkpoint, step {best['step']} of {steps_done} "
+                f"(clean {best['clean']:.3f}, PGD {best['pgd']:.3f} at eps {guard.eps:g}): "
+                "it is the one calibrated and exported.")
     if chief:
         jsonio.write_json(guard.best_dir / BEST_JSON, summary, sort_keys=True)
     return summary
