@@ -307,12 +307,18 @@ def test_every_n_epochs_and_always_the_last_on_the_first_validation_patches(
 # -- a real, unscripted run --------------------------------------------------------------------
 
 
-def test_a_real_run_logs_the_guard_and_does_not_change_training(synthetic_dir, tmp_path):
-    """The guard only watches: the last checkpoint is the one an unguarded run writes."""
+@pytest.mark.parametrize("method", ["zhao2018", "fast_fgsm"])
+def test_a_real_run_logs_the_guard_and_does_not_change_training(synthetic_dir, tmp_path,
+                                                                method):
+    """The guard only watches: the last checkpoint is the one an unguarded run writes (for
+    fast FGSM too, whose random start must not be disturbed)."""
     from tfrecap.export import load_guard_asset
     from tfrecap.training import train
 
     config = _config(tmp_path, steps=4, clean_floor=0.0, pgd_steps=3)
+    if method != "zhao2018":
+        config = cfg.override(config, **{"defence.method": method, "defence.penalty_weight": 0.0,
+                                         "defence.fusion_count": 0})
     guarded = train(config, data_dir=synthetic_dir, run_dir=tmp_path / "guarded",
                     export_dir=tmp_path / "export", verbose=0, log=lambda line: None)
     logged = json.loads((tmp_path / "guarded" / "history.json").read_text())["epochs"]
