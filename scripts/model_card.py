@@ -102,6 +102,19 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+def _guard_lines(guard: dict | None) -> list[str]:
+    """The training section's line on the robustness guard's checkpoint choice, if it ran."""
+    if not guard:
+        return []
+    if guard.get("step") is None:
+        return [f"- Checkpoint: the last (step {guard['exported_step']}): "
+                f"{guard.get('warning', 'no guard record reached the clean floor')}."]
+    return [f"- Checkpoint: step {guard['step']}, the best of {len(guard['history'])} guard "
+            f"records on {guard['measured_patches']} validation patches (clean "
+            f"{_pct(guard['clean'])}, PGD-margin at ε = {guard['eps']:g} {_pct(guard['pgd'])}, "
+            f"clean floor {_pct(guard['clean_floor'])})."]
+
+
 def render_card(card: dict) -> str:
     """The markdown model card, every figure taken from ``card`` (the JSON)."""
     m = card["measured"]
@@ -118,6 +131,7 @@ def render_card(card: dict) -> str:
         f"- Reproduce: `{card['training']['command']}`",
         f"- Verdict: {card['verdict']['aggregation']} of the tile probabilities, recaptured "
         f"at or above {card['verdict']['threshold']:.4f} ({card['verdict_source']}).",
+        *_guard_lines(card["training"].get("guard")),
         "",
         f"## Synthetic test split ({card['training']['dataset']}, n = {syn['n']})",
         "",
@@ -201,7 +215,12 @@ def main(argv=None) -> int:
         parser.error("--real-originals and --real-recaptured go together")
 
     from tfrecap.cli.options import DEFAULT_DATA_DIR
-    from tfrecap.export import latest_version_dir, load_config_asset, load_verdict
+    from tfrecap.export import (
+        latest_version_dir,
+        load_config_asset,
+        load_guard_asset,
+        load_verdict,
+    )
     from tfrecap.jsonio import write_json
 
     version_dir = latest_version_dir(args.model)
@@ -225,6 +244,7 @@ def main(argv=None) -> int:
             "model": f"LaplacianCNN widths {widths}, pipeline {config.get('name')}",
             "command": args.train_command,
             "config": config,
+            **({"guard": guard} if (guard := load_guard_asset(version_dir)) else {}),
         },
         "verdict": load_verdict(version_dir).to_dict(),
         "verdict_source": _verdict_source(args.model, config),

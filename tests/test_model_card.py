@@ -48,6 +48,21 @@ def test_card_shows_the_json_figures_and_gaps():
     assert len(card.targets(bare["measured"])) == 1
 
 
+def test_card_names_the_checkpoint_the_guard_chose():
+    card, data = _card()
+    guard = {"step": 750, "exported_step": 750, "clean": 0.9, "pgd": 0.4, "eps": 2.0,
+             "clean_floor": 0.6, "measured_patches": 512, "history": [{}] * 6}
+    data["training"]["guard"] = guard
+    assert ("- Checkpoint: step 750, the best of 6 guard records on 512 validation patches "
+            "(clean 90.0 %, PGD-margin at ε = 2 40.0 %, clean floor 60.0 %).") in (
+        card.render_card(data))
+    data["training"]["guard"] = {**guard, "step": None, "exported_step": 1500,
+                                 "warning": "none passed"}
+    assert "- Checkpoint: the last (step 1500): none passed." in card.render_card(data)
+    del data["training"]["guard"]
+    assert "Checkpoint" not in card.render_card(data)
+
+
 def test_one_real_folder_alone_is_a_usage_error():
     with pytest.raises(SystemExit):
         load_script("model_card").main(["m", "--dataset", "d", "--train-command", "c",

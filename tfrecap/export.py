@@ -29,7 +29,10 @@ not export a float16 signature):
 The exported graph holds inference only (the detector, called with
 ``training=False``); the resolved run config is stored as the asset
 ``assets/tfrecap_config.json`` and the verdict as ``assets/tfrecap_verdict.json``
-(:func:`load_verdict`; an export without it used the default :class:`Verdict`).
+(:func:`load_verdict`; an export without it used the default :class:`Verdict`). A run trained
+with ``[guard]`` also stores the guard's summary as ``assets/tfrecap_guard.json``
+(:func:`load_guard_asset`): which step was exported, its clean and PGD accuracy, and every
+guard record of the run.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from tfrecap.verdict import Verdict, aggregate_tf
 
 CONFIG_ASSET = "tfrecap_config.json"
 VERDICT_ASSET = "tfrecap_verdict.json"
+GUARD_ASSET = "tfrecap_guard.json"
 
 MAX_TILES = DEFAULT_MAX_TILES
 """At most this many S×S tiles judge one image in ``classify_images`` by default
@@ -101,6 +105,7 @@ def export_detector(
     *,
     max_tiles: int = MAX_TILES,
     verdict: Verdict | None = None,
+    guard: dict | None = None,
 ) -> Path:
     """Export ``detector`` (images → logits) to ``export_root/NEXT_VERSION``.
 
@@ -113,6 +118,9 @@ def export_detector(
         verdict: how ``classify_images`` aggregates tiles and where it cuts
             (:func:`tfrecap.verdict.choose_verdict`); None is the default :class:`Verdict`,
             the mean tile probability cut at 0.5.
+        guard: the summary of the run's robustness guard (``run_dir/best/best.json`` and the
+            exported step, :mod:`tfrecap.training.guard`), stored as an asset; None stores
+            none.
 
     Returns:
         The version folder written.
@@ -161,6 +169,9 @@ def export_detector(
         archive._tf_trackable.tfrecap_config = tf.saved_model.Asset(str(config_file))
         verdict_file = write_json(staging / VERDICT_ASSET, verdict.to_dict(), sort_keys=True)
         archive._tf_trackable.tfrecap_verdict = tf.saved_model.Asset(str(verdict_file))
+        if guard is not None:
+            guard_file = write_json(staging / GUARD_ASSET, guard, sort_keys=True)
+            archive._tf_trackable.tfrecap_guard = tf.saved_model.Asset(str(guard_file))
         model_dir = staging / "model"
         archive.write_out(str(model_dir), verbose=False)
         # Another exporter may have taken the number meanwhile; retry the rename.
@@ -377,6 +388,12 @@ def classify_files(classify, paths, *, warn=None) -> list[dict]:
 def load_config_asset(version_dir: str | Path) -> dict:
     """The run config stored in an export (``{}`` if there is none)."""
     path = Path(version_dir) / "assets" / CONFIG_ASSET
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def load_guard_asset(version_dir: str | Path) -> dict:
+    """The robustness guard's summary stored in an export (``{}`` if the run had no guard)."""
+    path = Path(version_dir) / "assets" / GUARD_ASSET
     return json.loads(path.read_text()) if path.exists() else {}
 
 

@@ -2,6 +2,8 @@
 
 * :mod:`.factory`: a PipelineConfig → the compiled model (``tfrecap.models`` reads no config);
 * :mod:`.checkpoint`: the run directory's checkpoint format, and whether a run resumes;
+* :mod:`.guard`: the robustness guard, which keeps (and has exported) the checkpoint with the
+  best validation PGD accuracy above a clean floor;
 * :mod:`.loop`: :func:`train`, the resumable fit → checkpoints → export loop.
 """
 
@@ -25,12 +27,14 @@ from tfrecap.training.factory import (
     resolve_precision,
     secure_model_kwargs,
 )
+from tfrecap.training.guard import RobustnessGuard
 from tfrecap.training.loop import HISTORY_SCHEMA_VERSION, TrainResult, shard_by_data, train
 
 __all__ = [
     "HISTORY_SCHEMA_VERSION",
     "MODEL_VARIABLES",
     "VARIABLE_PATHS",
+    "RobustnessGuard",
     "RunDirError",
     "TrainResult",
     "TrainingError",

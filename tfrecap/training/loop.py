@@ -45,7 +45,14 @@ class TrainResult:
     history: list[dict]
     export_path: Path | None
     seconds: float
-    model: keras.Model | None = None  # the trained SecureForensicModel
+    # The trained SecureForensicModel; with [guard], on the chief, holding the exported weights
+    # (the best checkpoint, its optimizer state included), not the last ones.
+    model: keras.Model | None = None
+    # [guard] on: the record of the checkpoint that was exported, None when none reached the
+    # clean floor (the last weights were exported); `guard` is run_dir/best/best.json's content
+    # plus `exported_step`. Both None when the guard is off.
+    best: dict | None = None
+    guard: dict | None = None
 
 
 class _CheckpointEveryEpoch(keras.callbacks.Callback):
@@ -110,6 +117,12 @@ def train(
       export; the others checkpoint to a temporary directory (saving is collective) that is
       deleted at the end. Resuming reads the chief's checkpoints, so ``run_dir`` must be on
       a file system that every worker sees.
+    * **Guard.** With ``[guard] every > 0``, clean and PGD accuracy are measured on the first
+      ``[guard] patches`` validation patches every ``every`` epochs and at the last one
+      (:mod:`.guard`; logged as ``val_guard_clean_acc`` and ``val_guard_pgd_acc``), and the
+      best checkpoint above the clean floor is kept in ``run_dir/best``. After the last step
+      that checkpoint is restored into the model: it is the one calibrated, exported and
+      returned. If no record reached the floor the last weights are, and the log says so.
     * **Export.** At the end the detector (inference only) is exported to
       ``export_dir/VERSION`` by :func:`tfrecap.export.export_detector`.
 
@@ -200,6 +213,14 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     if t.validation_steps:
         val_steps = min(val_steps, t.validation_steps)
     _check_patch_size(train_ds, config, data_dir)
+    guard_patches = None
+    if config.guard.every > 0:
+        # The validation set's first patches in stored order, read by a set of its own: not
+        # repeated or sharded (the same patches on every worker), and not cached (stopping
+        # early in a cached set would discard the cache, with a warning).
+        guard_patches = _guard_patches(make_dataset(
+            data_dir, config.data.dataset, "validation", t.batch_size, training=False,
+            cache=False), config, log)
     if t.strategy != "default":
         # Under a strategy Keras keeps the validation iterator across epochs and
         # raises StopIteration at the second pass; repeating the batched set
@@ -240,6 +261,18 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         callbacks.append(AdversarialEvaluation(
             val_ds, attacks=mon.attacks, eps=mon.eps, every=mon.every, limit=mon.limit
         ))
+    guard = None
+    if guard_patches is not None:
+        from tfrecap.training.guard import BEST_DIR, RobustnessGuard
+
+        g = config.guard
+        # Before the history callback, like AdversarialEvaluation: it adds to the logs.
+        guard = RobustnessGuard(
+            guard_patches, run_dir / BEST_DIR, checkpoint=checkpoint, every=g.every, eps=g.eps,
+            pgd_steps=g.pgd_steps, clean_floor=g.clean_floor, requested_patches=g.patches,
+            final_step=t.steps, resumed_from=resumed_from, write=chief, strategy=strategy,
+            log=log)
+        callbacks.append(guard)
     callbacks.append(_CheckpointEveryEpoch(manager, history_path, history, write_history=chief))
     if chief:
         callbacks.append(
@@ -260,7 +293,12 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     finally:
         if ckpt_dir != chief_ckpt:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
+        if guard is not None:
+            guard.close()
     steps_done = _step(model)
+    guard_summary = None
+    if guard is not None:
+        guard_summary = _restore_best(guard, model, checkpoint, steps_done, run_dir, chief, log)
 
     export_path = None
     if export_dir is not None and chief:
@@ -274,7 +312,8 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
             verdict = _calibrate(model.detector, config, calibration_params,
                                  int(identity.get("seed", 0)), run_dir, log)
         export_path = export_detector(model.detector, export_dir, config, verdict=verdict,
-                                      **({"max_tiles": int(cap)} if cap else {}))
+                                      **({"max_tiles": int(cap)} if cap else {}),
+                                      **({"guard": guard_summary} if guard_summary else {}))
         log(f"Exported to {export_path}")
     return TrainResult(
         run_dir=run_dir,
@@ -284,7 +323,53 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         export_path=export_path,
         seconds=time.time() - started,
         model=model,
+        best=guard.best if guard is not None else None,
+        guard=guard_summary,
     )
+
+
+def _guard_patches(val_ds: tf.data.Dataset, config: PipelineConfig, log) -> list:
+    """The guard's fixed validation patches; the log gives their classes and warns when a
+    constant predictor would pass the clean floor."""
+    from tfrecap.training.guard import fixed_patches, majority_share
+
+    g = config.guard
+    patches = fixed_patches(val_ds, g.patches)
+    n = sum(int(labels.shape[0]) for _, labels in patches)
+    share = majority_share(patches)
+    log(f"Guard: every {g.every} epoch(s), clean and PGD-margin accuracy (eps {g.eps:g}, "
+        f"{g.pgd_steps} steps) on the first {n} validation patches"
+        + (f" (of {g.patches} asked: the split is smaller)" if n < g.patches else "")
+        + f"; majority class {share:.0%}, clean floor {g.clean_floor:g}.")
+    if not share < g.clean_floor:
+        log(f"WARNING: the guard's clean floor {g.clean_floor:g} does not exclude a constant "
+            f"predictor: {share:.0%} of its validation patches are of one class. Raise "
+            "[guard] clean_floor.")
+    return patches
+
+
+def _restore_best(guard, model, checkpoint, steps_done: int, run_dir: Path, chief: bool,
+                  log) -> dict:
+    """Restore the guard's best checkpoint into ``model`` (on the chief, which exports), and
+    return the guard's summary with the step of the weights that are exported."""
+    from tfrecap.training.guard import BEST_JSON
+
+    summary = guard.summary()
+    best = guard.best
+    if best is None:
+        summary["exported_step"] = steps_done
+        if chief:
+            log(f"WARNING: {summary['warning']} (step {steps_done}).")
+    else:
+        summary["exported_step"] = best["step"]
+        if chief:
+            restore_checkpoint(model, checkpoint, guard.best_checkpoint, run_dir=run_dir)
+            log(f"Guard: restored the best checkpoint, step {best['step']} of {steps_done} "
+                f"(clean {best['clean']:.3f}, PGD {best['pgd']:.3f} at eps {guard.eps:g}): "
+                "it is the one calibrated and exported.")
+    if chief:
+        jsonio.write_json(guard.best_dir / BEST_JSON, summary, sort_keys=True)
+    return summary
 
 
 def _calibration_params(config: PipelineConfig, identity: dict):
