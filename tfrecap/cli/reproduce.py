@@ -48,7 +48,7 @@ def _given(ctx: click.Context, names) -> list[str]:
               "≤ 20 min on 2 cores. paper: yang2016_S/secure_S, 100k steps, all four sizes "
               "(a GPU job; 256 and 512 need imported real photos). zoo: five defences "
               "(demo_baseline, demo, demo_pgd_at, demo_trades, demo_fast_fgsm) on the shipped "
-              "default's data (synthetic_v2_64), 400 steps each, all attacked with auto, PGD "
+              "default's data (synthetic_v2_64), 300 steps each, all attacked with auto, PGD "
               "and FGSM on the same patches; ≤ 60 min on 2 cores with --seeds 1.")
 @click.option("--sizes", callback=POSITIVE_INTEGERS, default=None,
               help="Comma-separated patch sizes [demo: 64; paper: 64,128,256,512]; not zoo "
@@ -63,7 +63,7 @@ def _given(ctx: click.Context, names) -> list[str]:
               "reproduction/PROFILE]. Rerunning resumes training and reuses finished work.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Training steps instead of the pipelines' (demo 1500, paper 100000); "
-              "zoo: of every defence [400].")
+              "zoo: of every defence [300].")
 @click.option("--count", type=click.IntRange(min=10), default=None,
               help="Synthetic patches per class when synthetic data is built [3000; zoo: "
               "6000, the shipped default's data].")

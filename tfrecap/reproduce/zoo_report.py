@@ -437,8 +437,9 @@ def _stages_section(stages: list[Stage], est: dict, seconds: float, n_seeds: int
 # ---------------------------------------------------------------- findings
 
 
-def _points(v: float) -> str:
-    return f"{100 * v:+.1f} points"
+def _gap(values) -> str:
+    """Differences in accuracy as percentage points, e.g. "-2.0 points [-3.1–-0.9]"."""
+    return spread_text(values, lambda v: f"{100 * v:+.1f}") + " points"
 
 
 def _target_verdict(robust: float, clean: float, base_clean: float | None) -> str:
@@ -479,9 +480,9 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
         verdicts = [_target_verdict(rb, c, bc) for rb, c, bc in
                     zip(b[key], b["clean"], base_clean, strict=True)]
         against = (f", against the baseline's {acc(base['clean'])} "
-                   f"({spread_text(gaps, _points)})" if base and best is not baseline else "")
+                   f"({_gap(gaps)})" if base and best is not baseline else "")
         tied = [r.label for r in ranked[1:] if _mean(fig[r.pipeline][key]) == _mean(b[key])]
-        tie = f", tied with {_and(tied)}," if tied else ""
+        tie = f"; tied with {_and(tied)}" if tied else ""
         text = (f"**Best under auto at ε = {TARGET_EPS:g}: {best.label}** (`{best.pipeline}`"
                 f"{tie}) "
                 f"keeps {acc(b[key])} of {n_attack} patches, with clean accuracy "
@@ -514,7 +515,7 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
                 continue
             clean = fig[r.pipeline]["clean"]
             gaps = [c - bc for c, bc in zip(clean, base["clean"], strict=True)]
-            parts.append(f"{r.label} {acc(clean)} ({spread_text(gaps, _points)})")
+            parts.append(f"{r.label} {acc(clean)} ({_gap(gaps)})")
             low = [s for s, c in zip(seeds, clean, strict=True) if c <= COLLAPSE]
             if low:
                 collapsed.append(r.label if len(low) == len(seeds) else
@@ -539,7 +540,7 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
             verdicts = [_auto_verdict(p, a) for p, a in rows]
             if any("overstated" in v for v in verdicts):
                 gap = [p["accuracy"] - a["accuracy"] for p, a in rows]
-                overstated.append(f"{r.label} (by {spread_text(gap, _points).lstrip('+')}; "
+                overstated.append(f"{r.label} (by {_gap(gap).lstrip('+')}; "
                                   f"{agreed(verdicts, seeds)})")
             else:
                 stands.append(r.label)
