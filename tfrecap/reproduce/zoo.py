@@ -182,15 +182,15 @@ def method_label(config: PipelineConfig) -> str:
 
 
 def step_cost(defence: DefenceConfig) -> float:
-    """Seconds of one training step of ``defence`` in plain steps (forward + backward passes
-    over the batch): PGD-AT k + 1, TRADES k + 2 (the clean pass beside the adversarial one),
-    fast FGSM 2 and about 3 more with GradAlign's double backpropagation, Zhao 2018 2.7
-    (``docs/benchmarks.md``: penalty + fusion 2.66× plain)."""
+    """Seconds of one training step of ``defence`` in plain steps: the forward-backward passes
+    it cannot avoid, as ``floor_vs_plain`` of ``scripts/bench/bench_train_step.py`` counts
+    them (PGD-AT k + 1; TRADES k + 2⅓; fast FGSM 2, + 3 with GradAlign), and Zhao 2018's
+    2.7 (penalty + fusion, 2.66× plain in ``docs/benchmarks.md``)."""
     method = defence.resolved_method
     if method == "pgd_at":
         return defence.attack_steps + 1.0
     if method == "trades":
-        return defence.attack_steps + 2.0
+        return defence.attack_steps + 2.0 + 1.0 / 3.0
     if method == "fast_fgsm":
         return 2.0 + (3.0 if defence.grad_align_weight > 0 else 0.0)
     if method == "zhao2018":
