@@ -21,6 +21,27 @@ def test_builtin_pipelines_load_with_paper_settings():
     assert baseline.is_baseline and baseline.data.patch_size == 256
 
 
+
+def test_every_builtin_pipeline_loads_and_the_defences_carry_their_settings():
+    names = cfg.builtin_pipelines()
+    loaded = {name: cfg.load_pipeline(name) for name in names}  # each one validates
+    demo = loaded["demo_baseline"]
+    for method in ("pgd_at", "trades", "fast_fgsm"):
+        c = loaded[f"demo_{method}"]
+        assert c.defence.resolved_method == method and c.defence.attack_eps == 2.0
+        assert (c.data, c.model, c.train) == (demo.data, demo.model, demo.train)
+        assert c.guard == cfg.GuardConfig(every=1)  # the defaults, written out
+        for size in (64, 128, 256, 512):
+            paper, secure = loaded[f"{method}_{size}"], loaded[f"secure_{size}"]
+            assert paper.defence.resolved_method == method and paper.guard.every == 5
+            assert (paper.data, paper.model, paper.train) == (secure.data, secure.model,
+                                                              secure.train)
+    assert loaded["demo_pgd_at"].defence.attack_steps == 5
+    assert loaded["pgd_at_64"].defence.attack_steps == 10
+    assert loaded["trades_256"].defence.trades_beta == 6.0
+    assert loaded["demo_fast_fgsm"].defence.grad_align_weight == 0.1
+
+
 def _write(tmp_path, text):
     path = tmp_path / "p.toml"
     path.write_text(text)

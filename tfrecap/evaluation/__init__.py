@@ -22,7 +22,7 @@ from tfrecap.evaluation.checks import (
     sanity_checks,
     unbounded_spec,
 )
-from tfrecap.evaluation.plots import check_report, plot_results
+from tfrecap.evaluation.plots import check_report, plot_results, plot_tradeoff
 from tfrecap.evaluation.report import SCHEMA_VERSION, AttackResult, AttackSpec, Check, Report
 from tfrecap.evaluation.stats import Accuracy, roc_auc, threshold_at_fpr, wilson_interval
 from tfrecap.evaluation.tables import format_table
@@ -57,6 +57,7 @@ __all__ = [
     "jpeg_roundtrip",
     "logits_fn_of",
     "plot_results",
+    "plot_tradeoff",
     "roc_auc",
     "sanity_checks",
     "threshold_at_fpr",

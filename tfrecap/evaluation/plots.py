@@ -99,3 +99,50 @@ def plot_results(results: Sequence[dict], output, title: str | None = None) -> N
     fig.tight_layout()
     fig.savefig(output, dpi=120)
     plt.close(fig)
+
+
+def plot_tradeoff(points: Sequence[dict], output, *, x_label: str, y_label: str,
+                  title: str | None = None) -> None:
+    """One point per model (the mean over its seeds) with min–max range bars, and the Pareto
+    front: the points that no other point beats on both axes (lower x, higher y).
+
+    Args:
+        points: ``{"label", "x": [per seed], "y": [per seed]}``; a point whose x or y has a
+            missing value (None or NaN) is left out.
+        output: PNG path.
+        x_label, y_label: the axes (x: a cost, lower is better; y: higher is better).
+        title: the figure's title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = []
+    for p in points:
+        xs, ys = [_number(v) for v in p["x"]], [_number(v) for v in p["y"]]
+        if xs and ys and not any(math.isnan(v) for v in xs + ys):
+            shown.append((p["label"], xs, ys))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    means = []
+    for i, (label, xs, ys) in enumerate(shown):
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        means.append((mx, my))
+        ax.errorbar([mx], [my], xerr=[[mx - min(xs)], [max(xs) - mx]],
+                    yerr=[[my - min(ys)], [max(ys) - my]], fmt="o", color=f"C{i}", capsize=3,
+                    label=label)
+    front = sorted((m for m in means
+                    if not any(o != m and o[0] <= m[0] and o[1] >= m[1] for o in means)))
+    if len(front) > 1:
+        ax.plot(*zip(*front, strict=True), ":", color="grey", label="Pareto front")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    if shown:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(output, dpi=120)
+    plt.close(fig)

@@ -122,7 +122,7 @@ def reproduce(
             for role, config in seed_configs.items():
                 with _stage(stages, f"train {config.name} ({ROLES[role]}, {size}×{size}{tag})",
                             log) as stage:
-                    seed_run.exports[role], stage.status = _train_or_reuse(
+                    seed_run.exports[role], stage.status, _ = _train_or_reuse(
                         config, data_dir, where, verbose, log
                     )
             for role, config in seed_configs.items():
@@ -172,16 +172,31 @@ def _stage(stages: list[Stage], name: str, log) -> Iterator[Stage]:
 def _configure(profile, role, size, dataset, steps, widths, batch_size,
                seed_index=0) -> PipelineConfig:
     """The pipeline of ``role`` at ``size`` with the run's overrides applied."""
+    return configure_pipeline(profile.pipeline(role, size), size, dataset=dataset, steps=steps,
+                              widths=widths, batch_size=batch_size, seed_index=seed_index,
+                              sizes=profile.sizes)
+
+
+def configure_pipeline(pipeline: str, size: int, *, dataset=None, steps=None, widths=None,
+                       batch_size=None, seed_index: int = 0,
+                       sizes: Sequence[int] = ()) -> PipelineConfig:
+    """Pipeline ``pipeline`` with a run's overrides: the dataset (``{size}`` replaced), steps,
+    widths, batch size (k scaled to keep k/m) and training seed + ``seed_index``.
+
+    Raises:
+        ReproduceError: the overrides make an invalid pipeline, or one dataset name is given
+            for several ``sizes``.
+    """
     try:
-        config = load_pipeline(profile.pipeline(role, size))
+        config = load_pipeline(pipeline)
         changes = {"train.steps": steps, "model.widths": list(widths) if widths else None}
         if seed_index:
             changes["train.seed"] = config.train.seed + seed_index
         if dataset:
-            if "{size}" not in dataset and len(profile.sizes) > 1:
+            if "{size}" not in dataset and len(sizes) > 1:
                 raise ReproduceError(
                     f"--dataset {dataset} names one dataset but there are several sizes "
-                    f"({', '.join(map(str, profile.sizes))}); write it as e.g. "
+                    f"({', '.join(map(str, sizes))}); write it as e.g. "
                     f"{dataset}_{{size}}, or run one size at a time"
                 )
             changes["data.dataset"] = dataset.format(size=size)
@@ -295,7 +310,8 @@ def finished_export(export_root: Path, config: PipelineConfig) -> Path | None:
     return version_dir if load_config_asset(version_dir) == wanted else None
 
 
-def _train_or_reuse(config, data_dir, output, verbose, log) -> tuple[Path, str]:
+def _train_or_reuse(config, data_dir, output, verbose, log):
+    """``(export version dir, status, TrainResult or None when a finished export is reused)``."""
     import keras
 
     from tfrecap.training import RunDirError, train
@@ -305,7 +321,8 @@ def _train_or_reuse(config, data_dir, output, verbose, log) -> tuple[Path, str]:
     if done is not None:
         log(f"    {config.name}: reusing the finished model {done} "
             f"({config.train.steps} steps); delete it to retrain")
-        return done, _made_at(f"reused export version {done.name}", done / "saved_model.pb")
+        return (done, _made_at(f"reused export version {done.name}", done / "saved_model.pb"),
+                None)
     try:
         result = train(config, data_dir=data_dir, run_dir=output / "runs" / config.name,
                        export_dir=export_root, verbose=verbose,
@@ -321,7 +338,7 @@ def _train_or_reuse(config, data_dir, output, verbose, log) -> tuple[Path, str]:
     keras.backend.clear_session()  # the next model starts from a clean graph
     status = (f"resumed from step {result.resumed_from_step}" if result.resumed_from_step
               else "trained") + f", {result.steps_done} steps"
-    return result.export_path, status
+    return result.export_path, status, result
 
 
 def _evaluate_or_reuse(version_dir, role, config, profile, data_dir, path, log,
@@ -329,12 +346,9 @@ def _evaluate_or_reuse(version_dir, role, config, profile, data_dir, path, log,
     settings = eval_settings(profile)
     wanted = {"model_version": version_dir.name, "dataset": config.data.dataset,
               "train_seed": config.train.seed, "eval_settings": settings}
-    if path.exists():
-        old = json.loads(path.read_text())
-        if all(old.get(k) == v for k, v in wanted.items()):
-            log(f"    reusing {path} (same model version and evaluation settings)")
-            made = old.get("made_at") or file_time_utc(path)
-            return old, f"reused results, made at {readable_time(made)}"
+    reused = reuse_result(path, wanted, log)
+    if reused is not None:
+        return reused
     meta = {
         "model": str(version_dir.parent), "model_version": version_dir.name,
         "label": f"{ROLES[role]} ({config.name})", "role": role, "pipeline": config.name,
@@ -344,11 +358,29 @@ def _evaluate_or_reuse(version_dir, role, config, profile, data_dir, path, log,
     }
     result = evaluate_model(version_dir, config.data.dataset, profile, data_dir, meta,
                             progress=progress)
+    return write_result(path, result, log), "evaluated"
+
+
+def reuse_result(path: Path, wanted: dict, log) -> tuple[dict, str] | None:
+    """``(the stored result, status)`` when ``path`` holds every ``wanted`` key and value,
+    else None (a missing, older or differently made result is made again)."""
+    if not path.exists():
+        return None
+    old = json.loads(path.read_text())
+    if not all(old.get(k) == v for k, v in wanted.items()):
+        return None
+    log(f"    reusing {path} (same model version and evaluation settings)")
+    made = old.get("made_at") or file_time_utc(path)
+    return old, f"reused results, made at {readable_time(made)}"
+
+
+def write_result(path: Path, result: dict, log) -> dict:
+    """Stamp ``result`` with ``made_at``, write it atomically (a killed run never leaves a
+    half-written result to reuse) and return it as read back (NaN as None)."""
     result["made_at"] = now_utc()
-    # Atomic: a killed run never leaves a half-written result to reuse.
     jsonio.write_json(path, result)
     log(f"    wrote {path}")
-    return json.loads(path.read_text()), "evaluated"
+    return json.loads(path.read_text())
 
 
 def evaluate_model(version_dir, dataset, profile: Profile, data_dir, meta: dict, *,

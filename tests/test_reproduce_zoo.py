@@ -1,0 +1,243 @@
+"""tfrecap reproduce --profile zoo: every defence trained, attacked and tabled; reuse on rerun."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import TINY_COUNT, TINY_SEED
+from tfrecap import jsonio
+from tfrecap import reproduce as lib
+from tfrecap.cli.main import cli
+from tfrecap.config import load_pipeline, override
+from tfrecap.reproduce import zoo, zoo_report
+
+# Tiny everything: two defences, 2 steps (epochs of 1) of a 4-8 wide CNN on batches of 8,
+# attacks on 3 patches; the slow test runs all five.
+TINY = dataclasses.replace(
+    lib.ZOO, defences=("demo_baseline", "demo_pgd_at"), count=TINY_COUNT, seed=TINY_SEED,
+    checkpoint_every=1, eps=(1.0, 2.0), auto_limit=3, pgd_steps=2, auto_apgd_steps=2,
+    auto_square_queries=3, unbounded_limit=0, photo_attack_limit=1, photo_pgd_steps=2)
+TRAIN = {"dataset": "synthetic_64", "steps": 2, "widths": (4, 4, 8, 8, 8), "batch_size": 8}
+CLI_ARGS = ["reproduce", "--profile", "zoo", "--count", str(TINY_COUNT), "--seed",
+            str(TINY_SEED), "--dataset", "synthetic_64", "--steps", "2", "--widths", "4,4,8,8,8",
+            "--batch-size", "8", "--eps", "1,2", "--auto-limit", "3", "--pgd-steps", "2",
+            "--apgd-steps", "2", "--square-queries", "3", "--attack-limit", "1", "--quiet"]
+
+
+def _photos(root):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folders = []
+    for name in ("direct", "screens"):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)  # 2 tiles of 64
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+        folders.append(folder)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def zoo_runs(synthetic_dir, tmp_path_factory):
+    """The tiny zoo through the library, then again through the CLI into the same output:
+    (output, library result, its log, the CLI result)."""
+    root = tmp_path_factory.mktemp("zoo")
+    out = root / "out"
+    originals, recaptured = _photos(root / "photos")
+    lines = []
+    result = lib.reproduce_zoo(TINY, data_dir=synthetic_dir, output=out, originals=originals,
+                               recaptured=recaptured, verbose=0, log=lines.append, **TRAIN)
+    with pytest.MonkeyPatch.context() as patch:
+        # What the CLI does not expose: the defences, epochs, eps = 255 check, photo PGD steps.
+        patch.setattr(lib, "ZOO", dataclasses.replace(
+            lib.ZOO, **{k: getattr(TINY, k) for k in (
+                "defences", "checkpoint_every", "unbounded_limit", "photo_pgd_steps")}))
+        again = CliRunner().invoke(cli, [*CLI_ARGS, "--data-dir", str(synthetic_dir),
+                                         "--output", str(out), "--originals", str(originals),
+                                         "--recaptured", str(recaptured)])
+    return out, result, "\n".join(lines), again
+
+
+def test_zoo_writes_the_table_the_json_and_the_plots(zoo_runs):
+    out, result, log, _ = zoo_runs
+    assert log.startswith("Estimated ")
+    for number, name in enumerate(TINY.defences, 1):
+        assert f"==> train {name} (" in log and f"[{number}/2]" in log
+        assert f"==> evaluate {name} (" in log and f"==> photos {name} (" in log
+    report = result.report_path.read_text()
+    for heading in ("## The defences side by side", "## auto, PGD and FGSM on the same patches",
+                    "## Training cost", "## Real photos (whole images)", "## Plots",
+                    "## Sanity checks", "## Findings", "## Wall time"):
+        assert heading in report, heading
+    assert "![" in report and "pareto.png" in report and "robustness.png" in report
+    for name in ("pareto.png", "robustness.png"):
+        assert (out / name).stat().st_size > 1000
+
+    record = jsonio.loads_strict(result.json_path.read_text())
+    assert record["schema_version"] == 1 and record["seeds"] == [0]
+    assert [d["pipeline"] for d in record["defences"]] == list(TINY.defences)
+    assert [d["method"] for d in record["defences"]] == ["baseline", "pgd_at"]
+    for defence in record["defences"]:
+        line = next(x for x in report.splitlines() if f"(`{defence['pipeline']}`) |" in x)
+        cells = defence["cells"]
+        assert f"| {cells['clean']['mean']:.1%} |" in line  # one seed: the value itself
+        for key in ("auto_eps1", "auto_eps2", "pgd_eps2", "fgsm_eps2", "photos_robust",
+                    "photos_clean_balanced"):
+            assert cells[key]["per_seed"][0] is not None, key
+        training = defence["seeds"][0]["training"]
+        assert training["seconds"] > 0 and training["seconds_per_step"] > 0
+        assert training["source"] == "history"  # epochs of one step: one interval
+        result_json = jsonio.loads_strict((out / defence["seeds"][0]["result"]).read_text())
+        attacks = {a["attack"]: a for a in result_json["attacks"]}
+        assert set(attacks) == {"fgsm", "pgd", "auto"}  # unbounded_limit 0: no eps = 255
+        assert [r["eps"] for r in attacks["auto"]["results"]] == [1.0, 2.0]
+        assert all(r["n"] == 3 for r in attacks["auto"]["results"])
+        assert result_json["n"] == 20  # clean on the whole test split
+        photos = jsonio.loads_strict((out / defence["seeds"][0]["photos"]).read_text())
+        assert photos["attacked"]["n"] == 2  # one photo per class
+    baseline = record["defences"][0]
+    assert baseline["baseline"] and baseline["cells"]["cost_vs_plain"]["mean"] == 1.0
+
+
+def test_findings_come_from_the_numbers(zoo_runs):
+    _, result, _, _ = zoo_runs
+    record = jsonio.loads_strict(result.json_path.read_text())
+    best = max(record["defences"], key=lambda d: d["cells"]["auto_eps2"]["mean"])
+    first = record["findings"][0]
+    assert first.startswith(f"**Best under auto at ε = 2: {best['label']}**")
+    robust, clean = best["cells"]["auto_eps2"]["mean"], best["cells"]["clean"]["mean"]
+    base = record["defences"][0]["cells"]["clean"]["mean"]
+    meets = robust >= 0.8 and clean >= base - 0.03
+    assert ("meets issue 15's target" in first) == meets
+    assert "aim of 90% at ε = 2" in first and "ε = 4" not in first  # 4 was not attacked
+    text = " ".join(record["findings"])
+    assert "**Model-free edits.** Not run" in text and "**Real photos.** Most robust" in text
+    assert "With n = 3 attacked patches" in text
+
+
+def test_rerun_through_the_cli_reuses_every_model_and_result(zoo_runs):
+    out, _, _, again = zoo_runs
+    assert again.exit_code == 0, again.output
+    assert "already built" in again.output
+    assert again.output.count("reusing the finished model") == 2
+    assert again.output.count("same model version and evaluation settings") == 4
+    for name in TINY.defences:
+        assert sorted(p.name for p in (out / "saved_models" / name).iterdir()) == ["1"]
+        assert str(out / "saved_models" / name) in again.output.split("Models (")[1]
+    report = (out / "report.md").read_text()
+    assert "reused export version 1, made at " in report
+    assert "--profile zoo" in report and "--widths 4,4,8,8,8" in report  # the command
+    record = jsonio.loads_strict((out / "zoo.json").read_text())
+    assert all(d["seeds"][0]["training"]["seconds"] > 0 for d in record["defences"])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "zoo", "--limit", "5"], "--limit do not apply to --profile zoo"),
+    (["--profile", "zoo", "--sizes", "128"], "--sizes do not apply to --profile zoo"),
+    (["--originals", "x"], "--originals only apply to --profile zoo"),
+])
+def test_options_of_another_profile_are_refused(tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["reproduce", *args, "--output", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output
+
+
+@pytest.mark.slow
+def test_all_five_defences_with_two_seeds_report_mean_min_max(synthetic_dir, tmp_path):
+    out = tmp_path / "out"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lib, "ZOO", dataclasses.replace(lib.ZOO, unbounded_limit=2))
+        result = CliRunner().invoke(cli, [*CLI_ARGS, "--seeds", "2", "--data-dir",
+                                          str(synthetic_dir), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    record = jsonio.loads_strict((out / "zoo.json").read_text())
+    assert [d["pipeline"] for d in record["defences"]] == list(zoo.DEFENCES)
+    assert [d["method"] for d in record["defences"]] == [
+        "baseline", "zhao2018", "pgd_at", "trades", "fast_fgsm"]
+    assert record["seeds"] == [0, 1]
+    report = (out / "report.md").read_text()
+    assert "mean over the 2 training seeds [min–max]" in report
+    assert "**Real photos.** Not measured" in report
+    for defence in record["defences"]:
+        clean = defence["cells"]["clean"]
+        assert len(clean["per_seed"]) == 2
+        cell = f"{clean['mean']:.1%} [{clean['min']:.1%}–{clean['max']:.1%}]"
+        line = next(x for x in report.splitlines() if f"(`{defence['pipeline']}`) |" in x)
+        assert f"| {cell} |" in line
+        assert (out / "seed_1" / "saved_models" / defence["pipeline"] / "1").is_dir()
+
+
+def test_one_photo_folder_without_the_other_fails_before_training(synthetic_dir, tmp_path):
+    with pytest.raises(lib.ReproduceError, match="--originals and --recaptured go together"):
+        lib.reproduce_zoo(TINY, data_dir=synthetic_dir, output=tmp_path / "out",
+                          originals=tmp_path, log=lambda line: None, **TRAIN)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_default_zoo_is_estimated_within_an_hour_on_two_cores():
+    configs = [zoo._configure(name, lib.ZOO, lib.ZOO.dataset, None, None, None, 0)
+               for name in lib.ZOO.defences]
+    assert {(c.train.steps, c.train.checkpoint_every) for c in configs} == {(300, 100)}
+    est = zoo.estimate(lib.ZOO, configs, n_test=6000, build_data=True)
+    assert est["total"] <= 3600, est
+    # PGD-AT with 5 steps costs about 6 plain steps; an already built dataset costs nothing.
+    assert est["train"]["demo_pgd_at"] > 4 * est["train"]["demo_baseline"]
+    assert zoo.estimate(lib.ZOO, configs, n_test=6000, build_data=False)["data"] == 0
+
+
+def test_step_time_comes_from_the_history_else_from_the_sessions(tmp_path):
+    import types
+
+    config = override(load_pipeline("demo_baseline"), **{"train.steps": 300})
+    history = tmp_path / "runs" / "demo_baseline" / "history.json"
+    history.parent.mkdir(parents=True)
+    epochs = [{"step": 100, "time": 1000.0}, {"step": 200, "time": 1030.0},
+              {"step": 300, "time": 1090.0}]  # a resume before the last: the median holds
+    jsonio.write_json(history, {"schema_version": 1, "epochs": epochs[:1]})
+    trained = types.SimpleNamespace(seconds=120.0, resumed_from_step=0, steps_done=300)
+    export = tmp_path / "saved_models" / "demo_baseline" / "1"
+    cost = zoo.training_cost(tmp_path, config, export, trained)
+    assert cost == {"seconds": 120.0, "steps": 300, "seconds_per_step": 0.4,
+                    "source": "sessions"}
+    jsonio.write_json(history, {"schema_version": 1, "epochs": epochs + [
+        {"step": 400, "time": 1100.0}]})
+    resumed = types.SimpleNamespace(seconds=30.0, resumed_from_step=300, steps_done=400)
+    cost = zoo.training_cost(tmp_path, config, export, resumed)
+    assert cost["seconds"] == 150.0 and cost["source"] == "history"
+    assert cost["seconds_per_step"] == pytest.approx(0.3)  # median of 0.3, 0.6, 0.1
+    # Reused later (nothing trained): the recorded sessions still count.
+    assert zoo.training_cost(tmp_path, config, export, None)["seconds"] == 150.0
+
+
+def _item(seed, clean, auto2, pgd2, per_step):
+    def rows(acc):
+        return [{"eps": 2.0, "accuracy": acc, "ci": [acc - 0.02, acc + 0.02], "n": 1000,
+                 "zero_grad_fraction": 0.0, "by_class": {}}]
+
+    result = {"n": 6000, "clean": {"accuracy": clean, "ci": [clean - 0.01, clean + 0.01]},
+              "attacks": [{"attack": name, "results": rows(acc)}
+                          for name, acc in (("auto", auto2), ("pgd", pgd2), ("fgsm", pgd2))],
+              "checks": [{"name": "c", "passed": True, "detail": "ok"}], "notes": []}
+    return zoo.DefenceSeed(seed=seed, config=None, output=None, result=result,
+                           training={"seconds": 100 * per_step, "steps": 100,
+                                     "seconds_per_step": per_step, "source": "history"})
+
+
+@pytest.mark.parametrize("clean, gap, expected", [
+    (0.95, "-2.0 points", "meets issue 15's target"),
+    (0.90, "-7.0 points", "misses issue 15's target, as its clean accuracy is too far below"),
+])
+def test_target_verdict_follows_the_clean_gap(clean, gap, expected):
+    runs = [zoo.DefenceRun("b", "baseline", "Yang", [_item(0, 0.97, 0.0, 0.0, 0.1)]),
+            zoo.DefenceRun("p", "pgd_at", "PGD-AT", [_item(0, clean, 0.85, 0.86, 0.6)]),
+            zoo.DefenceRun("t", "trades", "TRADES", [_item(0, 0.55, 0.5, 0.5, 0.7)])]
+    profile = dataclasses.replace(lib.ZOO, eps=(2.0,))
+    text = zoo_report.findings(runs, profile, photos=False)
+    assert text[0].startswith("**Best under auto at ε = 2: PGD-AT**")
+    assert expected in text[0] and f"({gap})" in text[0]
+    assert "reaches the aim" not in text[0]  # 85% < 90%
+    assert "(a coin toss is 50%) for TRADES." in " ".join(text)
+    assert "PGD-AT 6.0×" in " ".join(text)  # cost per step against the baseline's
