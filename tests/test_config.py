@@ -143,3 +143,19 @@ def test_a_folder_named_like_a_builtin_does_not_hide_it(tmp_path, monkeypatch):
     assert cfg.load_pipeline("demo").name == "demo"
     with pytest.raises(cfg.ConfigError, match="does not exist"):
         cfg.load_pipeline("./missing.toml")
+
+
+@pytest.mark.parametrize("method,key,value", [
+    ("pgd_at", "trades_beta", 3.0), ("trades", "clean_fraction", 0.5),
+    ("fast_fgsm", "attack_steps", 3), ("zhao2018", "attack_eps", 4.0),
+    ("baseline", "grad_align_weight", 0.1), ("trades", "random_start", False),
+])
+def test_a_defence_setting_the_method_does_not_read_is_an_error(method, key, value):
+    extra = {"penalty_weight": 1.0} if method == "zhao2018" else {}
+    with pytest.raises(cfg.ConfigError, match=f"method {method} does not use {key}"):
+        cfg.pipeline_from_dict({"defence": {"method": method, key: value, **extra}})
+
+
+def test_guard_eps_must_be_positive():
+    with pytest.raises(cfg.ConfigError, match="eps > 0"):
+        cfg.pipeline_from_dict({"guard": {"every": 1, "eps": 0.0}})

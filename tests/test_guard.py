@@ -403,3 +403,17 @@ def test_two_workers_agree_on_the_best_and_only_the_chief_writes_it(synthetic_di
     assert saved["step"] in (2, 4)
     assert sorted(p.name for p in (run_dir / "best").iterdir()) == [
         BEST_JSON, f"ckpt-{saved['step']}.data-00000-of-00001", f"ckpt-{saved['step']}.index"]
+
+
+def test_imbalanced_patches_raise_the_floor_above_a_constant_predictor():
+    """With 70 % of one class a constant predictor (clean = PGD = 0.7) would pass the 0.6 floor
+    and beat any honest checkpoint; the effective floor sits above its accuracy."""
+    floor = guard_lib.effective_clean_floor(0.6, 0.7)
+    assert floor == pytest.approx(0.75)
+    constant = {"step": 1, "clean": 0.7, "pgd": 0.7}
+    honest = {"step": 2, "clean": 0.85, "pgd": 0.55}
+    assert better(constant, None, 0.6)  # what the configured floor alone would allow
+    assert not better(constant, None, floor) and better(honest, None, floor)
+    assert guard_lib.effective_clean_floor(0.6, 0.5) == 0.6  # balanced: unchanged
+    patches = [(np.zeros((4, 2, 2, 3), "uint8"), tf.constant([1, 1, 1, 0]))]
+    assert guard_lib.majority_share(patches) == pytest.approx(0.75)

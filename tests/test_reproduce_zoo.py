@@ -183,8 +183,10 @@ def test_the_default_zoo_is_estimated_within_an_hour_on_two_cores():
     assert {(c.train.steps, c.train.checkpoint_every) for c in configs} == {(300, 100)}
     est = zoo.estimate(lib.ZOO, configs, n_test=6000, build_data=True)
     assert est["total"] <= 3600, est
-    # PGD-AT with 5 steps costs about 6 plain steps; an already built dataset costs nothing.
-    assert est["train"]["demo_pgd_at"] > 4 * est["train"]["demo_baseline"]
+    # Every defence pays the same guard; beyond it PGD-AT with 5 steps costs about 6 plain
+    # steps. An already built dataset costs nothing.
+    assert {c.guard.every for c in configs} == {1}
+    assert est["train"]["demo_pgd_at"] > 2.5 * est["train"]["demo_baseline"]
     assert zoo.estimate(lib.ZOO, configs, n_test=6000, build_data=False)["data"] == 0
 
 
@@ -241,3 +243,13 @@ def test_target_verdict_follows_the_clean_gap(clean, gap, expected):
     assert "reaches the aim" not in text[0]  # 85% < 90%
     assert "(a coin toss is 50%) for TRADES." in " ".join(text)
     assert "PGD-AT 6.0×" in " ".join(text)  # cost per step against the baseline's
+
+
+def test_step_time_leaves_out_the_guard_passes(tmp_path):
+    """Every defence trains with the guard; its passes are not training steps."""
+    history = tmp_path / "history.json"
+    jsonio.write_json(history, {"schema_version": 1, "epochs": [
+        {"step": 100, "time": 1000.0}, {"step": 200, "time": 1030.0},
+        {"step": 300, "time": 1090.0}]})
+    assert zoo.history_seconds_per_step(history) == pytest.approx(0.45)
+    assert zoo.history_seconds_per_step(history, {200: 10.0, 300: 30.0}) == pytest.approx(0.25)

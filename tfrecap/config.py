@@ -85,7 +85,11 @@ class DefenceConfig:
     * ``attack_steps``: its iterations k (pgd_at, trades; pgd_at with 0 is the plain step);
     * ``attack_step_size``: pixel levels per step; 0 picks the method's default
       (pgd_at 2.5 eps / k, trades eps / 4, fast_fgsm 1.25 eps);
-    * ``clean_fraction``: pgd_at and fast_fgsm, the share of each batch left clean;
+    * ``random_start``: pgd_at, start the inner attack at a uniform point of the eps-ball
+      (Madry et al.); false starts at x, so that pgd_at with 0 steps is the plain step
+      (fast_fgsm always starts at random: that is the method);
+    * ``clean_fraction``: pgd_at and fast_fgsm, the share of each batch left clean (its last
+      images; per replica under a strategy, like the fusion's k);
     * ``trades_beta``: TRADES' beta, the weight of KL(clean || adversarial);
     * ``grad_align_weight``: fast_fgsm's GradAlign term (Andriushchenko & Flammarion 2020).
     """
@@ -100,6 +104,7 @@ class DefenceConfig:
     attack_eps: float = 2.0
     attack_steps: int = 5
     attack_step_size: float = 0.0
+    random_start: bool = True
     clean_fraction: float = 0.0
     trades_beta: float = 6.0
     grad_align_weight: float = 0.0
@@ -348,12 +353,26 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
              f"got {s.attack_step_size}")
     if not 0 <= s.clean_fraction < 1:
         fail(f"[defence] clean_fraction must be in [0, 1), got {s.clean_fraction}")
+    # A setting that the chosen method does not read is an error, not silently ignored.
+    default = DefenceConfig()
+    reads = {
+        "pgd_at": {"attack_eps", "attack_steps", "attack_step_size", "random_start",
+                   "clean_fraction"},
+        "trades": {"attack_eps", "attack_steps", "attack_step_size", "trades_beta"},
+        "fast_fgsm": {"attack_eps", "attack_step_size", "clean_fraction", "grad_align_weight"},
+    }.get(method, set())
+    ignored = [key for key in ("attack_eps", "attack_steps", "attack_step_size", "random_start",
+                               "clean_fraction", "trades_beta", "grad_align_weight")
+               if key not in reads and getattr(s, key) != getattr(default, key)]
+    if ignored:
+        fail(f"[defence] method {method} does not use {', '.join(ignored)}; remove "
+             f"{'it' if len(ignored) == 1 else 'them'} or choose a method that does")
     if s.trades_beta < 0 or s.grad_align_weight < 0:
         fail(f"[defence] trades_beta and grad_align_weight must be >= 0, got "
              f"{s.trades_beta} and {s.grad_align_weight}")
     g = config.guard
-    if g.every < 0 or g.patches < 1 or g.pgd_steps < 1 or g.eps < 0:
-        fail(f"[guard] needs every >= 0, patches >= 1, pgd_steps >= 1 and eps >= 0, got "
+    if g.every < 0 or g.patches < 1 or g.pgd_steps < 1 or not g.eps > 0:
+        fail(f"[guard] needs every >= 0, patches >= 1, pgd_steps >= 1 and eps > 0, got "
              f"{g.every}, {g.patches}, {g.pgd_steps} and {g.eps}")
     if not 0 <= g.clean_floor <= 1:
         fail(f"[guard] clean_floor must be in [0, 1], got {g.clean_floor}")

@@ -185,6 +185,7 @@ def _one_step(detector, x, y, lr=0.5, **kwargs):
 
 
 def test_pgd_at_with_no_step_and_no_random_start_is_the_plain_step():
+    """Also from a pipeline: [defence] random_start = false reaches the model (factory test)."""
     detector = tiny_detector(16, batchnorm=True)
     reference = copy_of(detector)
     x, y = batch(8, 16)
@@ -277,18 +278,29 @@ def test_mixed_float16_adversarial_step_matches_float32(method):
 
 
 def test_inner_attack_leaves_batchnorm_statistics_to_the_training_pass():
-    """One training pass per step: the moving statistics equal a plain step's on the training
-    images (pgd_at with the inner attack in inference mode)."""
+    """PGD-AT's inner attack (2 steps from a random start) runs in inference mode: the moving
+    statistics after the step are a plain step's on the adversarial images, updated once."""
     detector = tiny_detector(16, batchnorm=True, bn_momentum=0.5)
+    reference = copy_of(detector)
     x, y = batch(8, 16)
+    eps, steps = 4.0, 2
+    start = eps * example_noise(3, tf.constant(0, tf.int64), 0, tf.range(8), x.shape[1:])
+    # The same inner attack, on the weights and statistics before the step.
+    x_adv = pgd_examples(lambda images: reference(images, training=False), x, y, eps,
+                         steps=steps, step_size=default_step_size("pgd_at", eps, steps),
+                         start=start)
     before = [np.array(v) for v in detector.non_trainable_variables]
-    _one_step(detector, x, y, lr=0.0, method="pgd_at", attack_steps=0, random_start=False)
-    reference = tiny_detector(16, batchnorm=True, bn_momentum=0.5)
-    _one_step(reference, x, y, lr=0.0, method="baseline")
+    _one_step(detector, x, y, lr=0.0, method="pgd_at", attack_eps=eps, attack_steps=steps)
+    _one_step(reference, x_adv.numpy(), y, lr=0.0, method="baseline")
     for got, want, old in zip(detector.non_trainable_variables,
                               reference.non_trainable_variables, before, strict=True):
-        np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(np.array(got), np.array(want), rtol=1e-5, atol=1e-6)
         assert not np.allclose(np.array(got), old)
+    # Not vacuous: statistics of the clean batch differ from those of the adversarial one.
+    clean = copy_of(tiny_detector(16, batchnorm=True, bn_momentum=0.5))
+    _one_step(clean, x, y, lr=0.0, method="baseline")
+    assert any(not np.allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-6) for a, b in
+               zip(clean.non_trainable_variables, reference.non_trainable_variables, strict=True))
 
 
 def test_bad_method_settings_are_rejected():

@@ -142,9 +142,8 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
                 "attacks the first --auto-limit test patches at every --eps", ctx)
         _reproduce_zoo(ctx, lib, dict(
             count=count, seed=seed, seeds=seeds, eps=eps, pgd_steps=pgd_steps,
-            auto_limit=(auto_limit or None) if auto_limit is not None else lib.ZOO.auto_limit,
             auto_apgd_steps=apgd_steps, auto_square_queries=square_queries,
-            photo_attack_limit=attack_limit),
+            photo_attack_limit=attack_limit), _limits(auto_limit=auto_limit),
             data_dir=data_dir, dataset=dataset, output=output, steps=steps, widths=widths,
             batch_size=batch_size, workers=workers, originals=originals,
             recaptured=recaptured, quiet=quiet)
@@ -161,11 +160,9 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
     changes = {"sizes": sizes, "count": count, "seed": seed, "seeds": seeds, "eps": eps,
                "limit": limit,
                "pgd_eps": pgd_eps, "pgd_steps": pgd_steps,
-               "pgd_limit": (pgd_limit or None) if pgd_limit is not None else chosen.pgd_limit,
-               "auto_limit": (auto_limit or None) if auto_limit is not None
-               else chosen.auto_limit,
                "auto_apgd_steps": apgd_steps, "auto_square_queries": square_queries}
-    chosen = dataclasses.replace(chosen, **{k: v for k, v in changes.items() if v is not None})
+    chosen = dataclasses.replace(chosen, **{k: v for k, v in changes.items() if v is not None},
+                                 **_limits(pgd_limit=pgd_limit, auto_limit=auto_limit))
     tfds.disable_progress_bar()  # our own bars show generation
     try:
         result = lib.reproduce(
@@ -181,8 +178,14 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
         click.echo(line)
 
 
-def _reproduce_zoo(ctx, lib, changes: dict, *, data_dir, dataset, output, steps, widths,
-                   batch_size, workers, originals, recaptured, quiet) -> None:
+def _limits(**given) -> dict:
+    """The patch-count options that were given, with 0 meaning "all" (None): applied after
+    the other changes, whose None means "not given"."""
+    return {key: value or None for key, value in given.items() if value is not None}
+
+
+def _reproduce_zoo(ctx, lib, changes: dict, limits: dict, *, data_dir, dataset, output, steps,
+                   widths, batch_size, workers, originals, recaptured, quiet) -> None:
     """``--profile zoo``: the library call, then where the report and the models are."""
     import tensorflow_datasets as tfds
 
@@ -190,7 +193,7 @@ def _reproduce_zoo(ctx, lib, changes: dict, *, data_dir, dataset, output, steps,
     from tfrecap.data.catalog import DatasetNotFoundError
 
     chosen = dataclasses.replace(lib.ZOO, **{k: v for k, v in changes.items()
-                                             if v is not None})
+                                             if v is not None}, **limits)
     tfds.disable_progress_bar()
     try:
         result = lib.reproduce_zoo(

@@ -224,7 +224,11 @@ def grad_align_cosine(logits_fn, images, noisy, labels, *, scale_loss=None):
     plain form's gradient rounds onto the wrong direction, and the cosine with it.
 
     Args:
-        logits_fn: the model in training mode (the outer tape differentiates through it).
+        logits_fn: the model; the outer tape differentiates through it. The train step
+            passes it in inference mode (the deployed model, and BatchNorm's statistics
+            updated once per step), where Andriushchenko & Flammarion use training mode; and
+            both gradients carry second-order terms here, where their reference detaches
+            the one at x (about half the cost).
         images: float32 `[N, H, W, C]`.
         noisy: float32 `[N, H, W, C]`, ``x + η`` with ``η ~ U[-ε, ε]``, clipped to [0, 255].
         labels: int `[N]`.

@@ -394,7 +394,9 @@ class SecureForensicModel(keras.Model):
         statistics update once per step:
 
         * pgd_at / fast_fgsm: the first images of the batch become adversarial, the last
-          ``floor(clean_fraction * n)`` stay clean; loss: the mean cross-entropy. GradAlign's
+          ``floor(clean_fraction * n)`` stay clean (n: this replica's images, so under a
+          strategy each replica keeps its own last ones clean, as it fuses its own first k
+          in zhao2018); loss: the mean cross-entropy. GradAlign's
           two input gradients (fast_fgsm) are taken in inference mode, so that they measure
           the deployed model and do not update the statistics a second time.
         * trades: one pass over ``concat([x, x_adv])``; loss: ``CE(x) + beta KL(p(x) || p(x'))``.
@@ -423,7 +425,8 @@ class SecureForensicModel(keras.Model):
             count = local_batch - clean
             head = x[:count]
             start = None
-            if self.random_start:
+            # Fast FGSM's random start is the method (Wong et al.); PGD-AT's can be turned off.
+            if self.random_start or self.method == "fast_fgsm":
                 start = eps * example_noise(self._noise_seed, step, START_STREAM, index[:count],
                                             image_shape)
             steps = 1 if self.method == "fast_fgsm" else self.attack_steps

@@ -86,6 +86,9 @@ class ZooProfile:
             of the pipelines' 250 (None: theirs): 100 gives a 300-step run three epochs, so
             its history yields two steady-state step times and its guard three checkpoints
             to choose from.
+        guard_every: ``[guard] every`` of every defence, the baseline and the paper's too, so
+            that every export is its run's best checkpoint by the same rule (0: no guard,
+            every export is its last checkpoint).
         eps: budgets of every attack (pixel levels).
         auto_limit: auto, PGD and FGSM on the first this-many test patches (None: all).
         pgd_steps: PGD-margin iterations (no random start).
@@ -107,6 +110,7 @@ class ZooProfile:
     seeds: int = 1
     steps: int = 300
     checkpoint_every: int | None = 100
+    guard_every: int = 1
     eps: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0, 5.0)
     auto_limit: int | None = 256
     pgd_steps: int = 10
@@ -361,7 +365,8 @@ def _configure(name, profile: ZooProfile, dataset, steps, widths, batch_size, se
                                 steps=steps or profile.steps, widths=widths,
                                 batch_size=batch_size, seed_index=seed_index)
     try:
-        return override(config, **{"train.checkpoint_every": profile.checkpoint_every})
+        return override(config, **{"train.checkpoint_every": profile.checkpoint_every,
+                                   "guard.every": profile.guard_every})
     except ConfigError as err:
         raise ReproduceError(str(err)) from None
 
@@ -428,8 +433,9 @@ def training_cost(output: Path, config: PipelineConfig, export: Path, trained) -
                                  "sessions": sessions})
     trained_steps = sum(s["to_step"] - s["from_step"] for s in sessions)
     seconds = sum(s["seconds"] for s in sessions) if sessions else None
-    per_step, source = history_seconds_per_step(output / "runs" / config.name
-                                                / "history.json"), "history"
+    run_dir = output / "runs" / config.name
+    per_step, source = history_seconds_per_step(run_dir / "history.json",
+                                                guard_seconds(run_dir)), "history"
     if per_step is None and trained_steps:
         per_step, source = seconds / trained_steps, "sessions"
     if seconds is None and per_step is not None:
@@ -443,13 +449,26 @@ def _config_key(config: PipelineConfig) -> str:
     return hashlib.sha256(config.to_json().encode()).hexdigest()[:16]
 
 
-def history_seconds_per_step(path: Path) -> float | None:
-    """The median seconds per step between consecutive epochs of a ``history.json`` (an
-    epoch's validation, guard and checkpoint included); None with fewer than two epochs."""
+def guard_seconds(run_dir: Path) -> dict[int, float]:
+    """``{step: seconds}`` of the guard's passes in ``run_dir`` (``best/best.json``), empty
+    without a guard."""
+    from tfrecap.training.guard import BEST_DIR, read_best_json
+
+    saved = read_best_json(Path(run_dir) / BEST_DIR) or {}
+    return {int(r["step"]): float(r["seconds"]) for r in saved.get("history", [])
+            if "seconds" in r and "step" in r}
+
+
+def history_seconds_per_step(path: Path, guard: dict[int, float] | None = None) -> float | None:
+    """The median seconds per training step between consecutive epochs of a ``history.json``,
+    less the guard's pass at the end of the epoch (``guard``: :func:`guard_seconds`), so that
+    defences with and without a guard compare step for step; the validation pass and the
+    checkpoint stay in. None with fewer than two epochs."""
     if not path.exists():
         return None
+    guard = guard or {}
     epochs = jsonio.loads_strict(path.read_text()).get("epochs", [])
-    rates = [(b["time"] - a["time"]) / (b["step"] - a["step"])
+    rates = [(b["time"] - a["time"] - guard.get(int(b["step"]), 0.0)) / (b["step"] - a["step"])
              for a, b in itertools.pairwise(epochs)
              if b["step"] > a["step"] and "time" in a and "time" in b]
     return statistics.median(rates) if rates else None

@@ -471,7 +471,13 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
                    f"which this run did not attack (ε = {', '.join(f'{e:g}' for e in eps)}).")
     else:
         key = f"auto_eps{TARGET_EPS:g}"
-        ranked = sorted(runs, key=lambda r: _mean(fig[r.pipeline][key]) or -1.0, reverse=True)
+        def rank(run):
+            # A collapsed model (clean at or below COLLAPSE) is never headlined as the best,
+            # whatever its robust accuracy; a missing figure ranks last (a 0.0 mean is not one).
+            clean, robust = _mean(fig[run.pipeline]["clean"]), _mean(fig[run.pipeline][key])
+            return (clean is not None and clean > COLLAPSE, -1.0 if robust is None else robust)
+
+        ranked = sorted(runs, key=rank, reverse=True)
         best = ranked[0]
         b = fig[best.pipeline]
         base_clean = base["clean"] if base else [None] * len(seeds)

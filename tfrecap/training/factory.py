@@ -90,6 +90,7 @@ def secure_model_kwargs(config: PipelineConfig, precision: str = "float32") -> d
         attack_eps=s.attack_eps,
         attack_steps=s.attack_steps,
         attack_step_size=s.attack_step_size,
+        random_start=s.random_start,
         clean_fraction=s.clean_fraction,
         trades_beta=s.trades_beta,
         grad_align_weight=s.grad_align_weight,

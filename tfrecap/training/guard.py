@@ -334,6 +334,17 @@ def _delete_other_checkpoints(folder: Path, keep: str) -> None:
             path.unlink(missing_ok=True)
 
 
+# How far above a constant predictor's accuracy (the majority share) the effective clean floor
+# sits, so that a constant predictor, whose PGD accuracy equals its clean accuracy, never wins.
+CONSTANT_PREDICTOR_MARGIN = 0.05
+
+
+def effective_clean_floor(clean_floor: float, share: float) -> float:
+    """``[guard] clean_floor``, raised to ``share + CONSTANT_PREDICTOR_MARGIN`` when the patches
+    are so imbalanced that a constant predictor (accuracy ``share``) would pass it."""
+    return max(float(clean_floor), min(1.0, float(share) + CONSTANT_PREDICTOR_MARGIN))
+
+
 def majority_share(patches) -> float:
     """The share of the most frequent label among ``patches``: a constant predictor's accuracy."""
     labels = np.concatenate([np.asarray(labels) for _, labels in patches]) if patches else []

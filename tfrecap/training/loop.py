@@ -218,7 +218,7 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         # The validation set's first patches in stored order, read by a set of its own: not
         # repeated or sharded (the same patches on every worker), and not cached (stopping
         # early in a cached set would discard the cache, with a warning).
-        guard_patches = _guard_patches(make_dataset(
+        guard_patches, guard_floor = _guard_patches(make_dataset(
             data_dir, config.data.dataset, "validation", t.batch_size, training=False,
             cache=False), config, log)
     if t.strategy != "default":
@@ -269,7 +269,7 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         # Before the history callback, like AdversarialEvaluation: it adds to the logs.
         guard = RobustnessGuard(
             guard_patches, run_dir / BEST_DIR, checkpoint=checkpoint, every=g.every, eps=g.eps,
-            pgd_steps=g.pgd_steps, clean_floor=g.clean_floor, requested_patches=g.patches,
+            pgd_steps=g.pgd_steps, clean_floor=guard_floor, requested_patches=g.patches,
             final_step=t.steps, resumed_from=resumed_from, write=chief, strategy=strategy,
             log=log)
         callbacks.append(guard)
@@ -328,10 +328,10 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     )
 
 
-def _guard_patches(val_ds: tf.data.Dataset, config: PipelineConfig, log) -> list:
-    """The guard's fixed validation patches; the log gives their classes and warns when a
-    constant predictor would pass the clean floor."""
-    from tfrecap.training.guard import fixed_patches, majority_share
+def _guard_patches(val_ds: tf.data.Dataset, config: PipelineConfig, log) -> tuple[list, float]:
+    """The guard's fixed validation patches and its clean floor: ``[guard] clean_floor``,
+    raised above a constant predictor's accuracy when the patches are imbalanced."""
+    from tfrecap.training.guard import effective_clean_floor, fixed_patches, majority_share
 
     g = config.guard
     patches = fixed_patches(val_ds, g.patches)
@@ -341,11 +341,12 @@ def _guard_patches(val_ds: tf.data.Dataset, config: PipelineConfig, log) -> list
         f"{g.pgd_steps} steps) on the first {n} validation patches"
         + (f" (of {g.patches} asked: the split is smaller)" if n < g.patches else "")
         + f"; majority class {share:.0%}, clean floor {g.clean_floor:g}.")
-    if not share < g.clean_floor:
-        log(f"WARNING: the guard's clean floor {g.clean_floor:g} does not exclude a constant "
-            f"predictor: {share:.0%} of its validation patches are of one class. Raise "
-            "[guard] clean_floor.")
-    return patches
+    floor = effective_clean_floor(g.clean_floor, share)
+    if floor > g.clean_floor:
+        log(f"Guard: {share:.0%} of its validation patches are of one class, so a constant "
+            f"predictor would pass the clean floor {g.clean_floor:g}; the floor is raised to "
+            f"{floor:.3f} for this run.")
+    return patches, floor
 
 
 def _restore_best(guard, model, checkpoint, steps_done: int, run_dir: Path, chief: bool,
