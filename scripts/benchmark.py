@@ -437,7 +437,7 @@ def evaluate_targets(report: dict) -> list[dict]:
         3.0, "x", cfg["widths"] == full and cfg["size"] == 64 and cfg["batch_size"] == 64,
         skip, aim=2.5, meets_aim=None if value is None else bool(value <= 2.5),
     ))
-    # Issue 15: each defence's step against its physical floor (bench_train_step.floor_vs_plain).
+    # Issue 15: each defence's step against its floor estimate (bench_train_step.floor_vs_plain).
     for name in ("pgd_at", "trades", "fast_fgsm", "fast_fgsm+gradalign"):
         value, skip = None, _not_ok(s)
         if skip is None:

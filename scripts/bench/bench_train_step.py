@@ -14,9 +14,10 @@ the same initial weights and the same harness:
 * ``fast_fgsm``      one FGSM step from a random start (Wong et al. 2020);
 * ``fast_fgsm+gradalign`` the same with GradAlign (Andriushchenko & Flammarion 2020).
 
-Each adversarial-training variant also carries ``floor_vs_plain``, its physical floor in
-units of the plain step (:func:`floor_vs_plain`): the forward-backward passes it cannot
-avoid, k + 1 for PGD-AT.
+Each adversarial-training variant also carries ``floor_vs_plain``, an estimate of its floor
+in units of the plain step (:func:`floor_vs_plain`): the forward-backward passes it makes,
+k + 1 for PGD-AT. An estimate, not a bound: an input-gradient pass skips the weight
+gradients, so a step can come in under it (the CPU clock often does).
 
 Variants are timed in interleaved rounds, so a burst of load from another
 process hurts all variants alike. Two clocks: wall time (fastest round, the

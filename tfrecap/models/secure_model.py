@@ -211,7 +211,9 @@ class SecureForensicModel(keras.Model):
         # generators the process made before.
         self.seed_generator = keras.random.SeedGenerator(seed, name="fusion_seed")
         # The adversarial-training methods draw their noise statelessly, keyed by (seed, step,
-        # example): no state to checkpoint, and the same draws on one device and on many.
+        # example): no state to checkpoint, and the same draws on one device and on many. With
+        # seed=None the key is drawn here and not saved: a model rebuilt from its config then
+        # draws other noise (pipelines always give a seed, [train] seed).
         self._noise_seed = int(seed) if seed is not None else random.randrange(2**31)
         self.random_start = bool(random_start)
 

@@ -40,10 +40,11 @@ def agreed(verdicts: list[str], seeds: list[int]) -> str:
     groups: dict[str, list[int]] = {}
     for verdict, seed in zip(verdicts, seeds, strict=True):
         groups.setdefault(verdict, []).append(seed)
-    return "; ".join(f"on {_seed_list(s)}, {v}" for v, s in groups.items())
+    return "; ".join(f"on {seed_list(s)}, {v}" for v, s in groups.items())
 
 
-def _seed_list(seeds: list[int]) -> str:
+def seed_list(seeds: list[int]) -> str:
+    """"seed 0" or "seeds 0, 1 and 2", for findings sentences."""
     if len(seeds) == 1:
         return f"seed {seeds[0]}"
     return f"seeds {', '.join(map(str, seeds[:-1]))} and {seeds[-1]}"
@@ -132,7 +133,8 @@ def findings(run: SizeRun) -> list[str]:
     return out
 
 
-def _auto_verdict(p: dict, a: dict) -> str:
+def auto_verdict(p: dict, a: dict) -> str:
+    """Whether ``auto`` found more than noise beyond PGD (result cells ``p`` and ``a``)."""
     if p["accuracy"] - a["accuracy"] > noise_tolerance(p["accuracy"], p["n"]):
         return "PGD overstated its robustness"
     return "PGD's figure stands: auto finds no more than noise beyond it"
@@ -145,7 +147,7 @@ def _auto_finding(secs, bases, seeds, size, acc) -> str | None:
         return None
     e = common[-1]
     ps, as_ = [row(s, SUBSET_PGD, e) for s in secs], [row(s, "auto", e) for s in secs]
-    verdicts = [_auto_verdict(p, a) for p, a in zip(ps, as_, strict=True)]
+    verdicts = [auto_verdict(p, a) for p, a in zip(ps, as_, strict=True)]
     gaps = [p["accuracy"] - a["accuracy"] for p, a in zip(ps, as_, strict=True)]
     by = (f" by {spread_text(gaps, lambda v: f'{100 * v:.1f} points')}"
           if "PGD overstated its robustness" in verdicts else "")

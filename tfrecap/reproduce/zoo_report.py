@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tfrecap import LABEL_NAMES, __version__, jsonio
-from tfrecap.reproduce.findings import _auto_verdict, agreed
+from tfrecap.reproduce.findings import agreed, auto_verdict, seed_list
 from tfrecap.reproduce.profiles import is_synthetic, unbounded_schedule
 from tfrecap.reproduce.results import (
     Stage,
@@ -525,7 +525,7 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
             low = [s for s, c in zip(seeds, clean, strict=True) if c <= COLLAPSE]
             if low:
                 collapsed.append(r.label if len(low) == len(seeds) else
-                                 f"{r.label} (on {_seed_list(low)})")
+                                 f"{r.label} (on {seed_list(low)})")
         verdict = (f"clean accuracy collapses to {COLLAPSE:.0%} or less (a coin toss is 50%) "
                    f"for {_and(collapsed)}" if collapsed else
                    f"no defence's clean accuracy collapses (all above {COLLAPSE:.0%})")
@@ -543,7 +543,7 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
                     for s in r.seeds]
             if any(p is None or a is None for p, a in rows):
                 continue
-            verdicts = [_auto_verdict(p, a) for p, a in rows]
+            verdicts = [auto_verdict(p, a) for p, a in rows]
             if any("overstated" in v for v in verdicts):
                 gap = [p["accuracy"] - a["accuracy"] for p, a in rows]
                 overstated.append(f"{r.label} (by {_gap(gap).lstrip('+')}; "
@@ -601,10 +601,6 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
 def _and(items: Sequence[str]) -> str:
     items = list(items)
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _seed_list(seeds) -> str:
-    return f"seed {seeds[0]}" if len(seeds) == 1 else "seeds " + _and([str(s) for s in seeds])
 
 
 def _photo_finding(runs, fig, baseline, profile: ZooProfile, seeds) -> str:
