@@ -92,7 +92,9 @@ def test_quick_run_figures_are_positive_and_finite(quick_run):
 def test_quick_run_ratios_are_quotients_of_stored_rates(quick_run):
     sections = quick_run[0]["sections"]
     train = sections["train_step"]["results"]
-    assert set(train) == {"plain", "penalty", "penalty+fusion", "plain xla"}
+    assert set(train) == {"plain", "penalty", "penalty+fusion", "plain xla", "pgd_at"}
+    # k = 1 in a quick run: PGD-AT's floor is 2 plain steps.
+    assert train["pgd_at"]["floor_vs_plain"] == 2.0
     assert train["plain xla"]["jit_compile"] and not train["plain"]["jit_compile"]
     plain = train["plain"]["images_per_s"]
     for r in train.values():
@@ -154,6 +156,8 @@ def test_quick_run_gpu_skipped_on_cpu_and_targets_flagged(quick_run):
         "attack_fgsm_vs_art", "attack_pgd_vs_art", "attack_apgd_vs_art",
         "attack_square_vs_art", "classify_images_p50",
         "generation_scaling", "mixed_precision_plain", "mixed_precision_penalty+fusion",
+        "pgd_at_step_vs_floor", "trades_step_vs_floor", "fast_fgsm_step_vs_floor",
+        "fast_fgsm+gradalign_step_vs_floor",
     }
     for t in report["targets"]:
         assert t["at_target_settings"] is False, t["id"]  # --quick, tiny widths

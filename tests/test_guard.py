@@ -307,7 +307,8 @@ def test_every_n_epochs_and_always_the_last_on_the_first_validation_patches(
 # -- a real, unscripted run --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["zhao2018", "fast_fgsm"])
+@pytest.mark.parametrize("method", [pytest.param("zhao2018", marks=pytest.mark.slow),
+                                    "fast_fgsm"])
 def test_a_real_run_logs_the_guard_and_does_not_change_training(synthetic_dir, tmp_path,
                                                                 method):
     """The guard only watches: the last checkpoint is the one an unguarded run writes (for
@@ -326,8 +327,11 @@ def test_a_real_run_logs_the_guard_and_does_not_change_training(synthetic_dir, t
     for epoch in logged:
         assert 0.0 <= epoch["val_guard_pgd_acc"] <= epoch["val_guard_clean_acc"] <= 1.0
     assert guarded.guard["measured_patches"] == 4  # the tiny validation split holds 4
-    assert guarded.best["step"] in (2, 4)
-    assert load_guard_asset(guarded.export_path)["exported_step"] == guarded.best["step"]
+    # clean_floor 0 is raised above a constant predictor on the 4 imbalanced-or-not patches
+    # (effective_clean_floor), so either a record passed, or the last weights are exported.
+    exported = guarded.best["step"] if guarded.best is not None else config.train.steps
+    assert exported in (2, 4)
+    assert load_guard_asset(guarded.export_path)["exported_step"] == exported
 
     plain = train(cfg.override(config, **{"guard.every": 0}), data_dir=synthetic_dir,
                   run_dir=tmp_path / "plain", verbose=0, log=lambda line: None)

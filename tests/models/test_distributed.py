@@ -52,6 +52,9 @@ SCRIPT = textwrap.dedent(
         "fast_fgsm": dict(method="fast_fgsm", attack_eps=3.0, grad_align_weight=0.5),
     }
 
+    METHOD_NORMS = [("pgd_at", "none"), ("trades", "none"), ("trades", "synchronized"),
+                    ("fast_fgsm", "none")]
+
     def one_step(strategy, order, norm, defence=ZHAO):
         with strategy.scope():
             detector = tiny_detector(16, seed=0, **NORMS[norm])
@@ -76,12 +79,13 @@ SCRIPT = textwrap.dedent(
             "mirrored": one_step(mirrored, list(range(8)), norm),
             "single": one_step(single, [0, 1, 4, 5, 2, 3, 6, 7], norm),
         }
-    for method, defence in METHODS.items():
-        for norm in ("none", "synchronized"):
-            out[f"{method}/{norm}"] = {
-                "mirrored": one_step(mirrored, list(range(8)), norm, defence),
-                "single": one_step(single, list(range(8)), norm, defence),
-            }
+    # Synchronized BatchNorm for TRADES, whose one training pass normalises clean and
+    # adversarial images together; the others without BatchNorm (the suite's time).
+    for method, norm in METHOD_NORMS:
+        out[f"{method}/{norm}"] = {
+            "mirrored": one_step(mirrored, list(range(8)), norm, METHODS[method]),
+            "single": one_step(single, list(range(8)), norm, METHODS[method]),
+        }
     json.dump(out, sys.stdout)
     """
 )
@@ -114,8 +118,8 @@ def test_mirrored_step_equals_single_device(steps, norm):
         np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
-@pytest.mark.parametrize("norm", ["none", "synchronized"])
-@pytest.mark.parametrize("method", ["pgd_at", "trades", "fast_fgsm"])
+@pytest.mark.parametrize("method,norm", [("pgd_at", "none"), ("trades", "none"),
+                                         ("trades", "synchronized"), ("fast_fgsm", "none")])
 def test_mirrored_adversarial_training_step_equals_single_device(steps, method, norm):
     """PGD-AT, TRADES and fast FGSM (with GradAlign): their random starts are keyed by
     (step, example in the global batch), so two replicas draw what one device draws."""
