@@ -106,6 +106,15 @@ def _input_gradient(loss_fn, images, scale_loss):
     return tf.where(tf.math.is_finite(grad), grad, tf.zeros_like(grad))
 
 
+def _signed_ascent(loss_fn, x_adv, images, eps, steps, step_size, scale_loss):
+    """``steps`` signed-gradient ascent steps on ``loss_fn`` from ``x_adv``, each projected
+    onto the ε-ball around ``images`` and [0, 255]; gradient stopped."""
+    for _ in range(steps):
+        grad = _input_gradient(loss_fn, x_adv, scale_loss)
+        x_adv = project(signed_gradient_step(x_adv, grad, step_size), images, eps)
+    return tf.stop_gradient(x_adv)
+
+
 def pgd_examples(logits_fn, images, labels, eps, *, steps, step_size, start=None,
                  scale_loss=None):
     """Adversarial training images of PGD-AT (Madry et al. 2018) and fast FGSM (Wong et al. 2020).
@@ -140,10 +149,7 @@ def pgd_examples(logits_fn, images, labels, eps, *, steps, step_size, start=None
     def loss_fn(candidate):
         return direction_stable_cross_entropy(labels, logits_fn(candidate))
 
-    for _ in range(steps):
-        grad = _input_gradient(loss_fn, x_adv, scale_loss)
-        x_adv = project(signed_gradient_step(x_adv, grad, step_size), images, eps)
-    return tf.stop_gradient(x_adv)
+    return _signed_ascent(loss_fn, x_adv, images, eps, steps, step_size, scale_loss)
 
 
 def kl_divergence(clean_logits, adversarial_logits):
@@ -195,10 +201,7 @@ def trades_examples(logits_fn, images, eps, *, steps, step_size, start, scale_lo
     def loss_fn(candidate):
         return kl_divergence(clean_logits, logits_fn(candidate))
 
-    for _ in range(steps):
-        grad = _input_gradient(loss_fn, x_adv, scale_loss)
-        x_adv = project(signed_gradient_step(x_adv, grad, step_size), images, eps)
-    return tf.stop_gradient(x_adv)
+    return _signed_ascent(loss_fn, x_adv, images, eps, steps, step_size, scale_loss)
 
 
 def trades_loss(clean_logits, adversarial_logits, labels, beta):

@@ -337,6 +337,25 @@ class SecureForensicModel(keras.Model):
 
         return logits_fn
 
+    def _with_regularization(self, loss):
+        """``loss`` plus the model's regularization losses (call it inside the tape); Keras
+        divides them by the replica count too."""
+        if self.losses:
+            loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+        return loss
+
+    def _apply(self, tape, scaled_loss, trainable, loss, local_batch, ce):
+        """Apply the step's gradients and track the loss and the cross-entropy; returns the
+        overflow mask (see :meth:`_overflow_mask`) for the other trackers."""
+        gradients = tape.gradient(scaled_loss, trainable)
+        self.optimizer.apply(gradients, trainable)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        mask = self._overflow_mask(loss)
+        # The tracker wants this replica's mean, not its share of the global mean.
+        self._track(self.loss_tracker, loss * replicas, local_batch, mask)
+        self.cross_entropy_tracker.update_state(ce)
+        return mask
+
     def train_step(self, data):
         """One training step of the model's method (``method``).
 
@@ -367,19 +386,10 @@ class SecureForensicModel(keras.Model):
                 logits = self.detector(x, training=True)
                 ce = cross_entropy(y, logits)
                 per_image = ce
-            loss = fused_batch_loss(per_image, count, self.fusion_weight)
-            if self.losses:
-                # Keras divides regularization losses by the replica count too.
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            loss = self._with_regularization(fused_batch_loss(per_image, count,
+                                                              self.fusion_weight))
             scaled_loss = self._scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, trainable)
-        self.optimizer.apply(gradients, trainable)
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        mask = self._overflow_mask(loss)
-        # The tracker wants this replica's mean, not its share of the global mean.
-        self._track(self.loss_tracker, loss * replicas, local_batch, mask)
-        self.cross_entropy_tracker.update_state(ce)
+        mask = self._apply(tape, scaled_loss, trainable, loss, local_batch, ce)
         if self.uses_penalty:
             self._track(self.penalty_tracker, penalty, mask=mask)
         self.accuracy_tracker.update_state(y[count:], logits[count:])
@@ -455,17 +465,9 @@ class SecureForensicModel(keras.Model):
                         lambda images: self.detector(images, training=False), x, noisy, y,
                         scale_loss=self._scale_loss)
                     per_image = per_image + self.grad_align_weight * cosine
-            loss = tf.nn.compute_average_loss(per_image)
-            if self.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            loss = self._with_regularization(tf.nn.compute_average_loss(per_image))
             scaled_loss = self._scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, trainable)
-        self.optimizer.apply(gradients, trainable)
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        mask = self._overflow_mask(loss)
-        self._track(self.loss_tracker, loss * replicas, local_batch, mask)
-        self.cross_entropy_tracker.update_state(ce)
+        mask = self._apply(tape, scaled_loss, trainable, loss, local_batch, ce)
         if kl is not None:
             self.kl_tracker.update_state(kl)
             self.accuracy_tracker.update_state(y, clean_logits)
