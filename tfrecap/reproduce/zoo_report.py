@@ -351,8 +351,9 @@ def _cost_table(runs) -> str:
             f"{spread_text(f['seconds_per_step'], _fixed('.3f'))} | "
             f"{spread_text(f['cost_vs_plain'], lambda v: f'{v:.1f}×')} | {expected} |")
     sources = sorted({s.training["source"] for r in runs for s in r.seeds})
-    lines += ["", "s/step: seconds per training step, an epoch's validation, guard and "
-              f"checkpoint included (from: {', '.join(sources)}). Expected: the cost model of "
+    lines += ["", "s/step: seconds per training step, an epoch's validation and checkpoint "
+              "included, the guard's passes left out (every defence runs the same guard) "
+              f"(from: {', '.join(sources)}). Expected: the cost model of "
               "`tfrecap.reproduce.zoo.step_cost` (forward + backward passes per step). On a "
               "shared machine the measured ratios move with its load."]
     return "\n".join(lines)
