@@ -325,3 +325,22 @@ def test_adversarial_training_model_round_trips_through_keras_file(tmp_path):
     loaded = keras.saving.load_model(path)
     assert (loaded.method, loaded.attack_eps, loaded.attack_steps, loaded.trades_beta) == (
         "trades", 3.0, 2, 2.0)
+
+
+def test_grad_align_stays_finite_on_confident_images_whose_gradients_underflow():
+    """Regression: fast FGSM + GradAlign trained to NaN weights in 100 steps: a confident
+    image's squared input-gradient norm underflows, and the cosine's gradient divided by it."""
+    model = tiny_detector(16, batchnorm=False)
+    x, y = batch(4, 16, seed=3)
+    # Scale the logits layer so that every image is classified with a margin of hundreds.
+    dense = model.layers[-1]
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel * 1e4, bias])
+    noisy = np.clip(x + np.random.default_rng(1).uniform(-2, 2, x.shape), 0, 255).astype("float32")
+    labels = np.argmax(model(x).numpy(), axis=1).astype("int32")  # confidently right
+    with tf.GradientTape() as tape:
+        cosine = grad_align_cosine(model, x, noisy, labels)
+        total = tf.reduce_sum(cosine)
+    grads = tape.gradient(total, model.trainable_variables)
+    assert np.isfinite(cosine.numpy()).all()
+    assert all(np.isfinite(g.numpy()).all() for g in grads if g is not None)

@@ -217,6 +217,19 @@ def trades_loss(clean_logits, adversarial_logits, labels, beta):
     return ce + beta * kl, ce, kl
 
 
+def _unit_scale(g):
+    """Each row of ``g`` divided by its largest entry (gradient stopped through the scale).
+
+    The cosine is scale-invariant, so this changes neither its value nor its gradient; it keeps
+    both finite. A confident image's input gradient is tiny (about e^-margin per pixel; exactly
+    0 beyond a margin of 87), its squared norm underflows in float32, and the cosine, or its
+    gradient, which divides by it, becomes NaN. Fast FGSM with GradAlign trained to NaN weights
+    within its first 100 steps on simulator-v2 data before this and the two-root norm below.
+    """
+    scale = tf.stop_gradient(tf.reduce_max(tf.abs(g), axis=1, keepdims=True))
+    return g / tf.maximum(scale, 1e-37)
+
+
 def grad_align_cosine(logits_fn, images, noisy, labels, *, scale_loss=None):
     """GradAlign's per-image ``1 - cos(grad J(x), grad J(x + η))`` (Andriushchenko & Flammarion
     2020), differentiable in the weights: call it inside the outer tape.
@@ -250,9 +263,11 @@ def grad_align_cosine(logits_fn, images, noisy, labels, *, scale_loss=None):
     grad = tape.gradient(scaled, both) / scale_loss(tf.constant(1.0, tf.float32))
     grad = tf.cast(grad, tf.float32)
     count = tf.shape(images)[0]
-    g1 = tf.reshape(grad[:count], [count, -1])
-    g2 = tf.reshape(grad[count:], [count, -1])
+    g1 = _unit_scale(tf.reshape(grad[:count], [count, -1]))
+    g2 = _unit_scale(tf.reshape(grad[count:], [count, -1]))
     dot = tf.reduce_sum(g1 * g2, axis=1)
-    norms = tf.sqrt((tf.reduce_sum(g1 * g1, axis=1) + _COSINE_EPSILON)
-                    * (tf.reduce_sum(g2 * g2, axis=1) + _COSINE_EPSILON))
+    # Two square roots, not the root of a product: (1e-24)^2 underflows to 0 in float32, and
+    # an all-zero gradient (a margin beyond 87) would then give 0 / 0.
+    norms = (tf.sqrt(tf.reduce_sum(g1 * g1, axis=1) + _COSINE_EPSILON)
+             * tf.sqrt(tf.reduce_sum(g2 * g2, axis=1) + _COSINE_EPSILON))
     return 1.0 - dot / norms
