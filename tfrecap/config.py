@@ -31,6 +31,7 @@ from tfrecap.names import (
     PATCH_SIZES,
     PRECISIONS,
     STRATEGY_NAMES,
+    resolve_defence_method,
 )
 
 
@@ -112,9 +113,7 @@ class DefenceConfig:
     @property
     def resolved_method(self) -> str:
         """The method this section trains with: ``auto`` becomes zhao2018 or baseline."""
-        if self.method != "auto":
-            return self.method
-        return "baseline" if self.penalty_weight == 0 and self.fusion_count == 0 else "zhao2018"
+        return resolve_defence_method(self.method, self.penalty_weight, self.fusion_count)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,14 @@ DEFENCE_METHODS = ("auto", "baseline", "zhao2018", "pgd_at", "trades", "fast_fgs
 ADVERSARIAL_TRAINING_METHODS = ("pgd_at", "trades", "fast_fgsm")
 
 
+def resolve_defence_method(method, penalty_weight, fusion_count) -> str:
+    """``method``, with "auto" (or None) resolved: zhao2018 when the penalty or the fusion is
+    on, else the baseline. The one rule for pipeline configs and SecureForensicModel."""
+    if method is not None and method != "auto":
+        return method
+    return "zhao2018" if penalty_weight > 0 or fusion_count > 0 else "baseline"
+
+
 def check_registry(owner: str, registry, table_name: str) -> None:
     """Stop at import when ``registry``'s keys are not, in order, the table ``table_name``.
 

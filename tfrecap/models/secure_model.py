@@ -111,7 +111,12 @@ from tfrecap.models.defences import (
     trades_examples,
     trades_loss,
 )
-from tfrecap.names import ADVERSARIAL_TRAINING_METHODS, ATTACK_BATCHNORM, DEFENCE_METHODS
+from tfrecap.names import (
+    ADVERSARIAL_TRAINING_METHODS,
+    ATTACK_BATCHNORM,
+    DEFENCE_METHODS,
+    resolve_defence_method,
+)
 from tfrecap.ops.losses import cross_entropy
 from tfrecap.ops.steps import clip_pixels
 
@@ -183,8 +188,7 @@ class SecureForensicModel(keras.Model):
         self.eps_max = float(eps_max)
         self.seed = seed
         self.attack_batchnorm = attack_batchnorm
-        if method is None or method == "auto":
-            method = "zhao2018" if penalty_weight > 0 or fusion_count > 0 else "baseline"
+        method = resolve_defence_method(method, penalty_weight, fusion_count)
         if method not in DEFENCE_METHODS or method == "auto":
             raise ValueError(f"method must be one of {DEFENCE_METHODS[1:]}, got {method!r}")
         if method != "zhao2018" and (penalty_weight > 0 or fusion_count > 0):
