@@ -82,8 +82,11 @@ def table(stats: dict[str, dict[str, float]], eps=EPS) -> str:
 def _edit(image: np.ndarray, change: np.ndarray, eps: float) -> np.ndarray:
     # Rounded first, then bounded by the whole levels inside eps: the result is 8-bit and
     # within the L-inf ball for any eps, fractional ones included.
-    bound = np.floor(eps)
-    return np.clip(image.astype(np.float32) + np.clip(np.round(change), -bound, bound), 0, 255)
+    # float(): a NumPy float64 bound would promote the result to float64, which the exported
+    # signatures (float32) refuse.
+    bound = float(np.floor(eps))
+    edited = image.astype(np.float32) + np.clip(np.round(change), -bound, bound)
+    return np.clip(edited, 0, 255).astype(np.float32)
 
 
 def erase(image: np.ndarray, eps: float) -> np.ndarray:
@@ -122,7 +125,7 @@ def _predict_fn(model_path: str):
     logits = logits_fn_of(tf.saved_model.load(str(latest_version_dir(model_path))))
 
     def predict(images: np.ndarray) -> np.ndarray:
-        out = [np.argmax(logits(tf.constant(images[i:i + 256])).numpy(), -1)
+        out = [np.argmax(logits(tf.constant(images[i:i + 256], tf.float32)).numpy(), -1)
                for i in range(0, len(images), 256)]
         return np.concatenate(out)
 

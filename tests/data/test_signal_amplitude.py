@@ -37,6 +37,7 @@ def test_edits_stay_inside_the_budget(pairs, eps):
     for edited, source in ((amplitude.erase(recaptured, eps), recaptured),
                            (amplitude.transplant(original, recaptured, eps), original)):
         change = np.abs(edited - source.astype(np.float32))
+        assert edited.dtype == np.float32  # what the exported signatures take
         assert edited.min() >= 0 and edited.max() <= 255
         assert np.array_equal(edited, np.round(edited))  # 8-bit levels
         assert change.max() <= eps and change.mean() > 0.2 * eps
