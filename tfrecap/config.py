@@ -151,6 +151,10 @@ class TrainConfig:
     jit_compile: str = "auto"  # auto: on for GPU, off on CPU (where XLA measurably hurts)
     strategy: str = "default"
     seed: int = 0
+    # A run directory (or checkpoint prefix) whose detector weights start a fresh run: warm
+    # start, e.g. adversarial fine-tuning of a clean model. The optimizer and the step count
+    # start at 0; ignored when run_dir already holds a checkpoint (that one resumes).
+    init_from: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

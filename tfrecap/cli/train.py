@@ -64,9 +64,17 @@ from tfrecap.names import JIT_COMPILE, PRECISIONS, STRATEGY_NAMES
     help="Override [train] jit_compile (XLA). auto = on for a single GPU, off on CPU and "
     "under a strategy.",
 )
+@click.option(
+    "--init-from",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Override [train] init_from: start a fresh run from the detector weights of this run "
+    "dir's newest checkpoint (a warm start, e.g. adversarial fine-tuning of a clean model). "
+    "The optimizer and step count start at 0; a run dir that resumes ignores it.",
+)
 @click.option("--quiet", is_flag=True, help="No per-step progress bar.")
 def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, precision,
-          checkpoint_every, strategy, sync_batchnorm, jit_compile, quiet):
+          checkpoint_every, strategy, sync_batchnorm, jit_compile, init_from, quiet):
     """Train a detector from a pipeline and export it as a SavedModel.
 
     \b
@@ -75,6 +83,7 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
       tfrecap train --pipeline secure_64 --data-dir ~/tensorflow_datasets --steps 20000
       tfrecap train --pipeline my_run.toml --run-dir runs/mine --export-dir saved_models/mine
       tfrecap train --pipeline secure_64 --strategy mirrored --sync-batchnorm
+      tfrecap train --pipeline pgd_at_64 --init-from runs/yang2016_64 --steps 2000
     """
     from tfrecap import config as cfg
 
@@ -90,6 +99,7 @@ def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, pr
                 "train.strategy": strategy,
                 "model.synchronized_batchnorm": sync_batchnorm,
                 "train.jit_compile": jit_compile,
+                "train.init_from": None if init_from is None else str(init_from),
             },
         )
     except cfg.ConfigError as err:

@@ -143,3 +143,65 @@ def check_resumable(config_path: Path, config: PipelineConfig) -> None:
                 f"{config_path.parent} holds a run with a different [{section}] config; "
                 f"use another --run-dir, or delete that folder to start over"
             )
+
+
+def resolve_init_checkpoint(source: str | Path) -> str:
+    """The checkpoint prefix that ``[train] init_from`` names: a run directory's newest
+    checkpoint, its ``checkpoints/`` folder's, or a prefix itself (``.../ckpt-1000``).
+
+    Raises:
+        TrainingError: nothing there is a checkpoint.
+    """
+    path = Path(source).expanduser()
+    for folder in (path / "checkpoints", path):
+        if folder.is_dir() and (latest := tf.train.latest_checkpoint(str(folder))):
+            return latest
+    if Path(f"{path}.index").is_file():
+        return str(path)
+    raise TrainingError(
+        f"[train] init_from = {str(source)!r} is not a run directory with checkpoints, a "
+        "checkpoints folder or a checkpoint prefix (such as RUN_DIR/checkpoints/ckpt-1000)")
+
+
+def warm_start(model, source: str | Path) -> tuple[str, int]:
+    """Copy the detector weights (and BatchNorm statistics) of ``source``'s checkpoint into
+    ``model`` by Keras path: a warm start, for example adversarial fine-tuning of a clean run.
+
+    Only the detector's variables are copied; the optimizer, the step counter and the
+    model's own random stream (its seed) stay fresh, so the run is a new run that starts
+    from those weights. Any defence can start from any method's run with the same [model].
+
+    Returns:
+        The checkpoint prefix read, and its step (the source's ``optimizer.iterations``).
+
+    Raises:
+        TrainingError: ``source`` holds no checkpoint, one of an older layout, or one whose
+            detector variables are not this model's (names or shapes).
+    """
+    prefix = resolve_init_checkpoint(source)
+    reader = tf.train.load_checkpoint(prefix)
+    keys = reader.get_variable_to_shape_map()
+    if _PATHS_KEY not in keys:
+        raise TrainingError(f"[train] init_from: {prefix} has the checkpoint layout of an older "
+                            "tfrecap (without the variable-path list); it cannot start a run")
+    saved = {path: i for i, path in enumerate(json.loads(reader.get_tensor(_PATHS_KEY)))}
+    wanted = model.detector.variables
+    missing = [v.path for v in wanted if v.path not in saved]
+    if missing:
+        raise TrainingError(
+            f"[train] init_from: {prefix} lacks {len(missing)} of this model's {len(wanted)} "
+            f"detector variables (first: {missing[0]!r}); it was trained with another [model] "
+            "config")
+    values = [reader.get_tensor(f"{MODEL_VARIABLES}/{saved[v.path]}/.ATTRIBUTES/VARIABLE_VALUE")
+              for v in wanted]
+    for variable, value in zip(wanted, values, strict=True):
+        if tuple(value.shape) != tuple(variable.shape):
+            raise TrainingError(
+                f"[train] init_from: {variable.path} is {tuple(value.shape)} in {prefix} but "
+                f"{tuple(variable.shape)} in this model; it was trained with another [model] "
+                "config")
+    for variable, value in zip(wanted, values, strict=True):
+        variable.assign(value)
+    step_key = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
+    step = int(reader.get_tensor(step_key)) if step_key in keys else 0
+    return prefix, step

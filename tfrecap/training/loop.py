@@ -28,6 +28,7 @@ from tfrecap.training.checkpoint import (
     has_checkpoint,
     make_checkpoint,
     restore_checkpoint,
+    warm_start,
 )
 from tfrecap.training.factory import build_model, describe, resolve_jit_compile, resolve_precision
 
@@ -100,6 +101,9 @@ def train(
       ``optimizer.iterations``, so nothing is counted twice and the run ends at exactly
       ``train.steps``. A run directory of another [data], [model] or [defence] config, or
       with an older checkpoint layout, is refused.
+    * **Warm start.** With ``[train] init_from`` a fresh run starts from the detector weights
+      of another run's newest checkpoint (:func:`.checkpoint.warm_start`); its optimizer and
+      step count start at 0. A run that resumes ignores it.
     * **Records.** The resolved config (``config.json``), TensorBoard logs (``logs/``) and
       the per-epoch history (``history.json``, appended across resumes) go into ``run_dir``.
       If this call created ``run_dir`` and fails before its first checkpoint, it removes
@@ -240,6 +244,11 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         restore_checkpoint(model, checkpoint, latest, run_dir=run_dir)
         resumed_from = _step(model)
         log(f"Resumed from step {resumed_from} ({latest}).")
+    elif t.init_from:
+        # Every worker reads the same checkpoint, so the replicas start equal.
+        source, source_step = warm_start(model, t.init_from)
+        log(f"Warm start: the detector weights of {source} (step {source_step}); the "
+            "optimizer and the step count start at 0.")
     check_same_step(strategy, resumed_from)
     # Every worker saves (saving is collective); non-chief workers to a temp dir.
     ckpt_dir = checkpoint_dir(strategy, chief_ckpt)
