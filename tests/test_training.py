@@ -553,3 +553,30 @@ def test_fit_tops_up_steps_the_optimizer_skipped(monkeypatch):
     stuck = FakeModel({call: 10**6 for call in range(1, 200)})
     with pytest.raises(TrainingError, match="non-finite"):
         loop._fit_to_steps(stuck, None, steps=10, every=4, done=0, fit_kwargs={})
+
+
+def test_non_finite_weights_stop_training_and_keep_the_last_finite_checkpoint(
+        tiny_pipeline, synthetic_dir, tmp_path):
+    """Regression: fast FGSM + GradAlign trained to NaN weights and the run went on, saving,
+    guarding and exporting a NaN model."""
+    import keras
+    import tensorflow as tf
+
+    from tfrecap.training import TrainingError, train
+
+    class PoisonAtStepThree(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.model.optimizer.iterations.numpy()) == 3:
+                kernel = self.model.detector.variables[1]
+                kernel.assign(tf.fill(kernel.shape, float("nan")))
+
+    config = cfg.load_pipeline(tiny_pipeline)  # checkpoint_every = 2
+    run_dir = tmp_path / "run"
+    pattern = r"at step 4, \d+ of \d+ variables hold NaN .*ckpt-2\b"
+    with pytest.raises(TrainingError, match=pattern):
+        train(config, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda m: None,
+              extra_callbacks=[PoisonAtStepThree()])
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-2")
+    assert [e["step"] for e in json.loads((run_dir / "history.json").read_text())["epochs"]] == [2]
+    again = train(config, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda m: None)
+    assert again.resumed_from_step == 2 and again.steps_done == config.train.steps

@@ -84,6 +84,32 @@ class _CheckpointEveryEpoch(keras.callbacks.Callback):
         )
 
 
+class _StopOnNonFiniteWeights(keras.callbacks.Callback):
+    """Stop with a :class:`TrainingError` when a weight is NaN or infinite at an epoch's end,
+    before the guard or the checkpoint sees it: the last finite checkpoint stays the newest,
+    so nothing good is overwritten and a rerun resumes from it.
+
+    The loss is not the test: under mixed precision a step that overflowed is skipped by the
+    loss-scale optimizer (weights unchanged) yet still counted in the epoch's mean loss.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager):
+        super().__init__()
+        self.manager = manager
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = [v.path for v in self.model.variables
+               if "float" in str(v.dtype) and not bool(tf.reduce_all(tf.math.is_finite(v)))]
+        if bad:
+            kept = self.manager.latest_checkpoint or "none (no epoch had finished)"
+            raise TrainingError(
+                f"training diverged: at step {_step(self.model)}, {len(bad)} of "
+                f"{len(self.model.variables)} variables hold NaN or infinite values (first: "
+                f"{bad[0]}). The last finite checkpoint is kept: {kept}. "
+                "Lower [train] learning_rate (or the defence's strength) and rerun; the run "
+                "resumes from that checkpoint.")
+
+
 def train(
     config: PipelineConfig,
     *,
@@ -104,6 +130,9 @@ def train(
     * **Warm start.** With ``[train] init_from`` a fresh run starts from the detector weights
       of another run's newest checkpoint (:func:`.checkpoint.warm_start`); its optimizer and
       step count start at 0. A run that resumes ignores it.
+    * **Divergence.** If a weight is NaN or infinite at an epoch's end, training stops with
+      a :class:`TrainingError` before that epoch is checkpointed; a rerun resumes from the
+      last finite checkpoint.
     * **Records.** The resolved config (``config.json``), TensorBoard logs (``logs/``) and
       the per-epoch history (``history.json``, appended across resumes) go into ``run_dir``.
       If this call created ``run_dir`` and fails before its first checkpoint, it removes
@@ -260,7 +289,8 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     history_path = run_dir / "history.json"
     # Keep only epochs that the restored checkpoint covers.
     history = [h for h in _read_history(history_path) if h["step"] <= resumed_from]
-    callbacks = []
+    # First: nothing after it (guard, checkpoint) may see non-finite weights.
+    callbacks = [_StopOnNonFiniteWeights(manager)]
     if config.monitor.enabled:
         from tfrecap.callbacks import AdversarialEvaluation
 
