@@ -281,3 +281,22 @@ def test_findings_say_whether_fgsm_robustness_survives_pgd(pgd, expected):
     assert expected in text
     assert "the defence holds against this attack" in text
     assert "paper: 96.7% vs 96.6%" in text
+
+
+def test_an_export_made_before_a_setting_existed_is_still_finished(tmp_path, monkeypatch):
+    """Regression: adding [train] init_from made every earlier export look unfinished (its
+    config lacks the key), so a rerun retrained models it could reuse."""
+    from tfrecap import config as cfg
+    from tfrecap import export as export_module
+    from tfrecap.jsonio import to_jsonable
+    from tfrecap.reproduce import finished_export
+
+    config = cfg.load_pipeline("demo_baseline")
+    saved = to_jsonable(config.to_dict())
+    del saved["train"]["init_from"]
+    del saved["guard"]
+    monkeypatch.setattr(export_module, "latest_version_dir", lambda root: root / "1")
+    monkeypatch.setattr(export_module, "load_config_asset", lambda version_dir: saved)
+    assert finished_export(tmp_path, config) == tmp_path / "1"
+    assert finished_export(tmp_path, cfg.override(config, **{"train.init_from": "x"})) is None
+    assert finished_export(tmp_path, cfg.override(config, **{"train.steps": 2000})) is None
