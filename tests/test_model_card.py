@@ -80,3 +80,17 @@ def test_ablation_rules_and_rows():
     rows = ablation.summarise(per_rule, Verdict("top_k", 0.5))
     top_k = next(r for r in rows if r["aggregation"] == "top_k")
     assert top_k["deployed"] and top_k["auc"] == 1.0 and top_k["balanced_accuracy"] == 1.0
+
+
+def test_a_card_of_an_undefended_model_names_the_robust_one():
+    card, data = _card()
+    assert "robust" not in card.render_card(data).lower()  # an older card without the key
+    for defence in ({"penalty_weight": 0.0, "fusion_count": 0},      # Yang's baseline
+                    {"method": "auto", "penalty_weight": 1.0},        # the paper's defence
+                    {"method": "zhao2018"}):
+        data["robust_alternative"] = card.robust_alternative({"defence": defence})
+        text = card.render_card(data)
+        assert "## Under attack: the robust model" in text, defence
+        assert "`tfrecap data synth --size 64 && tfrecap train --pipeline demo_pgd_at`" in text
+    for method in ("pgd_at", "trades", "fast_fgsm"):
+        assert card.robust_alternative({"defence": {"method": method}}) is None
