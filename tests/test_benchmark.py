@@ -58,6 +58,7 @@ def quick_run(tmp_path_factory):
     return report, (out / "benchmark.md").read_text(), proc.stdout, argv
 
 
+@pytest.mark.slow  # the quick benchmark run takes ~95 s on 2 cores
 def test_quick_run_has_every_section_with_settings(quick_run):
     report, _, stdout, argv = quick_run
     assert report["schema_version"] == benchmark.SCHEMA_VERSION
@@ -79,6 +80,7 @@ def test_quick_run_has_every_section_with_settings(quick_run):
         assert re.search(rf"^\[\d/6\] {name}: ", stdout, re.M), name
 
 
+@pytest.mark.slow  # the quick benchmark run takes ~95 s on 2 cores
 def test_quick_run_figures_are_positive_and_finite(quick_run):
     report = quick_run[0]
     assert all(math.isfinite(v) for v in _floats(report))
@@ -89,6 +91,7 @@ def test_quick_run_figures_are_positive_and_finite(quick_run):
         assert math.isfinite(value) and value > 0, (path, value)
 
 
+@pytest.mark.slow  # the quick benchmark run takes ~95 s on 2 cores
 def test_quick_run_ratios_are_quotients_of_stored_rates(quick_run):
     sections = quick_run[0]["sections"]
     train = sections["train_step"]["results"]
@@ -127,6 +130,7 @@ def test_quick_run_ratios_are_quotients_of_stored_rates(quick_run):
     assert serving["p99_ms"] >= serving["p50_ms"] and serving["tiles"] == 64
 
 
+@pytest.mark.slow  # the quick benchmark run takes ~95 s on 2 cores
 def test_quick_run_apgd_and_square_report_fooled_counts_and_a_sane_square(quick_run):
     attacks = quick_run[0]["sections"]["attacks"]
     cfg, results = attacks["settings"], attacks["results"]
@@ -143,6 +147,7 @@ def test_quick_run_apgd_and_square_report_fooled_counts_and_a_sane_square(quick_
         assert 0 < sanity["art_max_abs_delta"] <= cfg["eps"] + 1e-3
 
 
+@pytest.mark.slow  # the quick benchmark run takes ~95 s on 2 cores
 def test_quick_run_gpu_skipped_on_cpu_and_targets_flagged(quick_run):
     report, markdown, _, _ = quick_run
     on_cpu = report["machine"]["device"] == "CPU"

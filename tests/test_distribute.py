@@ -110,6 +110,7 @@ def test_multi_worker_without_tf_config_is_a_clear_error(monkeypatch):
         make_strategy("multi_worker")
 
 
+@pytest.mark.slow  # ~65 s; the mirrored step itself is tested in tests/models/test_distributed.py
 def test_mirrored_train_over_two_cpus_exports_and_resumes(tiny_pipeline, synthetic_dir, tmp_path):
     run_dir, export_dir = tmp_path / "run", tmp_path / "export"
 

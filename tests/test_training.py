@@ -47,6 +47,8 @@ def _tfrecap(*args):
     return [sys.executable, "-m", "tfrecap.cli.main", *map(str, args)]
 
 
+# ~60 s (two subprocesses); in-process resume: test_a_failure_after_a_checkpoint_keeps_*.
+@pytest.mark.slow
 def test_resume_after_sigkill_finishes_at_requested_steps(tiny_pipeline, synthetic_dir, tmp_path):
     # Killed right after its first checkpoint (step 10), so 150 steps leave it ~140 steps of
     # margin to be still running when the kill comes.
