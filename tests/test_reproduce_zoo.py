@@ -68,9 +68,11 @@ def test_zoo_writes_the_table_the_json_and_the_plots(zoo_runs):
     for number, name in enumerate(TINY.defences, 1):
         assert f"==> train {name} (" in log and f"[{number}/2]" in log
         assert f"==> evaluate {name} (" in log and f"==> photos {name} (" in log
+        assert f"==> edits {name} (" in log
     report = result.report_path.read_text()
     for heading in ("## The defences side by side", "## auto, PGD and FGSM on the same patches",
-                    "## Training cost", "## Real photos (whole images)", "## Plots",
+                    "## The model-free yardstick: blind edits beside auto", "## Training cost",
+                    "## Real photos (whole images)", "## Plots",
                     "## Sanity checks", "## Findings", "## Wall time"):
         assert heading in report, heading
     assert "![" in report and "pareto.png" in report and "robustness.png" in report
@@ -99,6 +101,11 @@ def test_zoo_writes_the_table_the_json_and_the_plots(zoo_runs):
         assert result_json["n"] == 20  # clean on the whole test split
         photos = jsonio.loads_strict((out / defence["seeds"][0]["photos"]).read_text())
         assert photos["attacked"]["n"] == 2  # one photo per class
+        edits = jsonio.loads_strict((out / defence["seeds"][0]["edits"]).read_text())
+        # The blind edits judge the very patches auto attacks, and agree with it when clean.
+        assert sum(edits["n"].values()) == 3 and edits["eps"] == [1.0, 2.0]
+        assert edits["pooled"][0] == pytest.approx(result_json["subset_clean"]["accuracy"])
+        assert cells["edits_eps2"]["per_seed"][0] == edits["pooled"][2]
     baseline = record["defences"][0]
     assert baseline["baseline"] and baseline["cells"]["cost_vs_plain"]["mean"] == 1.0
 
@@ -115,7 +122,12 @@ def test_findings_come_from_the_numbers(zoo_runs):
     assert ("meets issue 15's target" in first) == meets
     assert "aim of 90% at ε = 2" in first and "ε = 4" not in first  # 4 was not attacked
     text = " ".join(record["findings"])
-    assert "**Model-free edits.** Not run" in text and "**Real photos.** Most robust" in text
+    assert "**Model-free edits.** " in text and "**Real photos.** Most robust" in text
+    beaten = [d["label"] for d in record["defences"]
+              if any(d["cells"][f"edits_eps{e}"]["mean"] < d["cells"][f"auto_eps{e}"]["mean"]
+                     for e in (1, 2))]
+    assert ("The blind edits leave fewer patches correct than auto" in text) == bool(beaten)
+    assert all(label in text.split("**Model-free edits.**")[1] for label in beaten)
     assert "With n = 3 attacked patches" in text
 
 
@@ -124,7 +136,7 @@ def test_rerun_through_the_cli_reuses_every_model_and_result(zoo_runs):
     assert again.exit_code == 0, again.output
     assert "already built" in again.output
     assert again.output.count("reusing the finished model") == 2
-    assert again.output.count("same model version and evaluation settings") == 4
+    assert again.output.count("same model version and evaluation settings") == 6
     for name in TINY.defences:
         assert sorted(p.name for p in (out / "saved_models" / name).iterdir()) == ["1"]
         assert str(out / "saved_models" / name) in again.output.split("Models (")[1]

@@ -33,18 +33,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from tfrecap import jsonio
+from tfrecap.attacks.model_free import SIGMA, erase, high_pass, transplant  # noqa: F401
+from tfrecap.attacks.model_free import model_free_attacks as _model_free_attacks
 
 EPS = (1.0, 2.0, 3.0, 4.0, 5.0)
-SIGMA = 1.0  # sensor px: the residual keeps what lies above about a third of the Nyquist band
-
-
-def high_pass(image: np.ndarray, sigma: float = SIGMA) -> np.ndarray:
-    """Per-channel residual of a Gaussian low-pass, float32, same shape, in levels."""
-    x = image.astype(np.float32)
-    return x - ndimage.gaussian_filter(x, sigma=(sigma, sigma, 0))
 
 
 def patch_statistics(image: np.ndarray, eps=EPS) -> dict[str, float]:
@@ -79,41 +73,9 @@ def table(stats: dict[str, dict[str, float]], eps=EPS) -> str:
     return "\n".join(lines)
 
 
-def _edit(image: np.ndarray, change: np.ndarray, eps: float) -> np.ndarray:
-    # Rounded first, then bounded by the whole levels inside eps: the result is 8-bit and
-    # within the L-inf ball for any eps, fractional ones included.
-    # float(): a NumPy float64 bound would promote the result to float64, which the exported
-    # signatures (float32) refuse.
-    bound = float(np.floor(eps))
-    edited = image.astype(np.float32) + np.clip(np.round(change), -bound, bound)
-    return np.clip(edited, 0, 255).astype(np.float32)
-
-
-def erase(image: np.ndarray, eps: float) -> np.ndarray:
-    """The recapture edit: fine detail shaved by up to ``eps`` levels per pixel, 8-bit."""
-    return _edit(image, -high_pass(image), eps)
-
-
-def transplant(image: np.ndarray, donor: np.ndarray, eps: float) -> np.ndarray:
-    """The original edit: ``donor``'s fine detail added, clipped to ``eps`` levels, 8-bit."""
-    return _edit(image, high_pass(donor), eps)
-
-
 def model_free_attacks(predict, originals, recaptured, eps=EPS) -> dict[str, list[float]]:
-    """Accuracy of ``predict`` (float32 [N, S, S, 3] -> labels) per ε: clean, then edited.
-
-    Returns ``{"original": [clean, transplant at each ε], "recaptured": [clean, erase ...]}``.
-    """
-    from tfrecap import LABEL_NAMES
-
-    donors = [recaptured[i % len(recaptured)] for i in range(len(originals))]
-    result = {}
-    for label, images, edit in ((0, originals, lambda x, i, e: transplant(x, donors[i], e)),
-                                (1, recaptured, lambda x, i, e: erase(x, e))):
-        batches = [np.stack(images).astype(np.float32)]
-        batches += [np.stack([edit(x, i, e) for i, x in enumerate(images)]) for e in eps]
-        result[LABEL_NAMES[label]] = [float(np.mean(predict(b) == label)) for b in batches]
-    return result
+    """:func:`tfrecap.attacks.model_free.model_free_attacks` at this script's ε."""
+    return _model_free_attacks(predict, originals, recaptured, eps)
 
 
 def _predict_fn(model_path: str):

@@ -148,6 +148,8 @@ class DefenceSeed:
     training: dict | None = None
     photos: dict | None = None
     photos_path: Path | None = None
+    edits: dict | None = None  # the model-free yardstick (:func:`model_free_yardstick`)
+    edits_path: Path | None = None
 
 
 @dataclasses.dataclass
@@ -345,6 +347,9 @@ def reproduce_zoo(
                 item.result_path = where / "results" / f"{config.name}.json"
                 item.result, stage.status = _evaluate_or_reuse(
                     item, profile, data_dir, log, progress is not None)
+            with _stage(stages, f"edits {config.name} ({run.label}){tag}", log) as stage:
+                item.edits_path = where / "results" / f"{config.name}_edits.json"
+                item.edits, stage.status = _edits_or_reuse(item, profile, data_dir, log)
             if folders is not None:
                 with _stage(stages, f"photos {config.name} ({run.label}){tag}", log) as stage:
                     item.photos_path = where / "results" / f"{config.name}_photos.json"
@@ -549,6 +554,65 @@ def evaluate_defence(version_dir, dataset: str, profile: ZooProfile, data_dir, m
         meta=meta,
     )
     return {**report.to_json_dict(), "subset_clean": subset.clean.to_dict()}
+
+
+def edit_settings(profile: ZooProfile) -> dict:
+    """What a stored model-free result must match to be reused."""
+    from tfrecap.attacks.model_free import SIGMA
+
+    return {"split": "test", "limit": profile.auto_limit, "sigma": SIGMA,
+            "eps": [float(e) for e in profile.eps]}
+
+
+def _edits_or_reuse(item: DefenceSeed, profile, data_dir, log):
+    from tfrecap.reproduce.run import reuse_result, write_result
+
+    wanted = {"model_version": item.export.name, "train_seed": item.config.train.seed,
+              "zoo_edit_settings": edit_settings(profile)}
+    reused = reuse_result(item.edits_path, wanted, log)
+    if reused is not None:
+        return reused
+    record = model_free_yardstick(item.export, item.config.data.dataset, profile, data_dir)
+    return write_result(item.edits_path, {**record, **wanted}, log), "evaluated"
+
+
+def model_free_yardstick(version_dir, dataset: str, profile: ZooProfile, data_dir) -> dict:
+    """Accuracy under the blind edits (:mod:`tfrecap.attacks.model_free`: erase on recaptures,
+    transplant on originals) at every ε, on the same first ``auto_limit`` test patches that
+    auto attacks: what a gradient attack must at least reach.
+
+    Returns:
+        ``{"eps", "n": {class: count}, "by_class": {class: [clean, ε...]}, "pooled": [...]}``.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from tfrecap import LABEL_NAMES
+    from tfrecap.attacks.model_free import model_free_attacks, pooled_accuracy
+    from tfrecap.data.pipeline import make_dataset
+    from tfrecap.evaluation import logits_fn_of
+
+    logits = logits_fn_of(tf.saved_model.load(str(version_dir)))
+    images, labels = [], []
+    data = make_dataset(data_dir, dataset, "test", profile.batch_size, training=False)
+    for batch_images, batch_labels in data:
+        images += list(batch_images.numpy())
+        labels += list(batch_labels.numpy())
+        if profile.auto_limit is not None and len(images) >= profile.auto_limit:
+            break
+    if profile.auto_limit is not None:
+        images, labels = images[:profile.auto_limit], labels[:profile.auto_limit]
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return np.concatenate([
+            np.argmax(logits(tf.constant(batch[i:i + profile.batch_size], tf.float32)).numpy(),
+                      -1) for i in range(0, len(batch), profile.batch_size)])
+
+    by_label = [[x for x, y in zip(images, labels, strict=True) if int(y) == k] for k in (0, 1)]
+    by_class = model_free_attacks(predict, by_label[0], by_label[1], profile.eps)
+    counts = {LABEL_NAMES[k]: len(by_label[k]) for k in (0, 1)}
+    return {"eps": [float(e) for e in profile.eps], "n": counts, "by_class": by_class,
+            "pooled": pooled_accuracy(by_class, counts)}
 
 
 def photo_settings(profile: ZooProfile, folders) -> dict:

@@ -42,7 +42,7 @@ from tfrecap.reproduce.zoo import (
 )
 
 COLLAPSE = 0.6  # clean accuracy at or below this is a collapse (a coin toss is 0.5)
-STAGE_PARTS = ("data", "train", "evaluate", "photos")
+STAGE_PARTS = ("data", "train", "evaluate", "edits", "photos")
 
 
 # ---------------------------------------------------------------- figures
@@ -76,6 +76,9 @@ def figures(run: DefenceRun, baseline: DefenceRun | None, eps: Sequence[float]) 
         plain = baseline.seeds[i].training["seconds_per_step"] if baseline else None
         mine = s.training["seconds_per_step"]
         out["cost_vs_plain"].append(mine / plain if mine and plain else None)
+    for i, e in enumerate(["clean", *eps]):
+        key = "edits_clean" if e == "clean" else f"edits_eps{e:g}"
+        out[key] = [_edits_pooled(s.edits, i) for s in seeds]
     if any(s.photos for s in seeds):
         out["photos_clean_balanced"] = [s.photos["balanced_accuracy"] if s.photos else None
                                         for s in seeds]
@@ -86,6 +89,13 @@ def figures(run: DefenceRun, baseline: DefenceRun | None, eps: Sequence[float]) 
         out["photos_robust_balanced"] = [_photo_robust(s.photos, "balanced_accuracy")
                                          for s in seeds]
     return out
+
+
+def _edits_pooled(edits: dict | None, column: int) -> float | None:
+    """Column ``column`` (0: clean, then each ε) of a model-free record's pooled accuracy."""
+    if not edits or column >= len(edits.get("pooled", [])):
+        return None
+    return edits["pooled"][column]
 
 
 def _mean(values) -> float | None:
@@ -151,6 +161,7 @@ def zoo_json(runs, profile: ZooProfile, stages, est, *, output: Path, command, s
                 "seed": s.seed, "model": str(s.export.parent), "model_version": s.export.name,
                 "result": _relative(s.result_path, output), "training": s.training,
                 "photos": _relative(s.photos_path, output) if s.photos_path else None,
+                "edits": _relative(s.edits_path, output) if s.edits_path else None,
                 "made_at": s.result.get("made_at"),
             } for s in r.seeds],
         } for r in runs],
@@ -208,6 +219,7 @@ def render(runs, profile: ZooProfile, stages, est, *, command, seconds, output: 
         _header(runs, profile, est, command, seconds, dataset),
         _headline_table(runs, profile, photos),
         _attack_table(runs, profile),
+        _edits_section(runs, profile),
         _cost_table(runs),
         _photos_section(runs, profile) if photos else
         "## Real photos\n\nNot measured: pass `--originals DIR --recaptured DIR` to judge "
@@ -333,6 +345,31 @@ def _attack_table(runs, profile: ZooProfile) -> str:
     return "\n".join(lines)
 
 
+def _edits_section(runs, profile: ZooProfile) -> str:
+    """Blind edits beside auto, on the same patches: the yardstick a gradient attack must
+    reach (see :mod:`tfrecap.attacks.model_free`)."""
+    baseline = baseline_of(runs)
+    eps = list(profile.eps)
+    n = next((s.edits["n"] for r in runs for s in r.seeds if s.edits), None)
+    lines = ["## The model-free yardstick: blind edits beside auto", "",
+             "| defence | attack | clean (these patches) | "
+             + " | ".join(f"ε = {e:g}" for e in eps) + " |", "|---|---|---|" + "---|" * len(eps)]
+    for r in runs:
+        f = figures(r, baseline, eps)
+        lines.append(f"| {r.label} | blind edits | {spread_text(f['edits_clean'])} | "
+                     + " | ".join(spread_text(f[f"edits_eps{e:g}"]) for e in eps) + " |")
+        lines.append(f"| {r.label} | auto | {spread_text(f['auto_subset_clean'])} | "
+                     + " | ".join(spread_text(f[f"auto_eps{e:g}"]) for e in eps) + " |")
+    where = (f" ({n['original']} originals, {n['recaptured']} recaptures)" if n else "")
+    lines += ["", "Blind edits use no model and no gradient (`tfrecap.attacks.model_free`): "
+              "each recapture's fine detail (x − Gaussian(x, 1 px)) is shaved by up to ε "
+              "levels, and each original is given a recapture's fine detail clipped to ±ε, "
+              f"on the patches auto attacks{where}, 8-bit. The robust accuracy is at most the "
+              "lower of the two rows; where blind edits leave fewer patches correct than auto, "
+              "auto is beaten by an attack that never looks at the model."]
+    return "\n".join(lines)
+
+
 def _cost_table(runs) -> str:
     from tfrecap.reproduce.zoo import step_cost
 
@@ -417,9 +454,10 @@ def _checks_section(runs) -> str:
 def _stages_section(stages: list[Stage], est: dict, seconds: float, n_seeds: int) -> str:
     lines = ["## Wall time", "", "| part | measured | estimated |", "|---|---|---|"]
     expected = {"data": est["data"], "train": n_seeds * sum(est["train"].values()),
-                "evaluate": n_seeds * sum(est["evaluate"].values()), "photos": None}
+                "evaluate": n_seeds * sum(est["evaluate"].values()), "edits": None,
+                "photos": None}
     names = {"data": "data", "train": "training", "evaluate": "evaluation (patches)",
-             "photos": "photos"}
+             "edits": "blind edits", "photos": "photos"}
     for part in STAGE_PARTS:
         mine = [s.seconds for s in stages if s.name.split(" ", 1)[0] == part]
         if not mine:
@@ -589,14 +627,39 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
     else:
         out.append("**Real photos.** Not measured (no `--originals`/`--recaptured`): "
                    "every figure above is on simulated patches.")
-    out.append("**Model-free edits.** Not run here: the erase/transplant yardstick of "
-               "`docs/signal_amplitude.md` (`python scripts/experiments/signal_amplitude.py "
-               "--data-dir D --model saved_models/NAME ...`) tells whether a defence beats "
-               "edits that use no model at the same ε.")
+    out.append(_edits_finding(runs, fig, profile))
     if n_attack < 200:
         out.append(f"With n = {n_attack} attacked patches the 95% intervals are wide (see the "
                    "second table); read small differences as noise.")
     return out
+
+
+def _edits_finding(runs, fig, profile: ZooProfile) -> str:
+    """Where the blind edits beat auto (by the mean over seeds), per defence and ε."""
+    beaten, measured = [], False
+    for r in runs:
+        f = fig[r.pipeline]
+        gaps = []
+        for e in profile.eps:
+            blind, auto = _mean(f[f"edits_eps{e:g}"]), _mean(f[f"auto_eps{e:g}"])
+            if blind is None or auto is None:
+                continue
+            measured = True
+            if blind < auto:
+                gaps.append((e, auto - blind))
+        if gaps:
+            worst = max(gaps, key=lambda g: g[1])
+            beaten.append(f"{r.label} at ε = {_and([f'{e:g}' for e, _ in gaps])} (by up to "
+                          f"{100 * worst[1]:.1f} points, at ε = {worst[0]:g})")
+    if not measured:
+        return "**Model-free edits.** Not measured."
+    if not beaten:
+        return ("**Model-free edits.** auto leaves no more patches correct than the blind "
+                "edits, for every defence at every ε: no sign that it is beaten by an attack "
+                "that never looks at the model.")
+    return ("**Model-free edits.** The blind edits leave fewer patches correct than auto for "
+            + "; ".join(beaten) + ". There auto understates the attacker: the robust accuracy "
+            "is at most the blind-edit figure (the yardstick table).")
 
 
 def _and(items: Sequence[str]) -> str:
