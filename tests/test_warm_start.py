@@ -54,12 +54,40 @@ def test_a_defence_starts_from_another_methods_weights_with_a_fresh_optimizer(tm
     assert int(target.optimizer.iterations.numpy()) == 0
 
 
+def test_a_mixed_precision_source_reports_its_step(tmp_path):
+    """Regression: a LossScaleOptimizer counts steps in its inner optimizer, so a source
+    trained in mixed precision (the GPU default) was reported as step 0."""
+    source = build_model(_config(tmp_path), precision="mixed_float16")
+    expected = _saved_run(source, tmp_path / "run", step=9)
+    target = build_model(_pgd_at(tmp_path))  # float32
+    _, step = warm_start(target, tmp_path / "run")
+    assert step == 9
+    for variable in target.detector.variables:
+        np.testing.assert_array_equal(variable.numpy(), expected[variable.path], variable.path)
+
+
 def test_init_from_accepts_the_checkpoints_folder_and_a_prefix(tmp_path):
     _saved_run(build_model(_config(tmp_path)), tmp_path / "run", step=3)
     by_run = resolve_init_checkpoint(tmp_path / "run")
     assert by_run.endswith("ckpt-3")
     assert resolve_init_checkpoint(tmp_path / "run" / "checkpoints") == by_run
     assert resolve_init_checkpoint(by_run) == by_run
+
+
+def test_a_guarded_run_starts_others_from_the_checkpoint_it_exported(tmp_path):
+    from tfrecap import jsonio
+
+    model = build_model(_config(tmp_path))
+    _saved_run(model, tmp_path / "run", step=6)
+    best = make_checkpoint(model).write(str(tmp_path / "run" / "best" / "ckpt-4"))
+    record = {"schema_version": 1, "best": {"step": 4, "checkpoint": "ckpt-4"}, "step": 4,
+              "exported_step": 4}
+    jsonio.write_json(tmp_path / "run" / "best" / "best.json", record)
+    assert resolve_init_checkpoint(tmp_path / "run") == best
+    # A run still training (no exported_step yet) starts others from its newest checkpoint.
+    del record["exported_step"]
+    jsonio.write_json(tmp_path / "run" / "best" / "best.json", record)
+    assert resolve_init_checkpoint(tmp_path / "run").endswith("checkpoints/ckpt-6")
 
 
 def test_a_missing_source_is_an_error_naming_it(tmp_path):
@@ -106,3 +134,15 @@ def test_train_warm_starts_a_fresh_run_and_a_resume_ignores_it(tmp_path, synthet
                   log=lines.append)
     assert again.resumed_from_step == 2 and again.steps_done == 4
     assert not any(line.startswith("Warm start:") for line in lines)
+    assert any("init_from" in line and "is ignored" in line for line in lines), lines
+
+
+def test_a_bad_init_from_fails_before_any_data_is_read(tmp_path):
+    from tfrecap.training import train
+
+    config = _pgd_at(tmp_path, **{"train.init_from": str(tmp_path / "nowhere")})
+    with pytest.raises(TrainingError, match="nowhere' is not a run directory"):
+        # No dataset in this data dir: the init_from error must come first.
+        train(config, data_dir=tmp_path / "no_data", run_dir=tmp_path / "run", verbose=0,
+              log=lambda m: None)
+    assert not (tmp_path / "run").exists()

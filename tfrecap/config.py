@@ -281,6 +281,19 @@ def pipeline_from_dict(raw: dict, origin: str = "config") -> PipelineConfig:
     return config
 
 
+def with_defaults(saved):
+    """``saved``, a config as JSON (a run's ``config.json``, an export's config asset), with
+    the sections and keys that tfrecap added since it was written filled in with their
+    defaults: that run trained with those defaults, so it compares equal to a config that
+    sets them. Anything else (not a dict) is returned as it is."""
+    if not isinstance(saved, dict):
+        return saved
+    defaults = jsonio.to_jsonable(PipelineConfig().to_dict())
+    return {**defaults, **{key: {**defaults[key], **value}
+                           if isinstance(value, dict) and isinstance(defaults.get(key), dict)
+                           else value for key, value in saved.items()}}
+
+
 def override(config: PipelineConfig, **changes) -> PipelineConfig:
     """Return a copy with ``section.field`` values replaced (``None`` values are skipped).
 

@@ -99,7 +99,8 @@ def attack_table(results: dict[str, dict[str, list[float]]], eps=EPS) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for model, by_class in results.items():
         for name, edit in (("original", "transplant"), ("recaptured", "erase")):
-            cells = [Path(model).name, f"{name}, {edit}"] + [f"{a:.1%}" for a in by_class[name]]
+            cells = [Path(model).name, f"{name}, {edit}"] + [
+                "—" if a is None else f"{a:.1%}" for a in by_class[name]]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

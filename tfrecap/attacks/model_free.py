@@ -8,8 +8,9 @@ recapture, or draw it onto an original, without ever querying the detector:
 * **transplant**, on originals: ``x + clip(residual(r), -ε, ε)``, a recapture ``r``'s fine
   detail clipped to ε.
 
-``residual(x) = x - Gaussian(x, σ = 1 px)`` per colour channel. Both edits round to whole levels
-and clip to [0, 255], so they are valid attacks at every ε (fractional ones included).
+``residual(x) = x - Gaussian(x, σ = 1 px)`` per colour channel. Both edits change each pixel by
+whole levels, at most ⌊ε⌋, and clip to [0, 255]: on 8-bit images (whole levels, as every
+dataset and photo here) the result is 8-bit and inside the ball at every ε.
 
 They bound what a gradient attack must reach: a detector that keeps more accuracy under
 PGD or ``auto`` than under these blind edits at the same ε is beating its attacker, not the
@@ -57,7 +58,8 @@ def model_free_attacks(predict: Callable[[np.ndarray], np.ndarray], originals: S
     """Accuracy of ``predict`` (float32 [N, S, S, 3] -> labels) per ε: clean, then edited.
 
     The originals are transplanted with the recaptures' fine detail (the recaptures in turn as
-    donors), the recaptures erased. Either list may be empty (its accuracies are then None).
+    donors), the recaptures erased. An empty class has None for every accuracy, and so do the
+    originals when there are no recaptures to take fine detail from.
 
     Returns:
         ``{"original": [clean, transplant at each ε], "recaptured": [clean, erase ...]}``.
@@ -65,8 +67,8 @@ def model_free_attacks(predict: Callable[[np.ndarray], np.ndarray], originals: S
     from tfrecap import LABEL_NAMES
 
     result = {}
-    donors = [recaptured[i % len(recaptured)] for i in range(len(originals))] if recaptured \
-        else []
+    donors = ([recaptured[i % len(recaptured)] for i in range(len(originals))]
+              if len(recaptured) else [])
     for label, images, edit in ((0, originals, lambda x, i, e: transplant(x, donors[i], e)),
                                 (1, recaptured, lambda x, i, e: erase(x, e))):
         if not len(images) or (label == 0 and not donors):

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tfrecap import jsonio
-from tfrecap.config import ConfigError, PipelineConfig, load_pipeline, override
+from tfrecap.config import ConfigError, PipelineConfig, load_pipeline, override, with_defaults
 from tfrecap.names import SYNTHETIC_SIZES
 from tfrecap.reproduce.paper_tables import ROLES
 from tfrecap.reproduce.profiles import (
@@ -307,19 +307,7 @@ def finished_export(export_root: Path, config: PipelineConfig) -> Path | None:
     except FileNotFoundError:
         return None
     wanted = jsonio.to_jsonable(config.to_dict())
-    return version_dir if _with_defaults(load_config_asset(version_dir)) == wanted else None
-
-
-def _with_defaults(saved):
-    """``saved`` (an export's config) with the keys tfrecap added since it was written filled
-    in with their defaults: an export made before a new setting existed trained with its
-    default, so it still matches (and is not retrained for nothing)."""
-    if not isinstance(saved, dict):
-        return saved
-    defaults = jsonio.to_jsonable(PipelineConfig().to_dict())
-    return {**defaults, **{key: {**defaults[key], **value}
-                           if isinstance(value, dict) and isinstance(defaults.get(key), dict)
-                           else value for key, value in saved.items()}}
+    return version_dir if with_defaults(load_config_asset(version_dir)) == wanted else None
 
 
 def _train_or_reuse(config, data_dir, output, verbose, log):

@@ -567,8 +567,8 @@ def edit_settings(profile: ZooProfile) -> dict:
 def _edits_or_reuse(item: DefenceSeed, profile, data_dir, log):
     from tfrecap.reproduce.run import reuse_result, write_result
 
-    wanted = {"model_version": item.export.name, "train_seed": item.config.train.seed,
-              "zoo_edit_settings": edit_settings(profile)}
+    wanted = {"model_version": item.export.name, "dataset": item.config.data.dataset,
+              "train_seed": item.config.train.seed, "zoo_edit_settings": edit_settings(profile)}
     reused = reuse_result(item.edits_path, wanted, log)
     if reused is not None:
         return reused

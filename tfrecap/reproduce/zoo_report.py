@@ -655,8 +655,8 @@ def _edits_finding(runs, fig, profile: ZooProfile) -> str:
         return "**Model-free edits.** Not measured."
     if not beaten:
         return ("**Model-free edits.** auto leaves no more patches correct than the blind "
-                "edits, for every defence at every ε: no sign that it is beaten by an attack "
-                "that never looks at the model.")
+                "edits, for every defence at every ε where both were measured: no sign that it "
+                "is beaten by an attack that never looks at the model.")
     return ("**Model-free edits.** The blind edits leave fewer patches correct than auto for "
             + "; ".join(beaten) + ". There auto understates the attacker: the robust accuracy "
             "is at most the blind-edit figure (the yardstick table).")

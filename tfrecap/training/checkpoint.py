@@ -15,7 +15,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfrecap import jsonio
-from tfrecap.config import PipelineConfig
+from tfrecap.config import PipelineConfig, with_defaults
 
 MODEL_VARIABLES = "model_variables"
 VARIABLE_PATHS = "model_variable_paths"
@@ -132,13 +132,10 @@ def check_resumable(config_path: Path, config: PipelineConfig) -> None:
             f"{config_path} is not a readable run config ({err}); use another --run-dir, or "
             "delete that folder to start over") from None
     new = json.loads(jsonio.dumps(config.to_dict()))
-    defaults = json.loads(jsonio.dumps(PipelineConfig().to_dict()))
+    # A key the run's config lacks was added to tfrecap since, with its default value.
+    old = with_defaults(old) if isinstance(old, dict) else {}
     for section in RESUME_SECTIONS:
-        # A key the run's config lacks was added to tfrecap since, with its default value.
-        saved = old.get(section) if isinstance(old, dict) else None
-        if isinstance(saved, dict):
-            saved = {**defaults[section], **saved}
-        if saved != new[section]:
+        if old.get(section) != new[section]:
             raise RunDirError(
                 f"{config_path.parent} holds a run with a different [{section}] config; "
                 f"use another --run-dir, or delete that folder to start over"
@@ -146,13 +143,28 @@ def check_resumable(config_path: Path, config: PipelineConfig) -> None:
 
 
 def resolve_init_checkpoint(source: str | Path) -> str:
-    """The checkpoint prefix that ``[train] init_from`` names: a run directory's newest
-    checkpoint, its ``checkpoints/`` folder's, or a prefix itself (``.../ckpt-1000``).
+    """The checkpoint prefix that ``[train] init_from`` names.
+
+    * a finished run directory: the checkpoint it exported, so the guard's best
+      (``RUN_DIR/best/ckpt-N``, as ``best/best.json`` records) when it chose one, else its
+      newest checkpoint;
+    * a run directory still training, or its ``checkpoints/`` folder: the newest checkpoint;
+    * a checkpoint prefix itself (``RUN_DIR/checkpoints/ckpt-1000``, ``RUN_DIR/best/ckpt-750``).
+
+    A relative path is relative to the working directory (not to a pipeline file).
 
     Raises:
         TrainingError: nothing there is a checkpoint.
     """
+    from tfrecap.training.guard import BEST_DIR, read_best_json
+
     path = Path(source).expanduser()
+    guard = read_best_json(path / BEST_DIR) or {}
+    best = guard.get("best")
+    if best and guard.get("exported_step") == best.get("step"):
+        prefix = path / BEST_DIR / best["checkpoint"]
+        if Path(f"{prefix}.index").is_file():
+            return str(prefix)
     for folder in (path / "checkpoints", path):
         if folder.is_dir() and (latest := tf.train.latest_checkpoint(str(folder))):
             return latest
@@ -160,7 +172,13 @@ def resolve_init_checkpoint(source: str | Path) -> str:
         return str(path)
     raise TrainingError(
         f"[train] init_from = {str(source)!r} is not a run directory with checkpoints, a "
-        "checkpoints folder or a checkpoint prefix (such as RUN_DIR/checkpoints/ckpt-1000)")
+        "checkpoints folder or a checkpoint prefix (such as RUN_DIR/checkpoints/ckpt-1000 or "
+        "RUN_DIR/best/ckpt-750)")
+
+
+# The step counter's key: a LossScaleOptimizer (mixed precision) counts in its inner optimizer.
+_STEP_KEYS = ("optimizer/inner_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE",
+              "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")
 
 
 def warm_start(model, source: str | Path) -> tuple[str, int]:
@@ -169,10 +187,12 @@ def warm_start(model, source: str | Path) -> tuple[str, int]:
 
     Only the detector's variables are copied; the optimizer, the step counter and the
     model's own random stream (its seed) stay fresh, so the run is a new run that starts
-    from those weights. Any defence can start from any method's run with the same [model].
+    from those weights. Any defence can start from any method's run with the same [model],
+    in any precision (variables are stored in float32 either way).
 
     Returns:
-        The checkpoint prefix read, and its step (the source's ``optimizer.iterations``).
+        The checkpoint prefix read (:func:`resolve_init_checkpoint`), and its step (the
+        source's optimizer step counter).
 
     Raises:
         TrainingError: ``source`` holds no checkpoint, one of an older layout, or one whose
@@ -186,22 +206,26 @@ def warm_start(model, source: str | Path) -> tuple[str, int]:
                             "tfrecap (without the variable-path list); it cannot start a run")
     saved = {path: i for i, path in enumerate(json.loads(reader.get_tensor(_PATHS_KEY)))}
     wanted = model.detector.variables
-    missing = [v.path for v in wanted if v.path not in saved]
+    missing = [v.path for v in wanted if v.path not in saved
+               or _value_key(saved[v.path]) not in keys]
     if missing:
         raise TrainingError(
             f"[train] init_from: {prefix} lacks {len(missing)} of this model's {len(wanted)} "
             f"detector variables (first: {missing[0]!r}); it was trained with another [model] "
             "config")
-    values = [reader.get_tensor(f"{MODEL_VARIABLES}/{saved[v.path]}/.ATTRIBUTES/VARIABLE_VALUE")
-              for v in wanted]
+    values = [reader.get_tensor(_value_key(saved[v.path])) for v in wanted]
     for variable, value in zip(wanted, values, strict=True):
         if tuple(value.shape) != tuple(variable.shape):
             raise TrainingError(
                 f"[train] init_from: {variable.path} is {tuple(value.shape)} in {prefix} but "
                 f"{tuple(variable.shape)} in this model; it was trained with another [model] "
                 "config")
+    # Every shape checked first: an error leaves the model as it was, nothing half-copied.
     for variable, value in zip(wanted, values, strict=True):
         variable.assign(value)
-    step_key = "optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"
-    step = int(reader.get_tensor(step_key)) if step_key in keys else 0
+    step = next((int(reader.get_tensor(k)) for k in _STEP_KEYS if k in keys), 0)
     return prefix, step
+
+
+def _value_key(index: int) -> str:
+    return f"{MODEL_VARIABLES}/{index}/.ATTRIBUTES/VARIABLE_VALUE"

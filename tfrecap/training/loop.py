@@ -27,6 +27,7 @@ from tfrecap.training.checkpoint import (
     check_resumable,
     has_checkpoint,
     make_checkpoint,
+    resolve_init_checkpoint,
     restore_checkpoint,
     warm_start,
 )
@@ -93,21 +94,30 @@ class _StopOnNonFiniteWeights(keras.callbacks.Callback):
     loss-scale optimizer (weights unchanged) yet still counted in the epoch's mean loss.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager):
+    def __init__(self, manager: tf.train.CheckpointManager, run_dir: Path):
         super().__init__()
         self.manager = manager
+        self.run_dir = run_dir
 
     def on_epoch_end(self, epoch, logs=None):
         bad = [v.path for v in self.model.variables
                if "float" in str(v.dtype) and not bool(tf.reduce_all(tf.math.is_finite(v)))]
-        if bad:
-            kept = self.manager.latest_checkpoint or "none (no epoch had finished)"
+        if not bad:
+            return
+        diverged = (f"training diverged: at step {_step(self.model)}, {len(bad)} of "
+                    f"{len(self.model.variables)} variables hold NaN or infinite values (first: "
+                    f"{bad[0]}).")
+        latest = self.manager.latest_checkpoint
+        if latest is None:
             raise TrainingError(
-                f"training diverged: at step {_step(self.model)}, {len(bad)} of "
-                f"{len(self.model.variables)} variables hold NaN or infinite values (first: "
-                f"{bad[0]}). The last finite checkpoint is kept: {kept}. "
-                "Lower [train] learning_rate (or the defence's strength) and rerun; the run "
-                "resumes from that checkpoint.")
+                f"{diverged} No epoch had finished, so nothing is kept; lower [train] "
+                "learning_rate and start again.")
+        # Named in the chief's run dir: a non-chief worker's own folder is temporary.
+        kept = self.run_dir / "checkpoints" / Path(latest).name
+        raise TrainingError(
+            f"{diverged} The last finite checkpoint is kept: {kept}. Lower [train] "
+            "learning_rate and rerun to resume from it; to change [defence] instead, start a "
+            f"new --run-dir, with --init-from {self.run_dir} to keep its weights.")
 
 
 def train(
@@ -231,6 +241,8 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         jsonio.write_json(run_dir / "config.json", config.to_dict(), sort_keys=True)
 
     t = config.train
+    if t.init_from and not has_checkpoint(run_dir):
+        resolve_init_checkpoint(t.init_from)  # a bad path fails now, not after loading data
     splits = load_builder(data_dir, config.data.dataset).info.splits
     _check_splits(splits, config, data_dir)
     identity = (read_metadata(data_dir, config.data.dataset) or {}).get("identity", {})
@@ -272,7 +284,9 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     if latest:
         restore_checkpoint(model, checkpoint, latest, run_dir=run_dir)
         resumed_from = _step(model)
-        log(f"Resumed from step {resumed_from} ({latest}).")
+        log(f"Resumed from step {resumed_from} ({latest})"
+            + (f"; [train] init_from = {t.init_from!r} is ignored: the run's own checkpoint "
+               "wins." if t.init_from else "."))
     elif t.init_from:
         # Every worker reads the same checkpoint, so the replicas start equal.
         source, source_step = warm_start(model, t.init_from)
@@ -290,11 +304,11 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
     # Keep only epochs that the restored checkpoint covers.
     history = [h for h in _read_history(history_path) if h["step"] <= resumed_from]
     # First: nothing after it (guard, checkpoint) may see non-finite weights.
-    callbacks = [_StopOnNonFiniteWeights(manager)]
+    callbacks = [_StopOnNonFiniteWeights(manager, run_dir)]
     if config.monitor.enabled:
         from tfrecap.callbacks import AdversarialEvaluation
 
-        # First in the list: callbacks share one logs dict, so the values it adds
+        # Before the history callback: callbacks share one logs dict, so the values it adds
         # reach the history and TensorBoard callbacks after it.
         mon = config.monitor
         callbacks.append(AdversarialEvaluation(
