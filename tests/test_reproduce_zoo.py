@@ -1,6 +1,7 @@
 """tfrecap reproduce --profile zoo: every defence trained, attacked and tabled; reuse on rerun."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +266,52 @@ def test_step_time_leaves_out_the_guard_passes(tmp_path):
         {"step": 300, "time": 1090.0}]})
     assert zoo.history_seconds_per_step(history) == pytest.approx(0.45)
     assert zoo.history_seconds_per_step(history, {200: 10.0, 300: 30.0}) == pytest.approx(0.25)
+
+
+def _imported(tmp_path):
+    """A folder dataset `photos_64` imported from two tiny photo folders: (data dir, folders)."""
+    from PIL import Image
+
+    from tfrecap.data import builder, catalog
+
+    rng = np.random.default_rng(1)
+    originals, recaptured = tmp_path / "direct", tmp_path / "screens"
+    for folder in (originals, recaptured):
+        folder.mkdir()
+        for i in range(5):  # the fewest that fill the three splits
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+                folder / f"{i}.png")
+    data_dir = tmp_path / "data"
+    catalog.build_dataset(builder.folder_config("photos_64", 64, originals, recaptured),
+                          data_dir, workers=1)
+    return data_dir, (originals, recaptured)
+
+
+def test_photos_from_an_imported_dataset_are_its_folders(tmp_path, monkeypatch):
+    data_dir, folders = _imported(tmp_path)
+    calls = []
+    monkeypatch.setattr(lib, "reproduce_zoo", lambda *a, **kw: calls.append(kw) or 1 / 0)
+    result = CliRunner().invoke(cli, ["reproduce", "--profile", "zoo", "--data-dir",
+                                      str(data_dir), "--photos-from", "photos_64"])
+    assert isinstance(result.exception, ZeroDivisionError)  # reached the zoo, then stopped
+    got = [Path(calls[0][role]).resolve() for role in ("originals", "recaptured")]
+    assert got == [f.resolve() for f in folders]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--photos-from", "photos_64", "--originals", "x"], "replaces --originals/--recaptured"),
+    (["--photos-from", "nothing_64"], "is not built in"),
+    (["--photos-from", "photos_64", "--profile", "demo"], "only apply to --profile zoo"),
+])
+def test_photos_from_errors_name_the_problem(tmp_path, args, message):
+    data_dir, _ = _imported(tmp_path)
+    result = CliRunner().invoke(cli, ["reproduce", "--profile", "zoo", *args, "--data-dir",
+                                      str(data_dir), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_photos_from_synthetic_data_is_refused(synthetic_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["reproduce", "--profile", "zoo", "--data-dir",
+                                      str(synthetic_dir), "--photos-from", "synthetic_64",
+                                      "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "is synthetic data, not photos" in result.output

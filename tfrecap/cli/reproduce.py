@@ -32,7 +32,7 @@ def _command_line(ctx: click.Context) -> str:
 # patches at --eps, at 64×64 only): given with it they are refused, not ignored.
 _NOT_ZOO = ("sizes", "limit", "pgd_eps", "pgd_limit")
 # The options only --profile zoo reads.
-_ZOO_ONLY = ("originals", "recaptured", "attack_limit")
+_ZOO_ONLY = ("originals", "recaptured", "photos_from", "attack_limit")
 
 
 def _given(ctx: click.Context, names) -> list[str]:
@@ -103,13 +103,17 @@ def _given(ctx: click.Context, names) -> list[str]:
               "judges the photos whole, clean and under a whole-image PGD at ε = 2.")
 @click.option("--recaptured", type=click.Path(path_type=Path), default=None,
               help="zoo: a folder of recaptured photos (photos of a screen).")
+@click.option("--photos-from", default=None, metavar="DATASET",
+              help="zoo: the photos of a dataset made by `tfrecap data import`, whole (the "
+              "folders it was imported from), instead of --originals/--recaptured.")
 @click.option("--attack-limit", type=click.IntRange(min=1), default=None,
               help="zoo: attack at most N judged photos per class [8; a photo costs seconds].")
 @click.option("--quiet", is_flag=True, help="One line per training epoch, no step bar.")
 @click.pass_context
 def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed, seeds, eps,
               limit, pgd_eps, pgd_limit, pgd_steps, auto_limit, apgd_steps, square_queries,
-              widths, batch_size, workers, originals, recaptured, attack_limit, quiet):
+              widths, batch_size, workers, originals, recaptured, photos_from, attack_limit,
+              quiet):
     """Run the paper's Section 4 and write OUTPUT/report.md.
 
     Builds or reuses the data, trains Yang's baseline and the secure model per
@@ -129,6 +133,7 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
       tfrecap reproduce --profile demo --seeds 3            # 3× as long; mean [min–max]
       tfrecap reproduce --profile zoo                       # CPU, ≤ 60 min
       tfrecap reproduce --profile zoo --originals photos/direct --recaptured photos/screens
+      tfrecap reproduce --profile zoo --photos-from mine_64   # the photos `data import` read
       tfrecap reproduce --profile paper --sizes 64,128      # GPU, synthetic data
       scripts/reproduce_paper.sh --data-dir ~/tensorflow_datasets   # GPU, real data
     """
@@ -140,6 +145,9 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
             raise click.UsageError(
                 f"{', '.join(refused)} do not apply to --profile zoo: it runs at 64×64 and "
                 "attacks the first --auto-limit test patches at every --eps", ctx)
+        if photos_from is not None:
+            originals, recaptured = _photos_from(ctx, photos_from, data_dir, originals,
+                                                 recaptured)
         _reproduce_zoo(ctx, lib, dict(
             count=count, seed=seed, seeds=seeds, eps=eps, pgd_steps=pgd_steps,
             auto_apgd_steps=apgd_steps, auto_square_queries=square_queries,
@@ -176,6 +184,19 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
     click.echo(f"Done in {result.seconds / 60:.1f} min. Report: {result.report_path}")
     for line in lib.next_steps(result, data_dir):
         click.echo(line)
+
+
+def _photos_from(ctx, dataset: str, data_dir, originals, recaptured) -> tuple[Path, Path]:
+    """The folders behind an imported dataset, for --photos-from."""
+    from tfrecap.data.catalog import DatasetNotFoundError, imported_folders
+
+    if originals is not None or recaptured is not None:
+        raise click.UsageError("--photos-from replaces --originals/--recaptured; give one or "
+                               "the other", ctx)
+    try:
+        return imported_folders(data_dir, dataset)
+    except (DatasetNotFoundError, ValueError) as err:
+        raise click.UsageError(f"--photos-from {dataset}: {err}", ctx) from None
 
 
 def _limits(**given) -> dict:

@@ -111,6 +111,35 @@ def read_metadata(data_dir: str | os.PathLike, dataset: str) -> dict | None:
         return None
 
 
+def imported_folders(data_dir: str | os.PathLike, dataset: str) -> tuple[Path, Path]:
+    """The ``(originals, recaptured)`` folders that ``tfrecap data import`` read to build
+    ``dataset``, as its identity records them: the photos behind a folder dataset, whole.
+
+    Raises:
+        DatasetNotFoundError: ``dataset`` is not built in ``data_dir``.
+        ValueError: it is not a folder dataset (synthetic data has no photos), or a recorded
+            folder is gone; the message names it.
+    """
+    meta = read_metadata(data_dir, dataset)
+    if meta is None:
+        raise DatasetNotFoundError(
+            f"dataset {dataset!r} is not built in {data_dir}; import it with `tfrecap data "
+            f"import --originals DIR --recaptured DIR --dataset {dataset}`")
+    identity = meta.get("identity", {})
+    if identity.get("kind") != "folder":
+        raise ValueError(
+            f"dataset {dataset!r} is {identity.get('kind', 'unknown')} data, not photos "
+            "imported with `tfrecap data import`: it has no photo folders")
+    folders = []
+    for role in ("originals", "recaptured"):
+        folder = Path(identity.get(role) or "")
+        if not identity.get(role) or not folder.is_dir():
+            raise ValueError(f"dataset {dataset!r} was imported from the {role} folder "
+                             f"{str(folder)!r}, which is not there any more")
+        folders.append(folder)
+    return folders[0], folders[1]
+
+
 def load_builder(data_dir: str | os.PathLike, dataset: str) -> tfds.core.DatasetBuilder:
     """Load a built dataset's builder from its directory (no builder code needed).
 
