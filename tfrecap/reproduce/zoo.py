@@ -11,7 +11,8 @@ and evaluation is reused on a rerun (as the demo profile does, through the helpe
 :mod:`tfrecap.reproduce.run`), so an interrupted zoo continues where it stopped. The report,
 the JSON and the plots are written by :mod:`tfrecap.reproduce.zoo_report`.
 
-The default budgets fit 60 minutes on 2 CPU cores with one seed; :func:`estimate` gives the
+The default budgets are estimated at about 50 minutes on 2 CPU cores per seed (one seed took
+82 minutes on partly loaded cores, docs/defences.md); :func:`estimate` gives the
 arithmetic (:data:`PLAIN_SECONDS_PER_IMAGE` per image of a plain step, the other steps and the
 attacks as multiples of it), which the run prints first and the report sets beside the
 measured wall times.
