@@ -69,8 +69,9 @@ from tfrecap.names import JIT_COMPILE, PRECISIONS, STRATEGY_NAMES
     type=click.Path(path_type=Path),
     default=None,
     help="Override [train] init_from: start a fresh run from the detector weights of this run "
-    "dir's newest checkpoint (a warm start, e.g. adversarial fine-tuning of a clean model). "
-    "The optimizer and step count start at 0; a run dir that resumes ignores it.",
+    "dir (the checkpoint it exported, else its newest) or of a checkpoint prefix: a warm "
+    "start, e.g. adversarial fine-tuning of a clean model. The optimizer and step count start "
+    "at 0; a run dir that resumes ignores it.",
 )
 @click.option("--quiet", is_flag=True, help="No per-step progress bar.")
 def train(pipeline, data_dir, dataset, steps, run_dir, export_dir, no_export, precision,

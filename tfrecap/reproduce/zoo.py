@@ -594,26 +594,26 @@ def model_free_yardstick(version_dir, dataset: str, profile: ZooProfile, data_di
 
     from tfrecap import LABEL_NAMES
     from tfrecap.attacks.model_free import model_free_attacks, pooled_accuracy
+    from tfrecap.data.catalog import load_builder
     from tfrecap.data.pipeline import make_dataset
     from tfrecap.evaluation import logits_fn_of
+    from tfrecap.training.guard import fixed_patches
 
     logits = logits_fn_of(tf.saved_model.load(str(version_dir)))
-    images, labels = [], []
     data = make_dataset(data_dir, dataset, "test", profile.batch_size, training=False)
-    for batch_images, batch_labels in data:
-        images += list(batch_images.numpy())
-        labels += list(batch_labels.numpy())
-        if profile.auto_limit is not None and len(images) >= profile.auto_limit:
-            break
-    if profile.auto_limit is not None:
-        images, labels = images[:profile.auto_limit], labels[:profile.auto_limit]
+    limit = profile.auto_limit
+    if limit is None:
+        limit = load_builder(data_dir, dataset).info.splits["test"].num_examples
+    batches = fixed_patches(data, limit)  # in stored order: the patches auto attacks
+    images = [x for b, _ in batches for x in b.numpy().astype(np.float32)]
+    labels = [int(y) for _, b in batches for y in b.numpy()]
 
     def predict(batch: np.ndarray) -> np.ndarray:
         return np.concatenate([
             np.argmax(logits(tf.constant(batch[i:i + profile.batch_size], tf.float32)).numpy(),
                       -1) for i in range(0, len(batch), profile.batch_size)])
 
-    by_label = [[x for x, y in zip(images, labels, strict=True) if int(y) == k] for k in (0, 1)]
+    by_label = [[x for x, y in zip(images, labels, strict=True) if y == k] for k in (0, 1)]
     by_class = model_free_attacks(predict, by_label[0], by_label[1], profile.eps)
     counts = {LABEL_NAMES[k]: len(by_label[k]) for k in (0, 1)}
     return {"eps": [float(e) for e in profile.eps], "n": counts, "by_class": by_class,

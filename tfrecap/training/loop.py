@@ -138,8 +138,9 @@ def train(
       ``train.steps``. A run directory of another [data], [model] or [defence] config, or
       with an older checkpoint layout, is refused.
     * **Warm start.** With ``[train] init_from`` a fresh run starts from the detector weights
-      of another run's newest checkpoint (:func:`.checkpoint.warm_start`); its optimizer and
-      step count start at 0. A run that resumes ignores it.
+      of another run: the checkpoint it exported, else its newest
+      (:func:`.checkpoint.resolve_init_checkpoint`, :func:`.checkpoint.warm_start`); its
+      optimizer and step count start at 0. A run that resumes ignores it.
     * **Divergence.** If a weight is NaN or infinite at an epoch's end, training stops with
       a :class:`TrainingError` before that epoch is checkpointed; a rerun resumes from the
       last finite checkpoint.
@@ -241,8 +242,9 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         jsonio.write_json(run_dir / "config.json", config.to_dict(), sort_keys=True)
 
     t = config.train
-    if t.init_from and not has_checkpoint(run_dir):
-        resolve_init_checkpoint(t.init_from)  # a bad path fails now, not after loading data
+    # Resolved once, before the data is read: a bad path fails at once.
+    init_prefix = (resolve_init_checkpoint(t.init_from)
+                   if t.init_from and not has_checkpoint(run_dir) else None)
     splits = load_builder(data_dir, config.data.dataset).info.splits
     _check_splits(splits, config, data_dir)
     identity = (read_metadata(data_dir, config.data.dataset) or {}).get("identity", {})
@@ -287,9 +289,9 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         log(f"Resumed from step {resumed_from} ({latest})"
             + (f"; [train] init_from = {t.init_from!r} is ignored: the run's own checkpoint "
                "wins." if t.init_from else "."))
-    elif t.init_from:
+    elif init_prefix is not None:
         # Every worker reads the same checkpoint, so the replicas start equal.
-        source, source_step = warm_start(model, t.init_from)
+        source, source_step = warm_start(model, init_prefix)
         log(f"Warm start: the detector weights of {source} (step {source_step}); the "
             "optimizer and the step count start at 0.")
     check_same_step(strategy, resumed_from)
