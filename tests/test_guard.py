@@ -137,11 +137,24 @@ def test_resume_keeps_the_best_only_when_comparable(tmp_path, change, kept):
         assert "starting a new best" in lines[-1]
 
 
+def test_a_best_after_the_resumed_step_is_dropped_with_its_record(tmp_path):
+    # Killed between the guard's save at step 4 and the rotation's: the run resumes at 2.
+    _saved_best(tmp_path / "best")
+    lines = []
+    guard = RobustnessGuard([], tmp_path / "best", every=1, eps=2.0, pgd_steps=10,
+                            clean_floor=FLOOR, requested_patches=512, resumed_from=2,
+                            log=lines.append)
+    assert guard.best is None
+    assert guard.records == []
+    assert "after the resumed step 2" in lines[-1]
+
+
 def test_resume_without_the_named_checkpoint_starts_a_new_best(tmp_path):
     _saved_best(tmp_path / "best")
     (tmp_path / "best" / "ckpt-4.index").unlink()
     lines = []
-    guard = RobustnessGuard([], tmp_path / "best", requested_patches=512, log=lines.append)
+    guard = RobustnessGuard([], tmp_path / "best", requested_patches=512, resumed_from=4,
+                            log=lines.append)
     assert guard.best is None
     assert "is missing" in lines[-1]
 

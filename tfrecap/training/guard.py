@@ -205,6 +205,13 @@ class RobustnessGuard(keras.callbacks.Callback):
         best = saved.get("best")
         if best is None:
             return
+        if best["step"] > resumed_from:
+            # The run died after the guard saved this best but before the rotation saved
+            # its step, so training redoes those steps: the old best belongs to weights that
+            # the resumed run never has, and its record was dropped above.
+            self.log(f"Guard: the best so far (step {best['step']}) is after the resumed "
+                     f"step {resumed_from}; starting a new best.")
+            return
         if not (self.best_dir / f"{best['checkpoint']}.index").exists():
             self.log(f"Guard: the best checkpoint {best['checkpoint']} named in "
                      f"{self.best_dir / BEST_JSON} is missing; starting a new best.")
