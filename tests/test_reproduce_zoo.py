@@ -222,9 +222,28 @@ def test_step_time_comes_from_the_history_else_from_the_sessions(tmp_path):
     resumed = types.SimpleNamespace(seconds=30.0, resumed_from_step=300, steps_done=400)
     cost = zoo.training_cost(tmp_path, config, export, resumed)
     assert cost["seconds"] == 150.0 and cost["source"] == "history"
-    assert cost["seconds_per_step"] == pytest.approx(0.3)  # median of 0.3, 0.6, 0.1
+    # The epoch 300 -> 400 spans the gap between the sessions: left out of the median.
+    assert cost["seconds_per_step"] == pytest.approx(0.45)  # median of 0.3, 0.6
     # Reused later (nothing trained): the recorded sessions still count.
     assert zoo.training_cost(tmp_path, config, export, None)["seconds"] == 150.0
+
+
+def test_steps_of_a_killed_session_are_counted_at_the_measured_rate(tmp_path):
+    import types
+
+    config = override(load_pipeline("demo_baseline"), **{"train.steps": 300})
+    history = tmp_path / "runs" / "demo_baseline" / "history.json"
+    history.parent.mkdir(parents=True)
+    # Steps 0 -> 200 ran in a session killed before it recorded itself; a day later a
+    # second session resumed at 200 and finished in 40 s.
+    jsonio.write_json(history, {"schema_version": 1, "epochs": [
+        {"step": 100, "time": 1000.0}, {"step": 200, "time": 1050.0},
+        {"step": 300, "time": 90000.0}]})
+    resumed = types.SimpleNamespace(seconds=40.0, resumed_from_step=200, steps_done=300)
+    cost = zoo.training_cost(tmp_path, config, tmp_path / "export" / "1", resumed)
+    assert cost["seconds_per_step"] == pytest.approx(0.5)  # the gap is not a step time
+    assert cost["seconds"] == pytest.approx(40.0 + 200 * 0.5)
+    assert "without a session record" in cost["source"]
 
 
 def _item(seed, clean, auto2, pgd2, per_step):
@@ -256,6 +275,27 @@ def test_target_verdict_follows_the_clean_gap(clean, gap, expected):
     assert "reaches the aim" not in text[0]  # 85% < 90%
     assert "(a coin toss is 50%) for TRADES." in " ".join(text)
     assert "PGD-AT 6.0×" in " ".join(text)  # cost per step against the baseline's
+
+
+def test_a_more_robust_but_collapsed_defence_is_named_not_headlined():
+    def runs(base_auto):
+        return [zoo.DefenceRun("b", "baseline", "Yang",
+                               [_item(i, 0.70, a, a, 0.1) for i, a in enumerate(base_auto)]),
+                zoo.DefenceRun("p", "pgd_at", "PGD-AT",
+                               [_item(i, 0.55, 0.45, 0.46, 0.6) for i in range(2)])]
+
+    profile = dataclasses.replace(lib.ZOO, eps=(2.0,))
+    first = zoo_report.findings(runs([0.10, 0.30]), profile, photos=False)[0]
+    assert first.startswith(
+        "**Best under auto at ε = 2 among the models that did not collapse: Yang**")
+    assert "More robust, but collapsed" in first and "PGD-AT (45.0%" in first
+    assert "It misses the aim of 90% at ε = 2 (10.0%, 30.0%)" in first
+    # Seeds that disagree: one verdict per aim, the seeds it holds on, every seed's figure.
+    first = zoo_report.findings(runs([0.10, 0.95]), profile, photos=False)[0]
+    assert first.startswith("**Best under auto at ε = 2: Yang**")  # 52.5% beats 45%
+    assert "collapsed" not in first
+    assert "reaches on seed 1 and misses on seed 0 the aim of 90% at ε = 2 (10.0%, 95.0%)" \
+        in first
 
 
 def test_step_time_leaves_out_the_guard_passes(tmp_path):

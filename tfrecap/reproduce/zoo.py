@@ -444,13 +444,19 @@ def training_cost(output: Path, config: PipelineConfig, export: Path, trained) -
     trained_steps = sum(s["to_step"] - s["from_step"] for s in sessions)
     seconds = sum(s["seconds"] for s in sessions) if sessions else None
     run_dir = output / "runs" / config.name
+    restarts = {s["from_step"] for s in sessions if s["from_step"]}
     per_step, source = history_seconds_per_step(run_dir / "history.json",
-                                                guard_seconds(run_dir)), "history"
+                                                guard_seconds(run_dir), restarts), "history"
     if per_step is None and trained_steps:
         per_step, source = seconds / trained_steps, "sessions"
     if seconds is None and per_step is not None:
         # Trained before this record existed: the time from its history.
         seconds, source = per_step * config.train.steps, "history, no session record"
+    elif per_step is not None and trained_steps < config.train.steps:
+        # A session killed before it could record itself (the resumed one starts after its
+        # last checkpoint): its steps at the measured rate, so the total is not undercounted.
+        seconds += per_step * (config.train.steps - trained_steps)
+        source += ", steps without a session record at that rate"
     return {"seconds": seconds, "steps": config.train.steps, "seconds_per_step": per_step,
             "source": source}
 
@@ -469,18 +475,22 @@ def guard_seconds(run_dir: Path) -> dict[int, float]:
             if "seconds" in r and "step" in r}
 
 
-def history_seconds_per_step(path: Path, guard: dict[int, float] | None = None) -> float | None:
+def history_seconds_per_step(path: Path, guard: dict[int, float] | None = None,
+                             restarts=()) -> float | None:
     """The median seconds per training step between consecutive epochs of a ``history.json``,
     less the guard's pass at the end of the epoch (``guard``: :func:`guard_seconds`), so that
     defences with and without a guard compare step for step; the validation pass and the
-    checkpoint stay in. None with fewer than two epochs."""
+    checkpoint stay in. An epoch that starts at a step in ``restarts`` (a session resumed
+    there) is left out: its time spans the gap between the sessions. None with fewer than
+    two epochs."""
     if not path.exists():
         return None
     guard = guard or {}
     epochs = jsonio.loads_strict(path.read_text()).get("epochs", [])
     rates = [(b["time"] - a["time"] - guard.get(int(b["step"]), 0.0)) / (b["step"] - a["step"])
              for a, b in itertools.pairwise(epochs)
-             if b["step"] > a["step"] and "time" in a and "time" in b]
+             if b["step"] > a["step"] and "time" in a and "time" in b
+             and int(a["step"]) not in restarts]
     return statistics.median(rates) if rates else None
 
 

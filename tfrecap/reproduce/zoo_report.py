@@ -528,8 +528,13 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
                    f"({_gap(gaps)})" if base and best is not baseline else "")
         tied = [r.label for r in ranked[1:] if _mean(fig[r.pipeline][key]) == _mean(b[key])]
         tie = f"; tied with {_and(tied)}" if tied else ""
-        text = (f"**Best under auto at ε = {TARGET_EPS:g}: {best.label}** (`{best.pipeline}`"
-                f"{tie}) "
+        # Defences that keep more under attack but collapsed are named, not silently passed.
+        passed_over = [r for r in ranked if rank(r)[0] is False and rank(best)[0]
+                       and _mean(fig[r.pipeline][key]) is not None
+                       and _mean(fig[r.pipeline][key]) > _mean(b[key])]
+        among = " among the models that did not collapse" if passed_over else ""
+        text = (f"**Best under auto at ε = {TARGET_EPS:g}{among}: {best.label}** "
+                f"(`{best.pipeline}`{tie}) "
                 f"keeps {acc(b[key])} of {n_attack} patches, with clean accuracy "
                 f"{acc(b['clean'])}{against}: {agreed(verdicts, seeds)} "
                 f"(≥ {TARGET_ROBUST:.0%} under auto at ε = {TARGET_EPS:g} with clean accuracy "
@@ -538,11 +543,20 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
         for e, goal in AIMS:
             if _has_eps(profile, e):
                 values = b[f"auto_eps{e:g}"]
-                aims.append(agreed([f"{'reaches' if v is not None and v >= goal else 'misses'}"
-                                    f" the aim of {goal:.0%} at ε = {e:g} ({pct(v)})"
-                                    for v in values], seeds))
+                hit = [s for s, v in zip(seeds, values, strict=True)
+                       if v is not None and v >= goal]
+                missed = [s for s in seeds if s not in hit]
+                verdict = ("reaches" if not missed else "misses" if not hit else
+                           f"reaches on {seed_list(hit)} and misses on {seed_list(missed)}")
+                aims.append(f"{verdict} the aim of {goal:.0%} at ε = {e:g} "
+                            f"({', '.join(pct(v) for v in values)})")
         if aims:
             text += " It " + "; it ".join(aims) + "."
+        if passed_over:
+            text += (" More robust, but collapsed to a clean accuracy of "
+                     f"{COLLAPSE:.0%} or less (so never headlined): " + _and(
+                         [f"{r.label} ({acc(fig[r.pipeline][key])} at ε = {TARGET_EPS:g}, "
+                          f"clean {acc(fig[r.pipeline]['clean'])})" for r in passed_over]) + ".")
         out.append(text)
         meeting = [r for r in runs if all(
             v is not None and v >= TARGET_ROBUST and (not base or bc is None
