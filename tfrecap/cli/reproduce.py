@@ -49,7 +49,7 @@ def _given(ctx: click.Context, names) -> list[str]:
               "(a GPU job; 256 and 512 need imported real photos). zoo: five defences "
               "(demo_baseline, demo, demo_pgd_at, demo_trades, demo_fast_fgsm) on the shipped "
               "default's data (synthetic_v2_64), 300 steps each, all attacked with auto, PGD "
-              "and FGSM on the same patches; about 80 min per seed on 2 cores.")
+              "and FGSM on the same patches; about 70–80 min per seed on 2 cores.")
 @click.option("--sizes", callback=POSITIVE_INTEGERS, default=None,
               help="Comma-separated patch sizes [demo: 64; paper: 64,128,256,512]; not zoo "
               "(64 only).")
@@ -131,7 +131,7 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
     Examples:
       tfrecap reproduce --profile demo                      # CPU, ~20 min
       tfrecap reproduce --profile demo --seeds 3            # 3× as long; mean [min–max]
-      tfrecap reproduce --profile zoo                       # CPU, ~80 min
+      tfrecap reproduce --profile zoo                       # CPU, ~70–80 min
       tfrecap reproduce --profile zoo --originals photos/direct --recaptured photos/screens
       tfrecap reproduce --profile zoo --photos-from mine_64   # the photos `data import` read
       tfrecap reproduce --profile paper --sizes 64,128      # GPU, synthetic data
