@@ -92,6 +92,51 @@ REDUCE_SCRIPT = textwrap.dedent(
 )
 
 
+# A warm start into a model built under MirroredStrategy: every replica's copy of every
+# detector variable holds the source's value (a copy that reached only replica 0 would make
+# the replicas train apart).
+WARM_START_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    from tfrecap import config as cfg
+    from tfrecap.training import build_model, make_checkpoint
+    from tfrecap.training.checkpoint import warm_start
+
+    pipeline, run_dir = sys.argv[1:]
+    config = cfg.load_pipeline(pipeline)
+    source = build_model(config)
+    rng = np.random.default_rng(0)
+    for v in source.detector.variables:
+        v.assign(rng.normal(size=v.shape).astype(v.dtype))
+    source.optimizer.build(source.trainable_variables)
+    source.optimizer.iterations.assign(5)
+    make_checkpoint(source).write(run_dir + "/checkpoints/ckpt-5")
+    expected = {v.path: v.numpy() for v in source.detector.variables}
+
+    strategy = tf.distribute.MirroredStrategy()
+    with strategy.scope():
+        target = build_model(cfg.override(config, **{"defence.method": "pgd_at",
+                                                     "defence.penalty_weight": 0.0,
+                                                     "defence.fusion_count": 0}))
+        _, step = warm_start(target, run_dir + "/checkpoints/ckpt-5")
+    copies = 0
+    for v in target.detector.variables:
+        # A Keras variable wraps the tf.Variable, a MirroredVariable under the scope.
+        for replica_value in strategy.experimental_local_results(v.value):
+            np.testing.assert_array_equal(replica_value.numpy(), expected[v.path], v.path)
+            copies += 1
+    print("REPLICAS", strategy.num_replicas_in_sync, "COPIES", copies,
+          "VARIABLES", len(target.detector.variables), "STEP", step)
+    """
+)
+
+
 @pytest.fixture
 def tiny_pipeline(tmp_path):
     path = tmp_path / "tiny.toml"
@@ -273,3 +318,14 @@ def test_two_workers_train_like_two_replicas_and_only_the_chief_writes(synthetic
     for returncode, out, err in results:
         assert returncode != 0, out
         assert "the workers would resume from different steps [4, 0]" in err, err[-3000:]
+
+
+def test_a_warm_start_reaches_every_replica_of_a_mirrored_model(tiny_pipeline, tmp_path):
+    args = [sys.executable, "-c", WARM_START_SCRIPT, tiny_pipeline, tmp_path / "source"]
+    proc = subprocess.run(list(map(str, args)), cwd=REPO, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    words = proc.stdout.split()
+    found = dict(zip(words[::2], map(int, words[1::2]), strict=True))
+    assert found["REPLICAS"] == 2 and found["STEP"] == 5
+    assert found["COPIES"] == 2 * found["VARIABLES"] > 0
