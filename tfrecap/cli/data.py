@@ -78,19 +78,54 @@ def _quiet_tfds():
     help="Simulator version: v1 builds synthetic_{SIZE}; v2 (domain randomization at "
     "sensor resolution, dead-leaves scenes, messaging-app chains) builds synthetic_v2_{SIZE}.",
 )
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Replace one simulator parameter (repeatable), e.g. --param glare_prob=0 or "
+    "--param messaging_jpeg_quality=80,95: a variant, for ablations. Needs --dataset, so that "
+    "the variant never replaces the built-in dataset.",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    help="Build under this name instead of synthetic_[v2_]SIZE (letters, digits, _ - .).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even if the same dataset is already built.")
-def synth(size, count, seed, data_dir, workers, simulator, force):
+def synth(size, count, seed, data_dir, workers, simulator, params, dataset, force):
     """Simulate recaptures and build `synthetic_{SIZE}` (v1) or `synthetic_v2_{SIZE}` (v2).
 
     Size, count, seed and the simulator's parameters are the dataset's identity:
     running again with the same values reuses the dataset, with other values
-    rebuilds it (atomically).
+    rebuilds it (atomically). A variant (--param, with --dataset NAME) records its
+    parameters in the dataset's metadata (`tfrecap data info --dataset NAME`).
+
+    \b
+    Example (an ablation: v2 without glare, then Yang's baseline on it):
+      tfrecap data synth --simulator v2 --count 6000 --param glare_prob=0 --dataset v2_no_glare
+      tfrecap train --pipeline demo_baseline --dataset v2_no_glare
     """
     from tfrecap.data import builder, catalog, generate
     from tfrecap.data.simulator import PARAMS_BY_VERSION
+    from tfrecap.data.simulator.overrides import (
+        ParamOverrideError,
+        parse_assignments,
+        with_overrides,
+    )
 
+    if params and (not dataset or dataset in builder.SYNTHETIC_NAMES):
+        raise click.UsageError("--param needs --dataset NAME, a name of your own: a variant is "
+                               "built under it, never over a built-in dataset.")
+    try:
+        chosen = with_overrides(PARAMS_BY_VERSION[simulator], parse_assignments(params))
+    except ParamOverrideError as err:
+        raise click.BadParameter(str(err), param_hint="--param") from None
+    try:
+        config = builder.synthetic_config(int(size), count, seed, chosen, name=dataset)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--dataset") from None
     _quiet_tfds()
-    config = builder.synthetic_config(int(size), count, seed, PARAMS_BY_VERSION[simulator])
     total = 2 * sum(generate.split_counts(count).values())
     with _progress(f"Simulating {config.name}", total, "patch") as progress:
         result = catalog.build_dataset(
@@ -194,6 +229,20 @@ def import_(originals, recaptured, size, data_dir, dataset, seed, max_tiles, wor
     click.echo(result.message)
 
 
+def _simulator_changes(meta: dict) -> dict | None:
+    """A synthetic dataset's simulator parameters that differ from the committed ones of its
+    version (empty for the built-in data), or None for an import."""
+    from tfrecap.data.simulator import PARAMS_BY_VERSION
+    from tfrecap.data.simulator.overrides import changed_fields
+
+    saved = meta.get("simulator")
+    version = meta.get("identity", {}).get("simulator_version", 1)
+    committed = PARAMS_BY_VERSION.get(f"v{version}")
+    if saved is None or committed is None:
+        return None
+    return changed_fields(saved, committed)
+
+
 @data.command("info")
 @data_dir_option
 @dataset_option("synthetic_64")
@@ -209,6 +258,7 @@ def info(data_dir, dataset, as_json):
         raise click.ClickException(str(err)) from None
     meta = catalog.read_metadata(data_dir, dataset) or {}
     identity = meta.get("identity", {})
+    changes = _simulator_changes(meta)
     if as_json:
         out = {
             "schema_version": INFO_SCHEMA_VERSION,
@@ -218,6 +268,7 @@ def info(data_dir, dataset, as_json):
             "examples": counts,
             "shards": {s: builder.info.splits[s].num_shards for s in counts},
             "import": meta.get("import"),
+            "simulator_changes": changes,
         }
         click.echo(jsonio.dumps(out, sort_keys=True))
         return
@@ -235,6 +286,11 @@ def info(data_dir, dataset, as_json):
             lines[key] = identity[key]
     if "import" in meta:
         lines["import"] = meta["import"]["summary"]
+    if changes is not None:
+        version = identity.get("simulator_version", 1)
+        lines["simulator"] = (f"v{version}, committed parameters" if not changes else
+                              f"v{version} variant: " + ", ".join(
+                                  f"{k}={v}" for k, v in sorted(changes.items())))
     for key, value in lines.items():
         click.echo(f"{key + ':':<21}{value}")
     header = (

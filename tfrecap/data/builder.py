@@ -116,18 +116,30 @@ def synthetic_name(size: int, version: int = 1) -> str:
 SYNTHETIC_NAMES = frozenset(synthetic_name(s, v) for s in SYNTHETIC_SIZES for v in (1, 2))
 
 
+def _check_name(name: str) -> None:
+    """A dataset name of the user's: letters, digits, `_`, `-` and `.`, not a built-in one."""
+    if not name or not all(c.isalnum() or c in "_-." for c in name) or name[0] == ".":
+        raise ValueError(f"Bad dataset name {name!r}: use letters, digits, '_', '-' and '.'")
+    if name in SYNTHETIC_NAMES:
+        raise ValueError(f"{name!r} is reserved for synthetic data; choose another name")
+
+
 def synthetic_config(
     size: int,
     count_per_class: int = DEFAULT_COUNT_PER_CLASS,
     seed: int = 0,
     params: SimulatorParams | SimulatorParamsV2 = DEFAULT_PARAMS,
+    name: str | None = None,
 ):
     """The synthetic config with the given count, seed and simulator parameters.
 
-    Its name is `synthetic_{size}` for v1 parameters and `synthetic_v2_{size}` for v2 ones.
+    Its name is `synthetic_{size}` for v1 parameters and `synthetic_v2_{size}` for v2 ones,
+    or ``name``: a simulator variant (an ablation) under its own name, so that it never
+    replaces the built-in dataset (``name`` follows the rules of an import's name).
 
     Raises:
-        ValueError: `size` is not 64 or 128, or the count is not positive.
+        ValueError: `size` is not 64 or 128, the count is not positive, or a bad ``name``
+            (one of another size or version's built-in names).
         TypeError: `params` is not a `SimulatorParams` or `SimulatorParamsV2`.
     """
     if size not in SYNTHETIC_SIZES:
@@ -143,8 +155,11 @@ def synthetic_config(
     if not isinstance(params, (SimulatorParams, SimulatorParamsV2)):
         raise TypeError(f"params must be a SimulatorParams or SimulatorParamsV2, got "
                         f"{type(params).__name__}")
+    default_name = synthetic_name(size, params.version)
+    if name is not None and name != default_name:
+        _check_name(name)
     return RecaptureConfig(
-        name=synthetic_name(size, params.version),
+        name=name or default_name,
         description=f"Simulated recaptures, {size}x{size} patches, "
         f"{count_per_class} per class, seed {seed}, simulator v{params.version} "
         f"({params.fingerprint()}).",
@@ -178,10 +193,7 @@ def folder_config(
     Raises:
         ValueError: a bad name (or a synthetic config's name) or size.
     """
-    if not name or not all(c.isalnum() or c in "_-." for c in name) or name[0] == ".":
-        raise ValueError(f"Bad dataset name {name!r}: use letters, digits, '_', '-' and '.'")
-    if name in SYNTHETIC_NAMES:
-        raise ValueError(f"{name!r} is reserved for synthetic data; choose another name")
+    _check_name(name)
     if size < 8:
         raise ValueError(f"tile size must be at least 8, got {size}")
     if max_tiles_per_image < 1:
