@@ -57,6 +57,24 @@ def test_calibration_on_data_without_photos_is_refused_before_training():
     assert _calibration_params(cfg.PipelineConfig(), {"kind": "folder"}) is None
 
 
+def test_a_variant_calibrates_with_the_parameters_its_metadata_records():
+    from tfrecap.data.simulator import V2_PARAMS
+    from tfrecap.data.simulator.overrides import with_overrides
+
+    config = cfg.override(cfg.PipelineConfig(), **{"verdict.calibration_photos": 4})
+    variant = with_overrides(V2_PARAMS, {"glare_prob": "0"})
+    identity = {"kind": "synthetic", "simulator_version": 2,
+                "simulator_fingerprint": variant.fingerprint()}
+    assert _calibration_params(config, identity, variant.to_dict()) == variant
+    assert _calibration_params(config, {**identity, "simulator_fingerprint":
+                                        V2_PARAMS.fingerprint()}) is V2_PARAMS
+    # Recorded parameters that do not hash to the dataset's identity are not trusted.
+    with pytest.raises(TrainingError, match="cannot be remade"):
+        _calibration_params(config, identity, V2_PARAMS.to_dict())
+    with pytest.raises(TrainingError, match="cannot be remade"):
+        _calibration_params(config, identity)
+
+
 def test_bad_verdict_settings_are_config_errors():
     with pytest.raises(cfg.ConfigError, match="calibration_photos"):
         cfg.override(cfg.PipelineConfig(), **{"verdict.calibration_photos": -1})

@@ -124,7 +124,8 @@ WARM_START_SCRIPT = textwrap.dedent(
         target = build_model(cfg.override(config, **{"defence.method": "pgd_at",
                                                      "defence.penalty_weight": 0.0,
                                                      "defence.fusion_count": 0}))
-        _, step = warm_start(target, run_dir + "/checkpoints/ckpt-5")
+    # After the scope, as tfrecap.training.loop calls it.
+    _, step = warm_start(target, run_dir + "/checkpoints/ckpt-5")
     copies = 0
     for v in target.detector.variables:
         # A Keras variable wraps the tf.Variable, a MirroredVariable under the scope.
@@ -325,7 +326,8 @@ def test_a_warm_start_reaches_every_replica_of_a_mirrored_model(tiny_pipeline, t
     proc = subprocess.run(list(map(str, args)), cwd=REPO, env=ENV, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    words = proc.stdout.split()
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("REPLICAS"))
+    words = line.split()
     found = dict(zip(words[::2], map(int, words[1::2]), strict=True))
     assert found["REPLICAS"] == 2 and found["STEP"] == 5
     assert found["COPIES"] == 2 * found["VARIABLES"] > 0

@@ -582,3 +582,20 @@ def test_non_finite_weights_stop_training_and_keep_the_last_finite_checkpoint(
     assert [e["step"] for e in json.loads((run_dir / "history.json").read_text())["epochs"]] == [2]
     again = train(config, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda m: None)
     assert again.resumed_from_step == 2 and again.steps_done == config.train.steps
+
+
+def test_a_resume_on_a_rebuilt_dataset_of_the_same_name_is_refused(tmp_path):
+    from tfrecap.training import RunDirError
+    from tfrecap.training.checkpoint import DATA_IDENTITY_FILE, check_same_data
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    identity = {"kind": "synthetic", "size": 64, "simulator_fingerprint": "aaaa"}
+    check_same_data(run, "v2_x", identity, write=True)  # the run starts: recorded
+    assert (run / DATA_IDENTITY_FILE).exists()
+    # A checkpoint to resume from, and the same data: fine.
+    (run / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
+    (run / "checkpoints" / "ckpt-2.index").write_text("")
+    check_same_data(run, "v2_x", identity, write=True)
+    with pytest.raises(RunDirError, match="simulator_fingerprint"):
+        check_same_data(run, "v2_x", {**identity, "simulator_fingerprint": "bbbb"}, write=True)

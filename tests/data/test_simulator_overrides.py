@@ -78,3 +78,35 @@ def test_synth_builds_a_named_variant_and_info_says_what_changed(tmp_path):
     info = invoke("info", "--dataset", "v1_flat", "--data-dir", tmp_path)
     assert "v1 variant: keystone=0.0, rotation_deg=[0.0, 0.0]" in info.output, info.output
     assert "already built" in invoke(*args).output
+
+
+def test_a_variant_never_replaces_an_import_of_the_same_name_unless_forced(photo_folders,
+                                                                           tmp_path):
+    originals, recaptured = photo_folders(5, size=(64, 64))
+    data = tmp_path / "data"
+    imported = invoke("import", "--originals", originals, "--recaptured", recaptured,
+                      "--size", 64, "--data-dir", data, "--dataset", "mine")
+    assert imported.exit_code == 0, imported.output
+    synth = ("synth", "--count", 10, "--workers", 1, "--param", "keystone=0",
+             "--dataset", "mine", "--data-dir", data)
+    refused = invoke(*synth)
+    assert refused.exit_code != 0 and "holds folder data" in refused.output
+    assert "originals:" in invoke("info", "--data-dir", data, "--dataset", "mine").output
+    forced = invoke(*synth, "--force")
+    assert forced.exit_code == 0 and "mine: rebuilt" in forced.output, forced.output
+
+
+def test_info_tells_committed_parameters_from_stale_ones(tmp_path):
+    import json
+
+    built = invoke("synth", "--count", 10, "--workers", 1, "--data-dir", tmp_path)
+    assert built.exit_code == 0, built.output
+    info = invoke("info", "--dataset", "synthetic_64", "--data-dir", tmp_path)
+    assert "v1, committed parameters" in info.output
+    # Made by an older simulator (same recorded fields, another hash): stale, not committed.
+    (path,) = (tmp_path / "recapture" / "synthetic_64").rglob("tfrecap.json")
+    meta = json.loads(path.read_text())
+    meta["identity"]["simulator_fingerprint"] = "0123456789abcdef"
+    path.write_text(json.dumps(meta))
+    info = invoke("info", "--dataset", "synthetic_64", "--data-dir", tmp_path)
+    assert "v1, stale: made by parameters 0123456789abcdef" in info.output, info.output

@@ -127,10 +127,13 @@ def synth(size, count, seed, data_dir, workers, simulator, params, dataset, forc
         raise click.BadParameter(str(err), param_hint="--dataset") from None
     _quiet_tfds()
     total = 2 * sum(generate.split_counts(count).values())
-    with _progress(f"Simulating {config.name}", total, "patch") as progress:
-        result = catalog.build_dataset(
-            config, data_dir, workers=workers, progress=progress, force=force
-        )
+    try:
+        with _progress(f"Simulating {config.name}", total, "patch") as progress:
+            result = catalog.build_dataset(
+                config, data_dir, workers=workers, progress=progress, force=force
+            )
+    except catalog.DatasetConflictError as err:
+        raise click.ClickException(str(err)) from None
     click.echo(result.message)
 
 
@@ -224,7 +227,7 @@ def import_(originals, recaptured, size, data_dir, dataset, seed, max_tiles, wor
             result = catalog.build_dataset(
                 config, data_dir, workers=workers, progress=progress, scan=scan, force=force
             )
-    except folder.FolderImportError as err:
+    except (folder.FolderImportError, catalog.DatasetConflictError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(result.message)
 
@@ -287,10 +290,19 @@ def info(data_dir, dataset, as_json):
     if "import" in meta:
         lines["import"] = meta["import"]["summary"]
     if changes is not None:
+        from tfrecap.data.simulator import PARAMS_BY_VERSION
+
         version = identity.get("simulator_version", 1)
-        lines["simulator"] = (f"v{version}, committed parameters" if not changes else
-                              f"v{version} variant: " + ", ".join(
-                                  f"{k}={v}" for k, v in sorted(changes.items())))
+        current = PARAMS_BY_VERSION[f"v{version}"].fingerprint()
+        if changes:
+            lines["simulator"] = f"v{version} variant: " + ", ".join(
+                f"{k}={v}" for k, v in sorted(changes.items()))
+        elif identity.get("simulator_fingerprint") == current:
+            lines["simulator"] = f"v{version}, committed parameters"
+        else:  # same recorded fields, other hash: made before a field was added or changed
+            lines["simulator"] = (f"v{version}, stale: made by parameters "
+                                  f"{identity.get('simulator_fingerprint')}, not the committed "
+                                  f"{current}; rebuild it with --force")
     for key, value in lines.items():
         click.echo(f"{key + ':':<21}{value}")
     header = (

@@ -41,6 +41,12 @@ SCHEMA_VERSION = 1
 DEFAULT_NUM_SHARDS = 8
 
 
+class DatasetConflictError(ValueError):
+    """A build would replace a dataset of another kind (an import with synthetic data, or the
+    reverse) under the same name: refused unless forced, so that a name typed twice does not
+    throw away an import."""
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset is not built; the message names the command that builds it."""
 
@@ -284,6 +290,12 @@ def build_dataset(
     if exists and old is not None and old.get("identity") == identity and not force:
         return BuildResult(
             target, "already built", f"{config.name}: already built in {target}", scan
+        )
+    old_kind = (old or {}).get("identity", {}).get("kind")
+    if exists and old_kind is not None and old_kind != config.kind and not force:
+        raise DatasetConflictError(
+            f"{config.name!r} in {target} holds {old_kind} data, and this build is "
+            f"{config.kind}: choose another --dataset name, or pass --force to replace it"
         )
     if config.kind == "folder" and scan is None:
         scan = folder.scan_folders(

@@ -453,10 +453,13 @@ def training_cost(output: Path, config: PipelineConfig, export: Path, trained) -
         # Trained before this record existed: the time from its history.
         seconds, source = per_step * config.train.steps, "history, no session record"
     elif per_step is not None and trained_steps < config.train.steps:
-        # A session killed before it could record itself (the resumed one starts after its
-        # last checkpoint): its steps at the measured rate, so the total is not undercounted.
-        seconds += per_step * (config.train.steps - trained_steps)
-        source += ", steps without a session record at that rate"
+        # A session killed before it could record itself: the steps up to its last checkpoint
+        # (where the recorded session resumed) at the measured rate, plus its guard passes, so
+        # the total is not undercounted by them (work after that checkpoint is lost, uncounted).
+        first = min(s["from_step"] for s in sessions)
+        guard = sum(v for step, v in guard_seconds(run_dir).items() if step <= first)
+        seconds += per_step * (config.train.steps - trained_steps) + guard
+        source += " (steps without a session record at that rate)"
     return {"seconds": seconds, "steps": config.train.steps, "seconds_per_step": per_step,
             "source": source}
 

@@ -390,7 +390,7 @@ def _cost_table(runs) -> str:
     sources = sorted({s.training["source"] for r in runs for s in r.seeds})
     lines += ["", "s/step: seconds per training step, an epoch's validation and checkpoint "
               "included, the guard's passes left out (every defence runs the same guard) "
-              f"(from: {', '.join(sources)}). Expected: the cost model of "
+              f"(from: {'; '.join(sources)}). Expected: the cost model of "
               "`tfrecap.reproduce.zoo.step_cost` (forward + backward passes per step). On a "
               "shared machine the measured ratios move with its load."]
     return "\n".join(lines)
@@ -529,7 +529,9 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
         tied = [r.label for r in ranked[1:] if _mean(fig[r.pipeline][key]) == _mean(b[key])]
         tie = f"; tied with {_and(tied)}" if tied else ""
         # Defences that keep more under attack but collapsed are named, not silently passed.
-        passed_over = [r for r in ranked if rank(r)[0] is False and rank(best)[0]
+        passed_over = [r for r in ranked if rank(best)[0]
+                       and _mean(fig[r.pipeline]["clean"]) is not None
+                       and _mean(fig[r.pipeline]["clean"]) <= COLLAPSE
                        and _mean(fig[r.pipeline][key]) is not None
                        and _mean(fig[r.pipeline][key]) > _mean(b[key])]
         among = " among the models that did not collapse" if passed_over else ""

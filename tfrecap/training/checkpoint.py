@@ -142,6 +142,40 @@ def check_resumable(config_path: Path, config: PipelineConfig) -> None:
             )
 
 
+DATA_IDENTITY_FILE = "data_identity.json"
+
+
+def check_same_data(run_dir: Path, dataset: str, identity: dict, *, write: bool) -> None:
+    """Refuse to resume on a dataset rebuilt since the run started, under the same name.
+
+    [data] names the dataset; its identity (size, count, seed, simulator fingerprint, or an
+    import's folders and files) says what is in it. A rebuilt ablation variant or re-imported
+    folder keeps the name, so the name alone would resume, or finish, a run on other data.
+    The identity is recorded in ``run_dir/data_identity.json`` when the run starts (``write``:
+    the chief), and checked only when there is a checkpoint to resume; a run from before this
+    record is taken as it is.
+
+    Raises:
+        RunDirError: the recorded identity differs from ``identity``.
+    """
+    path = Path(run_dir) / DATA_IDENTITY_FILE
+    if path.exists() and has_checkpoint(run_dir):
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and old.get("identity") != jsonio.to_jsonable(identity):
+            changed = sorted(k for k in set(old.get("identity", {})) | set(identity)
+                             if old.get("identity", {}).get(k) != identity.get(k))
+            raise RunDirError(
+                f"{run_dir} was trained on another build of dataset {dataset!r} (it differs in "
+                f"{', '.join(changed)}): the data was rebuilt since. Use another --run-dir, or "
+                "delete that folder to start over")
+        return
+    if write:
+        jsonio.write_json(path, {"dataset": dataset, "identity": identity}, sort_keys=True)
+
+
 def resolve_init_checkpoint(source: str | Path) -> str:
     """The checkpoint prefix that ``[train] init_from`` names.
 

@@ -25,6 +25,7 @@ from tfrecap.training.checkpoint import (
     RunDirError,
     TrainingError,
     check_resumable,
+    check_same_data,
     has_checkpoint,
     make_checkpoint,
     resolve_init_checkpoint,
@@ -247,8 +248,10 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
                    if t.init_from and not has_checkpoint(run_dir) else None)
     splits = load_builder(data_dir, config.data.dataset).info.splits
     _check_splits(splits, config, data_dir)
-    identity = (read_metadata(data_dir, config.data.dataset) or {}).get("identity", {})
-    calibration_params = _calibration_params(config, identity)
+    metadata = read_metadata(data_dir, config.data.dataset) or {}
+    identity = metadata.get("identity", {})
+    check_same_data(run_dir, config.data.dataset, identity, write=chief)
+    calibration_params = _calibration_params(config, identity, metadata.get("simulator"))
     train_ds = make_dataset(
         data_dir, config.data.dataset, "train", t.batch_size, training=True, seed=t.seed,
         repeat=True, shuffle_buffer=config.data.shuffle_buffer,
@@ -428,11 +431,14 @@ def _restore_best(guard, model, checkpoint, steps_done: int, run_dir: Path, chie
     return summary
 
 
-def _calibration_params(config: PipelineConfig, identity: dict):
+def _calibration_params(config: PipelineConfig, identity: dict, saved: dict | None = None):
     """The simulator parameters that calibrate the verdict, or None when it is not calibrated.
 
-    Checked before training, so that a pipeline asking for calibration on data that has no
-    whole photos fails at once rather than after hours of training.
+    The committed v2 parameters, or a variant's (``data synth --param``) as its metadata
+    records them (``saved``), once they hash to the dataset's fingerprint: the validation
+    photos are then remade by the simulator that made the data. Checked before training, so
+    that a pipeline asking for calibration on data that has no whole photos fails at once
+    rather than after hours of training.
     """
     if not config.verdict.calibration_photos:
         return None
@@ -444,13 +450,23 @@ def _calibration_params(config: PipelineConfig, identity: dict):
             f"v2 data (whole validation photos come from its simulator), but dataset "
             f"{config.data.dataset!r} is not; set calibration_photos = 0 or train on "
             "synthetic_v2_64")
-    if identity.get("simulator_fingerprint") != V2_PARAMS.fingerprint():
-        raise TrainingError(
-            f"dataset {config.data.dataset!r} was made by simulator parameters "
-            f"{identity.get('simulator_fingerprint')}, not the committed v2 "
-            f"({V2_PARAMS.fingerprint()}): its validation photos cannot be remade; rebuild it "
-            "or set [verdict] calibration_photos = 0")
-    return V2_PARAMS
+    fingerprint = identity.get("simulator_fingerprint")
+    if fingerprint == V2_PARAMS.fingerprint():
+        return V2_PARAMS
+    if saved is not None:
+        from tfrecap.data.simulator import SimulatorParamsV2
+
+        try:
+            variant = SimulatorParamsV2(**saved)
+        except (TypeError, ValueError):
+            variant = None  # written by another tfrecap: its fields are not this one's
+        if variant is not None and variant.fingerprint() == fingerprint:
+            return variant
+    raise TrainingError(
+        f"dataset {config.data.dataset!r} was made by simulator parameters {fingerprint}, "
+        f"neither the committed v2 ({V2_PARAMS.fingerprint()}) nor the ones its metadata "
+        "records: its validation photos cannot be remade; rebuild it or set [verdict] "
+        "calibration_photos = 0")
 
 
 def _calibrate(detector, config: PipelineConfig, params, seed: int, run_dir: Path, log):

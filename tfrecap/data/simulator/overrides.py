@@ -53,6 +53,8 @@ def _parse(name: str, text: str, default, optional: bool = False):
                 raise ValueError(f"expected true or false, got {text!r}")
             return word in TRUE
         if isinstance(default, int):
+            if not text.lstrip("-").isdigit():
+                raise ValueError(f"expected an integer like {default!r}")
             return int(text)
         if isinstance(default, float):
             return float(text)
@@ -62,8 +64,11 @@ def _parse(name: str, text: str, default, optional: bool = False):
                 raise ValueError("expected comma-separated values")
             if default and all(isinstance(v, str) for v in default):
                 return tuple(parts)
-            return tuple(int(p) if default and all(isinstance(v, int) for v in default)
-                         else float(p) for p in parts)
+            if default and all(isinstance(v, int) for v in default):
+                if not all(p.lstrip("-").isdigit() for p in parts):
+                    raise ValueError(f"expected integers like {default!r}")
+                return tuple(int(p) for p in parts)
+            return tuple(float(p) for p in parts)
         if isinstance(default, str):
             return text
     except ValueError as err:
