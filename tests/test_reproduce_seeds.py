@@ -128,6 +128,19 @@ def test_data_build_reports_progress_through_the_given_bar(monkeypatch, tmp_path
     assert bars == [("Simulating synthetic_64", 2 * 3000, "patch")] and updates == [7]
 
 
+def test_the_data_stage_tells_a_simulator_variant_from_an_import(tmp_path, monkeypatch):
+    from tfrecap.data import catalog
+    from tfrecap.reproduce import run as run_module
+
+    profile = lib.PROFILES["demo"]
+    for kind, expected in (("synthetic", "simulator variant, present"),
+                           ("folder", "imported dataset, present")):
+        monkeypatch.setattr(catalog, "read_metadata",
+                            lambda data_dir, name, kind=kind: {"identity": {"kind": kind}})
+        status = run_module._prepare_data("v2_no_glare", 64, profile, tmp_path, 1, print, None)
+        assert status.startswith(expected), status
+
+
 def test_an_output_made_from_other_data_is_refused(tmp_path, monkeypatch):
     """Models and results are reused by their config; after a rebuild of the data (another
     simulator or tiling rule) reusing them would mix models of the old data into the new."""

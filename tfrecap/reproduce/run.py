@@ -231,7 +231,8 @@ def _check_dataset_available(dataset: str, size: int, data_dir) -> None:
         )
         raise ReproduceError(
             f"Dataset {dataset!r} ({size}×{size}) is not built in {data_dir}. {why}"
-            f"Import it first with:\n  {import_command}\nand run again"
+            f"Import it first with:\n  {import_command}\n(or, for a simulator variant, build "
+            f"it with tfrecap data synth --param KEY=VALUE --dataset {dataset})\nand run again"
             + (", or run only the synthetic sizes with --sizes 64,128."
                if size not in SYNTHETIC_SIZES else ".")
         ) from None
@@ -249,7 +250,10 @@ def _prepare_data(dataset, size, profile, data_dir, workers, log, progress) -> s
     from tfrecap.data.simulator import PARAMS_BY_VERSION
 
     if not is_synthetic(dataset, size):
-        return _made_at("imported dataset, present", catalog.dataset_dir(data_dir, dataset))
+        kind = ((catalog.read_metadata(data_dir, dataset) or {}).get("identity", {})
+                .get("kind"))
+        what = "simulator variant" if kind == "synthetic" else "imported dataset"
+        return _made_at(f"{what}, present", catalog.dataset_dir(data_dir, dataset))
     config = builder.synthetic_config(size, profile.count, profile.seed,
                                       PARAMS_BY_VERSION[simulator_version(dataset)])
     if catalog.is_built(config, data_dir) or progress is None:
