@@ -232,18 +232,28 @@ def import_(originals, recaptured, size, data_dir, dataset, seed, max_tiles, wor
     click.echo(result.message)
 
 
-def _simulator_changes(meta: dict) -> dict | None:
+def _simulator_changes(meta: dict) -> tuple[dict | None, str | None]:
     """A synthetic dataset's simulator parameters that differ from the committed ones of its
-    version (empty for the built-in data), or None for an import."""
+    version (empty for the built-in data), and the line `data info` prints of them; both None
+    for an import."""
     from tfrecap.data.simulator import PARAMS_BY_VERSION
     from tfrecap.data.simulator.overrides import changed_fields
 
     saved = meta.get("simulator")
-    version = meta.get("identity", {}).get("simulator_version", 1)
+    identity = meta.get("identity", {})
+    version = identity.get("simulator_version", 1)
     committed = PARAMS_BY_VERSION.get(f"v{version}")
     if saved is None or committed is None:
-        return None
-    return changed_fields(saved, committed)
+        return None, None
+    changes = changed_fields(saved, committed)
+    if changes:
+        line = f"v{version} variant: " + ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
+    elif identity.get("simulator_fingerprint") == committed.fingerprint():
+        line = f"v{version}, committed parameters"
+    else:  # same recorded fields, other hash: made before a field was added or changed
+        line = (f"v{version}, stale: made by parameters {identity.get('simulator_fingerprint')}"
+                f", not the committed {committed.fingerprint()}; rebuild it with --force")
+    return changes, line
 
 
 @data.command("info")
@@ -261,7 +271,7 @@ def info(data_dir, dataset, as_json):
         raise click.ClickException(str(err)) from None
     meta = catalog.read_metadata(data_dir, dataset) or {}
     identity = meta.get("identity", {})
-    changes = _simulator_changes(meta)
+    changes, simulator_line = _simulator_changes(meta)
     if as_json:
         out = {
             "schema_version": INFO_SCHEMA_VERSION,
@@ -289,20 +299,8 @@ def info(data_dir, dataset, as_json):
             lines[key] = identity[key]
     if "import" in meta:
         lines["import"] = meta["import"]["summary"]
-    if changes is not None:
-        from tfrecap.data.simulator import PARAMS_BY_VERSION
-
-        version = identity.get("simulator_version", 1)
-        current = PARAMS_BY_VERSION[f"v{version}"].fingerprint()
-        if changes:
-            lines["simulator"] = f"v{version} variant: " + ", ".join(
-                f"{k}={v}" for k, v in sorted(changes.items()))
-        elif identity.get("simulator_fingerprint") == current:
-            lines["simulator"] = f"v{version}, committed parameters"
-        else:  # same recorded fields, other hash: made before a field was added or changed
-            lines["simulator"] = (f"v{version}, stale: made by parameters "
-                                  f"{identity.get('simulator_fingerprint')}, not the committed "
-                                  f"{current}; rebuild it with --force")
+    if simulator_line is not None:
+        lines["simulator"] = simulator_line
     for key, value in lines.items():
         click.echo(f"{key + ':':<21}{value}")
     header = (

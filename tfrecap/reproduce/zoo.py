@@ -445,8 +445,9 @@ def training_cost(output: Path, config: PipelineConfig, export: Path, trained) -
     seconds = sum(s["seconds"] for s in sessions) if sessions else None
     run_dir = output / "runs" / config.name
     restarts = {s["from_step"] for s in sessions if s["from_step"]}
-    per_step, source = history_seconds_per_step(run_dir / "history.json",
-                                                guard_seconds(run_dir), restarts), "history"
+    guard = guard_seconds(run_dir)
+    per_step, source = history_seconds_per_step(run_dir / "history.json", guard,
+                                                restarts), "history"
     if per_step is None and trained_steps:
         per_step, source = seconds / trained_steps, "sessions"
     if seconds is None and per_step is not None:
@@ -457,8 +458,8 @@ def training_cost(output: Path, config: PipelineConfig, export: Path, trained) -
         # (where the recorded session resumed) at the measured rate, plus its guard passes, so
         # the total is not undercounted by them (work after that checkpoint is lost, uncounted).
         first = min(s["from_step"] for s in sessions)
-        guard = sum(v for step, v in guard_seconds(run_dir).items() if step <= first)
-        seconds += per_step * (config.train.steps - trained_steps) + guard
+        seconds += (per_step * (config.train.steps - trained_steps)
+                    + sum(v for step, v in guard.items() if step <= first))
         source += " (steps without a session record at that rate)"
     return {"seconds": seconds, "steps": config.train.steps, "seconds_per_step": per_step,
             "source": source}

@@ -529,11 +529,13 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
         tied = [r.label for r in ranked[1:] if _mean(fig[r.pipeline][key]) == _mean(b[key])]
         tie = f"; tied with {_and(tied)}" if tied else ""
         # Defences that keep more under attack but collapsed are named, not silently passed.
-        passed_over = [r for r in ranked if rank(best)[0]
-                       and _mean(fig[r.pipeline]["clean"]) is not None
-                       and _mean(fig[r.pipeline]["clean"]) <= COLLAPSE
-                       and _mean(fig[r.pipeline][key]) is not None
-                       and _mean(fig[r.pipeline][key]) > _mean(b[key])]
+        def collapsed_but_more_robust(run):
+            clean, robust = _mean(fig[run.pipeline]["clean"]), _mean(fig[run.pipeline][key])
+            return (clean is not None and clean <= COLLAPSE and robust is not None
+                    and robust > _mean(b[key]))
+
+        passed_over = ([r for r in ranked if collapsed_but_more_robust(r)]
+                       if rank(best)[0] and _mean(b[key]) is not None else [])
         among = " among the models that did not collapse" if passed_over else ""
         text = (f"**Best under auto at ε = {TARGET_EPS:g}{among}: {best.label}** "
                 f"(`{best.pipeline}`{tie}) "
