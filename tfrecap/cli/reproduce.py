@@ -49,7 +49,7 @@ def _given(ctx: click.Context, names) -> list[str]:
               "(a GPU job; 256 and 512 need imported real photos). zoo: five defences "
               "(demo_baseline, demo, demo_pgd_at, demo_trades, demo_fast_fgsm) on the shipped "
               "default's data (synthetic_v2_64), 300 steps each, all attacked with auto, PGD "
-              "and FGSM on the same patches; about 70–80 min per seed on 2 cores.")
+              "and FGSM on the same patches; 71–82 min per seed as measured on 2 cores.")
 @click.option("--sizes", callback=POSITIVE_INTEGERS, default=None,
               help="Comma-separated patch sizes [demo: 64; paper: 64,128,256,512]; not zoo "
               "(64 only).")
