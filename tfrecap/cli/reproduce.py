@@ -32,7 +32,8 @@ def _command_line(ctx: click.Context) -> str:
 # patches at --eps, at 64×64 only): given with it they are refused, not ignored.
 _NOT_ZOO = ("sizes", "limit", "pgd_eps", "pgd_limit")
 # The options only --profile zoo reads.
-_ZOO_ONLY = ("originals", "recaptured", "photos_from", "attack_limit")
+_ZOO_ONLY = ("originals", "recaptured", "photos_from", "attack_limit", "inner_steps",
+             "guard_pgd_steps", "grad_align")
 
 
 def _given(ctx: click.Context, names) -> list[str]:
@@ -89,7 +90,7 @@ def _given(ctx: click.Context, names) -> list[str]:
 @click.option("--apgd-steps", type=click.IntRange(min=1), default=None,
               help="Steps of each APGD member of auto [demo, paper: 100; zoo: 10].")
 @click.option("--square-queries", type=click.IntRange(min=1), default=None,
-              help="Queries of auto's Square member [demo: 1000; paper: 5000; zoo: 100].")
+              help="Queries of auto's Square member [demo: 1000; paper: 5000; zoo: 50].")
 @click.option("--widths", callback=POSITIVE_INTEGERS, default=None,
               help="Advanced (tests, quick looks): the 5 LaplacianCNN widths instead of the "
               "pipelines', e.g. 4,4,8,8,8. Results are then not the profile's.")
@@ -108,12 +109,22 @@ def _given(ctx: click.Context, names) -> list[str]:
               "folders it was imported from), instead of --originals/--recaptured.")
 @click.option("--attack-limit", type=click.IntRange(min=1), default=None,
               help="zoo: attack at most N judged photos per class [8; a photo costs seconds].")
+@click.option("--inner-steps", type=click.IntRange(min=1), default=None,
+              help="zoo: k of the PGD-AT and TRADES inner attacks instead of their pipelines' "
+              "5 [3: a seed within 60 min on 2 CPU cores].")
+@click.option("--grad-align", type=click.FloatRange(min=0), default=None,
+              help="zoo: fast FGSM-AT's GradAlign weight instead of its pipeline's 0.1 [0: "
+              "Wong et al.'s recipe, 2 passes a step instead of 5; the guard stops it "
+              "overfitting].")
+@click.option("--guard-pgd-steps", type=click.IntRange(min=1), default=None,
+              help="zoo: PGD-margin steps of the best-checkpoint guard instead of the "
+              "pipelines' 10 [5; it only ranks checkpoints].")
 @click.option("--quiet", is_flag=True, help="One line per training epoch, no step bar.")
 @click.pass_context
 def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed, seeds, eps,
               limit, pgd_eps, pgd_limit, pgd_steps, auto_limit, apgd_steps, square_queries,
               widths, batch_size, workers, originals, recaptured, photos_from, attack_limit,
-              quiet):
+              inner_steps, grad_align, guard_pgd_steps, quiet):
     """Run the paper's Section 4 and write OUTPUT/report.md.
 
     Builds or reuses the data, trains Yang's baseline and the secure model per
@@ -151,7 +162,9 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
         _reproduce_zoo(ctx, lib, dict(
             count=count, seed=seed, seeds=seeds, eps=eps, pgd_steps=pgd_steps,
             auto_apgd_steps=apgd_steps, auto_square_queries=square_queries,
-            photo_attack_limit=attack_limit), _limits(auto_limit=auto_limit),
+            photo_attack_limit=attack_limit, inner_steps=inner_steps,
+            grad_align_weight=grad_align, guard_pgd_steps=guard_pgd_steps),
+            _limits(auto_limit=auto_limit),
             data_dir=data_dir, dataset=dataset, output=output, steps=steps, widths=widths,
             batch_size=batch_size, workers=workers, originals=originals,
             recaptured=recaptured, quiet=quiet)

@@ -30,6 +30,8 @@ from tfrecap.reproduce.results import (
 )
 from tfrecap.reproduce.zoo import (
     AIMS,
+    INNER_STEP_METHODS,
+    METHOD_LABELS,
     METHOD_PAPERS,
     TARGET_CLEAN_GAP,
     TARGET_EPS,
@@ -270,6 +272,7 @@ tfrecap {__version__}
                           for r in runs)}; \
 {"/".join(map(str, steps))} training steps each; LaplacianCNN widths \
 {", ".join(str(list(w)) for w in widths)}
+- **Training attacks:** {_training_attacks(first)}
 {seeds_line}- **Data:** {data}; split 40/10/50 by scene region; clean accuracy on all \
 {n_clean} test patches
 - **Attacks** (ε in pixel levels of [0, 255], adversarial images rounded to 8 bits), all on \
@@ -280,6 +283,24 @@ FGSM; {unbounded}. These are CPU budgets, well below AutoAttack's (100 steps, 50
 queries): robust accuracy here is an upper bound.
 - **Total wall time:** {duration(seconds)}. {estimate_line(est, profile.seeds)}.
 """
+
+
+def _training_attacks(first) -> str:
+    """The inner attacks' steps and the guard's settings, as the configs record them."""
+    inner = [f"{METHOD_LABELS.get(s.config.defence.method, s.config.defence.method)} "
+             f"{s.config.defence.attack_steps} steps at ε = {s.config.defence.attack_eps:g}"
+             for s in first if s.config.defence.method in INNER_STEP_METHODS]
+    inner += [f"{METHOD_LABELS['fast_fgsm']} one step at ε = {s.config.defence.attack_eps:g}, "
+              f"GradAlign weight {s.config.defence.grad_align_weight:g}"
+              for s in first if s.config.defence.method == "fast_fgsm"]
+    guards = sorted({(g.every, g.patches, g.eps, g.pgd_steps, g.clean_floor)
+                     for g in (s.config.guard for s in first)})
+    guard = "; ".join(
+        f"every {every} epoch(s), PGD-margin at ε = {eps:g} ({steps} steps) on {patches} "
+        f"validation patches; the export is the best checkpoint with clean accuracy "
+        f"≥ {floor:g}" if every else "none: every export is its run's last checkpoint"
+        for every, patches, eps, steps, floor in guards)
+    return (f"{'; '.join(inner) or 'no multi-step inner attack'}. Guard: {guard}.")
 
 
 def _fixed(fmt: str) -> Callable[[float], str]:
