@@ -155,3 +155,33 @@ def test_an_output_made_from_other_data_is_refused(tmp_path, monkeypatch):
     identity = {"kind": "synthetic", "simulator_fingerprint": "bbbb"}
     with pytest.raises(ReproduceError, match="another synthetic_64"):
         reproduce_run._check_same_data(tmp_path, "synthetic_64", "D")
+
+
+def test_a_simulator_variant_is_called_simulated_in_the_findings(tmp_path, monkeypatch):
+    """A variant's name is not built in, but its recorded identity says it is simulated: the
+    report's closing sentence must not call it imported photographs."""
+    import importlib
+
+    from tfrecap.config import load_pipeline
+    from tfrecap.data import catalog
+    from tfrecap.reproduce import profiles
+    from tfrecap.reproduce.results import SeedRun, SizeRun
+
+    # The package re-exports a function named `findings`: fetch the module itself.
+    findings = importlib.import_module("tfrecap.reproduce.findings")
+
+    monkeypatch.setattr(findings, "findings", lambda run: [])  # only the closing sentence
+    seed = SeedRun(seed=0, output=tmp_path, configs={"baseline": load_pipeline("demo_baseline")})
+    for kind, expected in (("synthetic", "simulated recaptures"),
+                           ("folder", "the imported photographs")):
+        monkeypatch.setattr(catalog, "read_metadata",
+                            lambda data_dir, name, kind=kind: {"identity": {"kind": kind}})
+        run = SizeRun(size=64, dataset="v2_no_glare", seeds=[seed],
+                      simulated=profiles.is_simulated("v2_no_glare", 64, tmp_path))
+        assert expected in findings.findings_section([run])
+    monkeypatch.setattr(catalog, "read_metadata", lambda data_dir, name: None)
+    assert profiles.is_simulated("synthetic_v2_64", 64, tmp_path)  # built in, by its name
+    assert not profiles.is_simulated("mine_64", 64, tmp_path)  # not built: not simulated
+    # A run recorded before the field existed is judged by its name, as before.
+    assert "the imported photographs" in findings.findings_section(
+        [SizeRun(size=64, dataset="v2_no_glare", seeds=[seed])])

@@ -152,6 +152,8 @@ def test_rerun_through_the_cli_reuses_every_model_and_result(zoo_runs):
     (["--profile", "zoo", "--limit", "5"], "--limit do not apply to --profile zoo"),
     (["--profile", "zoo", "--sizes", "128"], "--sizes do not apply to --profile zoo"),
     (["--originals", "x"], "--originals only apply to --profile zoo"),
+    (["--inner-steps", "2"], "--inner-steps only apply to --profile zoo"),
+    (["--grad-align", "0.1"], "--grad-align only apply to --profile zoo"),
 ])
 def test_options_of_another_profile_are_refused(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["reproduce", *args, "--output", str(tmp_path)])
@@ -196,7 +198,7 @@ def test_the_default_zoo_is_estimated_within_an_hour_on_two_cores():
     assert {(c.train.steps, c.train.checkpoint_every) for c in configs} == {(300, 100)}
     est = zoo.estimate(lib.ZOO, configs, n_test=6000, build_data=True)
     assert est["total"] <= 3600, est
-    # Every defence pays the same guard; beyond it PGD-AT with 5 steps costs about 6 plain
+    # Every defence pays the same guard; beyond it PGD-AT with 3 steps costs about 4 plain
     # steps. An already built dataset costs nothing.
     assert {c.guard.every for c in configs} == {1}
     assert est["train"]["demo_pgd_at"] > 2.5 * est["train"]["demo_baseline"]
@@ -355,3 +357,25 @@ def test_photos_from_synthetic_data_is_refused(synthetic_dir, tmp_path):
                                       str(synthetic_dir), "--photos-from", "synthetic_64",
                                       "--output", str(tmp_path / "out")])
     assert result.exit_code == 2 and "is synthetic data, not photos" in result.output
+
+
+def test_the_zoo_sets_each_methods_inner_attack_and_the_guard_and_none_keeps_the_pipelines():
+    def configs(profile):
+        return {c.defence.resolved_method: c for c in
+                (zoo._configure(name, profile, profile.dataset, None, None, None, 0)
+                 for name in profile.defences)}
+
+    cut = configs(dataclasses.replace(lib.ZOO, inner_steps=2, guard_pgd_steps=4,
+                                      grad_align_weight=0.0))
+    assert cut["pgd_at"].defence.attack_steps == cut["trades"].defence.attack_steps == 2
+    assert cut["fast_fgsm"].defence.grad_align_weight == 0.0
+    assert {c.guard.pgd_steps for c in cut.values()} == {4}
+    assert cut["zhao2018"].defence == load_pipeline("demo").defence  # no inner attack to cut
+    kept = configs(dataclasses.replace(lib.ZOO, inner_steps=None, guard_pgd_steps=None,
+                                       grad_align_weight=None))
+    for method, pipeline in [("pgd_at", "demo_pgd_at"), ("trades", "demo_trades"),
+                             ("fast_fgsm", "demo_fast_fgsm")]:
+        own = load_pipeline(pipeline)
+        assert kept[method].defence == own.defence
+        assert kept[method].guard.pgd_steps == own.guard.pgd_steps == 10
+    assert load_pipeline("demo_fast_fgsm").defence.grad_align_weight == 0.1

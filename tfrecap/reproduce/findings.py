@@ -183,12 +183,19 @@ def _checks_finding(run: SizeRun, size: str) -> str:
             "attack above may overstate robustness: " + "; ".join(parts) + ".")
 
 
+def simulated(run) -> bool:
+    """Whether ``run`` (a :class:`~tfrecap.reproduce.results.SizeRun`) trained on simulated
+    recaptures: as recorded when its data was prepared, else by its dataset's name."""
+    recorded = getattr(run, "simulated", None)
+    return is_synthetic(run.dataset, run.size) if recorded is None else recorded
+
+
 def findings_section(runs) -> str:
     lines = ["## Findings", ""]
     for r in runs:
         lines.append(" ".join(findings(r)))
         lines.append("")
-    synthetic = [r for r in runs if is_synthetic(r.dataset, r.size)]
+    synthetic = [r for r in runs if simulated(r)]
     steps = sorted({c.train.steps for r in runs for c in r.configs.values()})
     if synthetic or steps != [100_000]:
         lines.append(

@@ -135,6 +135,19 @@ def is_synthetic(dataset: str, size: int) -> bool:
     return size in SYNTHETIC_SIZES and dataset in (f"synthetic_{size}", f"synthetic_v2_{size}")
 
 
+def is_simulated(dataset: str, size: int, data_dir) -> bool:
+    """Whether ``dataset`` holds simulated recaptures: built-in synthetic data, or a simulator
+    variant (``tfrecap data synth --param ... --dataset NAME``), which its recorded identity
+    calls synthetic. An imported folder of photos, or a dataset not built yet under another
+    name, is not."""
+    if is_synthetic(dataset, size):
+        return True
+    from tfrecap.data import catalog
+
+    identity = (catalog.read_metadata(data_dir, dataset) or {}).get("identity", {})
+    return identity.get("kind") == "synthetic"
+
+
 def simulator_version(dataset: str) -> str:
     """The simulator (``"v1"`` or ``"v2"``) of a built-in synthetic dataset's name."""
     return "v2" if dataset.startswith("synthetic_v2_") else "v1"

@@ -14,7 +14,7 @@ import platform
 from pathlib import Path
 
 from tfrecap import LABEL_NAMES, __version__
-from tfrecap.reproduce.findings import findings_section
+from tfrecap.reproduce.findings import findings_section, simulated
 from tfrecap.reproduce.paper_tables import (
     METHODS,
     PAPER_TABLES,
@@ -88,11 +88,7 @@ def _header(runs, profile, command, seconds) -> str:
     seeds = runs[0].seed_values
     pipelines = ", ".join(f"{c['baseline'].name} / {c['secure'].name}"
                           for c in (r.configs for r in runs))
-    data = ", ".join(
-        f"{r.dataset}" + (f" ({profile.count} per class, seed {profile.seed})"
-                          if is_synthetic(r.dataset, r.size) else "")
-        for r in runs
-    )
+    data = ", ".join(f"{r.dataset}{_data_note(r, profile)}" for r in runs)
     steps = sorted({c.train.steps for r in runs for c in r.configs.values()})
     limit = "the whole test split" if profile.limit is None else f"the first {profile.limit} " \
         "test patches"
@@ -145,6 +141,14 @@ def _n_line(runs) -> str:
     parts = [f"{name} {r.size}×{r.size}: {r.seeds[0].results[role]['n']}"
              for r in runs for role, name in ROLES.items()]
     return "n (ours): " + "; ".join(parts) + f". n (paper): {PAPER_TEST_N} per size."
+
+
+def _data_note(run, profile) -> str:
+    """What a dataset's name does not say: built-in synthetic data's count and seed, or that
+    it is a simulator variant."""
+    if is_synthetic(run.dataset, run.size):
+        return f" ({profile.count} per class, seed {profile.seed})"
+    return " (a simulator variant: see `tfrecap data info`)" if simulated(run) else ""
 
 
 def _fixed(digits: int):

@@ -58,6 +58,7 @@ class SizeRun:
     size: int
     dataset: str
     seeds: list[SeedRun] = dataclasses.field(default_factory=list)
+    simulated: bool | None = None  # simulated recaptures (None: judged by the dataset's name)
 
     @property
     def configs(self) -> dict[str, PipelineConfig]:

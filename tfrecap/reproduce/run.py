@@ -31,6 +31,7 @@ from tfrecap.reproduce.profiles import (
     auto_limit,
     check_sizes,
     eval_settings,
+    is_simulated,
     is_synthetic,
     simulator_version,
 )
@@ -114,6 +115,7 @@ def reproduce(
             stage.status = _prepare_data(run.dataset, size, profile, data_dir, workers, log,
                                          progress)
         _check_same_data(output, run.dataset, data_dir)
+        run.simulated = is_simulated(run.dataset, size, data_dir)
         for index, seed_configs in enumerate(configs[size]):
             seed = seed_configs["baseline"].train.seed
             where = seed_output(output, seed, index)
@@ -250,9 +252,8 @@ def _prepare_data(dataset, size, profile, data_dir, workers, log, progress) -> s
     from tfrecap.data.simulator import PARAMS_BY_VERSION
 
     if not is_synthetic(dataset, size):
-        kind = ((catalog.read_metadata(data_dir, dataset) or {}).get("identity", {})
-                .get("kind"))
-        what = "simulator variant" if kind == "synthetic" else "imported dataset"
+        what = ("simulator variant" if is_simulated(dataset, size, data_dir)
+                else "imported dataset")
         return _made_at(f"{what}, present", catalog.dataset_dir(data_dir, dataset))
     config = builder.synthetic_config(size, profile.count, profile.seed,
                                       PARAMS_BY_VERSION[simulator_version(dataset)])

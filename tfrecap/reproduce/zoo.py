@@ -33,7 +33,12 @@ from pathlib import Path
 from tfrecap import jsonio
 from tfrecap.config import DefenceConfig, PipelineConfig
 from tfrecap.evaluation.report import AttackSpec
-from tfrecap.reproduce.profiles import ReproduceError, is_synthetic, unbounded_schedule
+from tfrecap.reproduce.profiles import (
+    ReproduceError,
+    is_simulated,
+    is_synthetic,
+    unbounded_schedule,
+)
 from tfrecap.reproduce.results import Stage, duration, now_utc
 
 DEFENCES = ("demo_baseline", "demo", "demo_pgd_at", "demo_trades", "demo_fast_fgsm")
@@ -377,7 +382,8 @@ def reproduce_zoo(
 
     seconds = time.time() - started
     result = write_outputs(runs, profile, stages, est, output=output, command=command,
-                           seconds=seconds, photos=folders is not None, dataset=dataset)
+                           seconds=seconds, photos=folders is not None, dataset=dataset,
+                           simulated=is_simulated(dataset, profile.size, data_dir))
     log(f"Wrote {result.report_path}, {result.json_path} and {result.plot_path}")
     return result
 

@@ -121,8 +121,11 @@ def baseline_of(runs: Sequence[DefenceRun]) -> DefenceRun | None:
 
 def write_outputs(runs: list[DefenceRun], profile: ZooProfile, stages: list[Stage], est: dict,
                   *, output: Path, command: str | None, seconds: float, photos: bool,
-                  dataset: str) -> ZooResult:
-    """Write ``zoo.json``, ``pareto.png``, ``robustness.png`` and ``report.md`` to ``output``."""
+                  dataset: str, simulated: bool | None = None) -> ZooResult:
+    """Write ``zoo.json``, ``pareto.png``, ``robustness.png`` and ``report.md`` to ``output``.
+
+    ``simulated``: whether ``dataset`` holds simulated recaptures (None: judged by its name, so
+    only the built-in synthetic datasets count)."""
     output.mkdir(parents=True, exist_ok=True)
     plot_path, curves_path = output / "pareto.png", output / "robustness.png"
     _pareto_plot(runs, profile, plot_path)
@@ -134,7 +137,8 @@ def write_outputs(runs: list[DefenceRun], profile: ZooProfile, stages: list[Stag
     report_path = output / "report.md"
     report_path.write_text(render(runs, profile, stages, est, command=command, seconds=seconds,
                                   output=output, photos=photos, dataset=dataset,
-                                  findings=lines, plots=(plot_path, curves_path)))
+                                  simulated=simulated, findings=lines,
+                                  plots=(plot_path, curves_path)))
     return ZooResult(output, report_path, json_path, plot_path, runs, stages, seconds, est)
 
 
@@ -216,9 +220,9 @@ def _curves_plot(runs, profile, path: Path) -> None:
 
 
 def render(runs, profile: ZooProfile, stages, est, *, command, seconds, output: Path, photos,
-           dataset, findings, plots) -> str:
+           dataset, findings, plots, simulated=None) -> str:
     parts = [
-        _header(runs, profile, est, command, seconds, dataset),
+        _header(runs, profile, est, command, seconds, dataset, simulated),
         _headline_table(runs, profile, photos),
         _attack_table(runs, profile),
         _edits_section(runs, profile),
@@ -240,7 +244,7 @@ def _machine() -> str:
     return machine()
 
 
-def _header(runs, profile: ZooProfile, est, command, seconds, dataset) -> str:
+def _header(runs, profile: ZooProfile, est, command, seconds, dataset, simulated=None) -> str:
     import keras
     import tensorflow as tf
 
@@ -253,7 +257,9 @@ def _header(runs, profile: ZooProfile, est, command, seconds, dataset) -> str:
     eps = ", ".join(f"{e:g}" for e in profile.eps)
     unbounded_steps, unbounded_step_size = unbounded_schedule()
     data = dataset + (f" ({profile.count} per class, seed {profile.seed})"
-                      if is_synthetic(dataset, profile.size) else "")
+                      if is_synthetic(dataset, profile.size)
+                      else " (a simulator variant: see `tfrecap data info`)" if simulated
+                      else "")
     unbounded = (f"PGD-margin at ε = 255 ({unbounded_steps} steps of {unbounded_step_size:g} "
                  f"levels) on {profile.unbounded_limit} patches as a sanity check"
                  if profile.unbounded_limit else "no ε = 255 sanity check")
