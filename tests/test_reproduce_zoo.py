@@ -154,6 +154,7 @@ def test_rerun_through_the_cli_reuses_every_model_and_result(zoo_runs):
     (["--originals", "x"], "--originals only apply to --profile zoo"),
     (["--inner-steps", "2"], "--inner-steps only apply to --profile zoo"),
     (["--grad-align", "0.1"], "--grad-align only apply to --profile zoo"),
+    (["--guard-pgd-steps", "3"], "--guard-pgd-steps only apply to --profile zoo"),
 ])
 def test_options_of_another_profile_are_refused(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["reproduce", *args, "--output", str(tmp_path)])
@@ -368,6 +369,11 @@ def test_the_zoo_sets_each_methods_inner_attack_and_the_guard_and_none_keeps_the
     cut = configs(dataclasses.replace(lib.ZOO, inner_steps=2, guard_pgd_steps=4,
                                       grad_align_weight=0.0))
     assert cut["pgd_at"].defence.attack_steps == cut["trades"].defence.attack_steps == 2
+    # Fewer, longer steps: the reach k × step stays the pipeline's, so that TRADES (whose
+    # default step is eps/4) still gets to the eps-ball's boundary; PGD-AT keeps 2.5 eps/k.
+    trades_reach = 2 * cut["trades"].defence.attack_step_size
+    assert trades_reach == pytest.approx(5 * 2.0 / 4) and trades_reach >= 2.0
+    assert cut["pgd_at"].defence.attack_step_size == pytest.approx(2.5 * 2.0 / 2)
     assert cut["fast_fgsm"].defence.grad_align_weight == 0.0
     assert {c.guard.pgd_steps for c in cut.values()} == {4}
     assert cut["zhao2018"].defence == load_pipeline("demo").defence  # no inner attack to cut
