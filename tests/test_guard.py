@@ -434,3 +434,29 @@ def test_imbalanced_patches_raise_the_floor_above_a_constant_predictor():
     assert guard_lib.effective_clean_floor(0.6, 0.5) == 0.6  # balanced: unchanged
     patches = [(np.zeros((4, 2, 2, 3), "uint8"), tf.constant([1, 1, 1, 0]))]
     assert guard_lib.majority_share(patches) == pytest.approx(0.75)
+
+
+def test_a_finished_run_under_another_guard_is_refused_not_exported_unranked(
+        synthetic_dir, tmp_path, monkeypatch):
+    """A run that has trained all its steps has nothing left to measure: with other guard
+    settings its checkpoints could not be ranked again, so it must not export its last
+    weights as if no checkpoint had passed the floor. A run with steps left may go on."""
+    from tfrecap.reproduce import ReproduceError
+    from tfrecap.reproduce.run import check_runs_up_front
+    from tfrecap.training import RunDirError, train
+    from tfrecap.training.guard import check_finished_guard
+
+    _script_measure(monkeypatch, {2: (0.7, 0.3), 4: (0.8, 0.7), 6: (0.8, 0.4), 8: (0.8, 0.5)})
+    run_dir = tmp_path / "runs" / "tiny"
+    config = _config(tmp_path, steps=4)
+    train(config, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda line: None)
+    other = cfg.override(config, **{"guard.pgd_steps": 3})
+    with pytest.raises(RunDirError, match=r"other settings \(eps=2.0, patches=512, "
+                                          r"pgd_steps=10\), not \[guard\]'s .*pgd_steps=3"):
+        train(other, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda line: None)
+    check_finished_guard(run_dir, config, 4)  # the same guard: fine
+    check_finished_guard(run_dir, cfg.override(other, **{"train.steps": 8}), 4)  # steps left
+    # The reproduction checks it before it trains anything, and says how to start over.
+    with pytest.raises(ReproduceError, match="delete .*runs/tiny and .*saved_models/tiny"):
+        check_runs_up_front([other], [tmp_path])
+    check_runs_up_front([config], [tmp_path])

@@ -185,3 +185,33 @@ def test_a_simulator_variant_is_called_simulated_in_the_findings(tmp_path, monke
     # A run recorded before the field existed is judged by its name, as before.
     assert "the imported photographs" in findings.findings_section(
         [SizeRun(size=64, dataset="v2_no_glare", seeds=[seed])])
+
+
+def test_results_are_reused_only_for_the_same_export_not_its_version_number(tmp_path):
+    """An export deleted and trained again is version 1 again: its results are made anew,
+    because they are keyed by the SavedModel's fingerprint (graph and weights)."""
+    import tensorflow as tf
+
+    from tfrecap.reproduce.run import export_fingerprint, reuse_result, write_result
+
+    def export(weight, where):
+        module = tf.Module()
+        module.w = tf.Variable(weight)
+        module.f = tf.function(lambda x: x * module.w, input_signature=[tf.TensorSpec([])])
+        tf.saved_model.save(module, str(where))
+        return where
+
+    first = export(1.0, tmp_path / "a" / "1")
+    again = export(2.0, tmp_path / "b" / "1")
+    assert export_fingerprint(first) == export_fingerprint(first)
+    assert export_fingerprint(first) != export_fingerprint(again)
+    assert export_fingerprint(tmp_path / "missing") is None
+
+    path = tmp_path / "result.json"
+    wanted = {"model_version": "1", "export": export_fingerprint(first)}
+    write_result(path, {"accuracy": 0.9, **wanted}, log=lambda line: None)
+    assert reuse_result(path, wanted, log=lambda line: None) is not None
+    assert reuse_result(path, {**wanted, "export": export_fingerprint(again)},
+                        log=lambda line: None) is None
+    # No fingerprint to compare: never reused (the old results may be another model's).
+    assert reuse_result(path, {**wanted, "export": None}, log=lambda line: None) is None

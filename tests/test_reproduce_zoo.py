@@ -202,7 +202,9 @@ def test_the_default_zoo_is_estimated_within_an_hour_on_two_cores():
     # Every defence pays the same guard; beyond it PGD-AT with 3 steps costs about 4 plain
     # steps. An already built dataset costs nothing.
     assert {c.guard.every for c in configs} == {1}
-    assert est["train"]["demo_pgd_at"] > 2.5 * est["train"]["demo_baseline"]
+    pgd_at = next(c for c in configs if c.name == "demo_pgd_at")
+    assert zoo.step_cost(pgd_at.defence) == 3 + 1  # k = 3 inner steps + the training pass
+    assert est["train"]["demo_pgd_at"] > 2 * est["train"]["demo_baseline"]
     assert zoo.estimate(lib.ZOO, configs, n_test=6000, build_data=False)["data"] == 0
 
 
@@ -278,6 +280,10 @@ def test_target_verdict_follows_the_clean_gap(clean, gap, expected):
     assert "reaches the aim" not in text[0]  # 85% < 90%
     assert "(a coin toss is 50%) for TRADES." in " ".join(text)
     assert "PGD-AT 6.0×" in " ".join(text)  # cost per step against the baseline's
+    assert "every figure above is on simulated patches." in " ".join(text)
+    imported = " ".join(zoo_report.findings(runs, profile, photos=False, simulated=False))
+    assert "on patches of the imported photos, not on whole photos." in imported
+    assert "simulated patches" not in imported
 
 
 def test_a_more_robust_but_collapsed_defence_is_named_not_headlined():

@@ -105,6 +105,10 @@ def reproduce(
     # Fail before spending hours on 64 and 128 when 512 cannot run at all.
     for size in sizes:
         _check_dataset_available(configs[size][0]["baseline"].data.dataset, size, data_dir)
+    runs_to_check = [(config, seed_output(output, seed_configs["baseline"].train.seed, i))
+                     for size in sizes for i, seed_configs in enumerate(configs[size])
+                     for config in seed_configs.values()]
+    check_runs_up_front(*zip(*runs_to_check, strict=True))
 
     stages: list[Stage] = []
     runs = []
@@ -315,6 +319,49 @@ def finished_export(export_root: Path, config: PipelineConfig) -> Path | None:
     return version_dir if with_defaults(load_config_asset(version_dir)) == wanted else None
 
 
+def _start_over(err, config, output: Path) -> ReproduceError:
+    """A run dir started with other settings (an edited pipeline, other --widths, another
+    guard): resuming it would mix two models, so say how to start over instead."""
+    return ReproduceError(
+        f"{err}. It was started with other settings than this run's {config.name}; pass "
+        f"another --output, or delete {output / 'runs' / config.name} and "
+        f"{output / 'saved_models' / config.name} to retrain")
+
+
+def check_runs_up_front(configs, outputs) -> None:
+    """Fail before any training when a run dir cannot be resumed with its config.
+
+    Otherwise the first such run would stop the reproduction only when its turn comes,
+    perhaps an hour in. A finished export of the same config is reused and not checked.
+
+    Args:
+        configs: the pipeline configs, one per run.
+        outputs: the output folder of each (``runs/`` and ``saved_models/`` are under it).
+    """
+    from tfrecap.training.checkpoint import RunDirError, check_resumable
+    from tfrecap.training.guard import check_finished_guard
+
+    for config, output in zip(configs, outputs, strict=True):
+        output = Path(output)
+        if finished_export(output / "saved_models" / config.name, config) is not None:
+            continue
+        run_dir = output / "runs" / config.name
+        try:
+            check_resumable(run_dir / "config.json", config)
+            check_finished_guard(run_dir, config, _last_history_step(run_dir))
+        except RunDirError as err:
+            raise _start_over(err, config, output) from None
+
+
+def _last_history_step(run_dir: Path) -> int:
+    """The step of the last epoch in ``run_dir/history.json`` (0: none, or unreadable)."""
+    try:
+        epochs = json.loads((run_dir / "history.json").read_text()).get("epochs", [])
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return max((int(e.get("step", 0)) for e in epochs if isinstance(e, dict)), default=0)
+
+
 def _train_or_reuse(config, data_dir, output, verbose, log):
     """``(export version dir, status, TrainResult or None when a finished export is reused)``."""
     import keras
@@ -333,13 +380,7 @@ def _train_or_reuse(config, data_dir, output, verbose, log):
                        export_dir=export_root, verbose=verbose,
                        log=lambda line: log(f"    {line}"))
     except RunDirError as err:
-        # A run dir started with other settings (an edited pipeline, other --widths):
-        # resuming it would mix two models, so say how to start over instead.
-        raise ReproduceError(
-            f"{err}. It was started with other settings than this run's {config.name}; "
-            f"pass another --output, or delete {output / 'runs' / config.name} and "
-            f"{export_root} to retrain"
-        ) from None
+        raise _start_over(err, config, output) from None
     keras.backend.clear_session()  # the next model starts from a clean graph
     status = (f"resumed from step {result.resumed_from_step}" if result.resumed_from_step
               else "trained") + f", {result.steps_done} steps"
@@ -351,6 +392,7 @@ def _evaluate_or_reuse(version_dir, role, config, profile, data_dir, path, log,
     settings = eval_settings(profile)
     wanted = {"model_version": version_dir.name, "dataset": config.data.dataset,
               "train_seed": config.train.seed, "eval_settings": settings}
+    wanted["export"] = export_fingerprint(version_dir)
     reused = reuse_result(path, wanted, log)
     if reused is not None:
         return reused
@@ -366,15 +408,31 @@ def _evaluate_or_reuse(version_dir, role, config, profile, data_dir, path, log,
     return write_result(path, result, log), "evaluated"
 
 
+def export_fingerprint(version_dir) -> str | None:
+    """The SavedModel's own fingerprint: the hashes of its graph and of its weights.
+
+    Results are reused by it, not by the version number alone: an export deleted and
+    trained again gets version 1 again, and its results must not be the old model's.
+    None when the export has no ``fingerprint.pb`` (nothing is then reused)."""
+    import tensorflow as tf
+
+    try:
+        fingerprint = tf.saved_model.experimental.read_fingerprint(str(version_dir))
+    except (OSError, ValueError, tf.errors.OpError):
+        return None
+    return f"{fingerprint.saved_model_checksum}-{fingerprint.checkpoint_hash}"
+
+
 def reuse_result(path: Path, wanted: dict, log) -> tuple[dict, str] | None:
     """``(the stored result, status)`` when ``path`` holds every ``wanted`` key and value,
     else None (a missing, older or differently made result is made again)."""
     if not path.exists():
         return None
     old = json.loads(path.read_text())
-    if not all(old.get(k) == v for k, v in wanted.items()):
+    if wanted.get("export", "") is None or not all(old.get(k) == v
+                                                   for k, v in wanted.items()):
         return None
-    log(f"    reusing {path} (same model version and evaluation settings)")
+    log(f"    reusing {path} (same model and evaluation settings)")
     made = old.get("made_at") or file_time_utc(path)
     return old, f"reused results, made at {readable_time(made)}"
 

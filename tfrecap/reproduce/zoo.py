@@ -328,13 +328,15 @@ def reproduce_zoo(
 
     Raises:
         ReproduceError: a bad profile, a missing non-synthetic dataset, one photo folder
-            without the other, or overrides that make an invalid pipeline.
+            without the other, overrides that make an invalid pipeline, or a run dir that
+            cannot be resumed with its config (before anything is trained).
     """
     from tfrecap.reproduce.run import (
         _check_dataset_available,
         _check_same_data,
         _prepare_data,
         _stage,
+        check_runs_up_front,
         seed_output,
     )
     from tfrecap.reproduce.zoo_report import write_outputs
@@ -351,6 +353,10 @@ def reproduce_zoo(
                                  f"-pixel patches, not the zoo's {profile.size}")
     folders = _photo_folders(originals, recaptured)
     _check_dataset_available(dataset, profile.size, data_dir)
+    check_runs_up_front(
+        [c for seed_configs in configs for c in seed_configs],
+        [seed_output(output, seed_configs[0].train.seed, i)
+         for i, seed_configs in enumerate(configs) for _ in seed_configs])
     est = estimate(profile, configs[0], n_test=count_test_patches(profile, data_dir, dataset),
                    build_data=is_synthetic(dataset, profile.size)
                    and not _is_built(profile, dataset, data_dir))
@@ -562,11 +568,12 @@ def auto_params(profile: ZooProfile) -> dict:
 
 
 def _evaluate_or_reuse(item: DefenceSeed, profile, data_dir, log, progress):
-    from tfrecap.reproduce.run import reuse_result, write_result
+    from tfrecap.reproduce.run import export_fingerprint, reuse_result, write_result
 
     config, version_dir = item.config, item.export
     wanted = {"model_version": version_dir.name, "dataset": config.data.dataset,
               "train_seed": config.train.seed, "zoo_eval_settings": eval_settings(profile)}
+    wanted["export"] = export_fingerprint(version_dir)
     reused = reuse_result(item.result_path, wanted, log)
     if reused is not None:
         return reused
@@ -629,10 +636,11 @@ def edit_settings(profile: ZooProfile) -> dict:
 
 
 def _edits_or_reuse(item: DefenceSeed, profile, data_dir, log):
-    from tfrecap.reproduce.run import reuse_result, write_result
+    from tfrecap.reproduce.run import export_fingerprint, reuse_result, write_result
 
     wanted = {"model_version": item.export.name, "dataset": item.config.data.dataset,
               "train_seed": item.config.train.seed, "zoo_edit_settings": edit_settings(profile)}
+    wanted["export"] = export_fingerprint(item.export)
     reused = reuse_result(item.edits_path, wanted, log)
     if reused is not None:
         return reused
@@ -701,11 +709,12 @@ def _photos_or_reuse(item: DefenceSeed, profile, folders, log):
 
     from tfrecap.evaluation import images
     from tfrecap.export import load_verdict
-    from tfrecap.reproduce.run import reuse_result, write_result
+    from tfrecap.reproduce.run import export_fingerprint, reuse_result, write_result
 
     version_dir = item.export
     wanted = {"model_version": version_dir.name, "train_seed": item.config.train.seed,
               "zoo_photo_settings": photo_settings(profile, folders)}
+    wanted["export"] = export_fingerprint(version_dir)
     reused = reuse_result(item.photos_path, wanted, log)
     if reused is not None:
         return reused

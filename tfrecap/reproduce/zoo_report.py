@@ -130,10 +130,12 @@ def write_outputs(runs: list[DefenceRun], profile: ZooProfile, stages: list[Stag
     plot_path, curves_path = output / "pareto.png", output / "robustness.png"
     _pareto_plot(runs, profile, plot_path)
     _curves_plot(runs, profile, curves_path)
-    lines = findings(runs, profile, photos=photos)
+    lines = findings(runs, profile, photos=photos,
+                     simulated=is_synthetic(dataset, profile.size) if simulated is None
+                     else simulated)
     json_path = jsonio.write_json(output / "zoo.json", zoo_json(
         runs, profile, stages, est, output=output, command=command, seconds=seconds,
-        dataset=dataset, findings=lines))
+        dataset=dataset, simulated=simulated, findings=lines))
     report_path = output / "report.md"
     report_path.write_text(render(runs, profile, stages, est, command=command, seconds=seconds,
                                   output=output, photos=photos, dataset=dataset,
@@ -143,6 +145,7 @@ def write_outputs(runs: list[DefenceRun], profile: ZooProfile, stages: list[Stag
 
 
 def zoo_json(runs, profile: ZooProfile, stages, est, *, output: Path, command, seconds,
+             simulated=None,
              dataset, findings) -> dict:
     """Every figure, per seed and as mean/min/max, with the settings that made it."""
     baseline = baseline_of(runs)
@@ -153,6 +156,7 @@ def zoo_json(runs, profile: ZooProfile, stages, est, *, output: Path, command, s
         "made_at": datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat(),
         "profile": jsonio.to_jsonable(dataclasses.asdict(profile)),
         "dataset": dataset,
+        "simulated": simulated,
         "seeds": [s.seed for s in runs[0].seeds],
         "targets": {"eps": TARGET_EPS, "robust": TARGET_ROBUST, "clean_gap": TARGET_CLEAN_GAP,
                     "aims": [{"eps": e, "robust": a} for e, a in AIMS]},
@@ -527,8 +531,12 @@ def _target_verdict(robust: float, clean: float, base_clean: float | None) -> st
     return "it misses issue 15's target, as " + " and ".join(missing)
 
 
-def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> list[str]:
-    """Plain sentences written from the measured values, each verdict decided per seed."""
+def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool,
+             simulated: bool = True) -> list[str]:
+    """Plain sentences written from the measured values, each verdict decided per seed.
+
+    ``simulated``: whether the patches are simulated recaptures (False: patches of imported
+    photos)."""
     baseline = baseline_of(runs)
     seeds = [s.seed for s in runs[0].seeds]
     eps = list(profile.eps)
@@ -679,7 +687,9 @@ def findings(runs: list[DefenceRun], profile: ZooProfile, *, photos: bool) -> li
         out.append(_photo_finding(runs, fig, baseline, profile, seeds))
     else:
         out.append("**Real photos.** Not measured (no `--originals`/`--recaptured`): "
-                   "every figure above is on simulated patches.")
+                   "every figure above is on " + ("simulated patches." if simulated else
+                                                  "patches of the imported photos, not on "
+                                                  "whole photos."))
     out.append(_edits_finding(runs, fig, profile))
     if n_attack < 200:
         out.append(f"With n = {n_attack} attacked patches the 95% intervals are wide (see the "

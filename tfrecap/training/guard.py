@@ -122,6 +122,46 @@ def measure(model, batches, *, eps: float, pgd_steps: int) -> dict:
             "zero_grad": result.zero_grad_fraction_at(0)}
 
 
+def incomparable_settings(saved: dict | None, settings: dict) -> str | None:
+    """``saved``'s comparable settings, described (``eps=2.0, patches=512, pgd_steps=10``),
+    when they differ from ``settings``; None when they agree or nothing was saved."""
+    if saved is None or all(saved.get(key) == settings.get(key) for key in _COMPARABLE):
+        return None
+    return ", ".join(f"{key}={saved.get(key)}" for key in _COMPARABLE)
+
+
+def guard_settings(guard_config) -> dict:
+    """The comparable settings of a ``[guard]`` config, as :class:`RobustnessGuard` keeps
+    them (``patches`` is the requested count)."""
+    return {"eps": float(guard_config.eps), "patches": int(guard_config.patches),
+            "pgd_steps": int(guard_config.pgd_steps)}
+
+
+def check_finished_guard(run_dir: str | Path, config, done_step: int) -> None:
+    """Refuse a run that has trained all its steps under a guard with other settings.
+
+    Such a run has nothing left to train, so its checkpoints would never be measured under
+    the new settings: the guard would keep no best, and the last weights would be exported
+    under a warning that gives the wrong reason.
+
+    Raises:
+        RunDirError: the message names the run directory and both settings.
+    """
+    from tfrecap.training.checkpoint import RunDirError
+
+    if config.guard.every <= 0 or done_step < config.train.steps:
+        return
+    best_dir = Path(run_dir) / BEST_DIR
+    old = incomparable_settings(read_best_json(best_dir), guard_settings(config.guard))
+    if old:
+        raise RunDirError(
+            f"{run_dir} holds a finished run ({done_step} steps) whose guard ranked its "
+            f"checkpoints with other settings ({old}), not [guard]'s "
+            f"{', '.join(f'{k}={v}' for k, v in guard_settings(config.guard).items())}; they "
+            f"cannot be ranked again: use another --run-dir, or delete that folder to start "
+            "over")
+
+
 def read_best_json(best_dir: str | Path) -> dict | None:
     """The ``best.json`` of ``best_dir``, or None when there is none or it is unreadable."""
     import json
@@ -188,6 +228,8 @@ class RobustnessGuard(keras.callbacks.Callback):
                           else Path(tempfile.mkdtemp(prefix="tfrecap_worker_best_")))
         self.records: list[dict] = []
         self.best: dict | None = None
+        # The saved records' settings when they were dropped as not comparable, else None.
+        self.incomparable: str | None = None
         self._resume(resumed_from)
 
     # -- state ----------------------------------------------------------------------------
@@ -196,10 +238,10 @@ class RobustnessGuard(keras.callbacks.Callback):
         saved = read_best_json(self.best_dir)
         if saved is None:
             return
-        if any(saved.get(key) != self.settings[key] for key in _COMPARABLE):
+        self.incomparable = incomparable_settings(saved, self.settings)
+        if self.incomparable:
             self.log(f"Guard: {self.best_dir / BEST_JSON} was measured with other settings "
-                     f"({', '.join(f'{k}={saved.get(k)}' for k in _COMPARABLE)}); "
-                     "starting a new best.")
+                     f"({self.incomparable}); starting a new best.")
             return
         self.records = [r for r in saved.get("history", []) if r["step"] <= resumed_from]
         best = saved.get("best")

@@ -298,6 +298,10 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         log(f"Warm start: the detector weights of {source} (step {source_step}); the "
             "optimizer and the step count start at 0.")
     check_same_step(strategy, resumed_from)
+    if guard_patches is not None:
+        from tfrecap.training.guard import check_finished_guard
+
+        check_finished_guard(run_dir, config, resumed_from)
     # Every worker saves (saving is collective); non-chief workers to a temp dir.
     ckpt_dir = checkpoint_dir(strategy, chief_ckpt)
     if not chief:
