@@ -391,3 +391,8 @@ def test_the_zoo_sets_each_methods_inner_attack_and_the_guard_and_none_keeps_the
         assert kept[method].defence == own.defence
         assert kept[method].guard.pgd_steps == own.guard.pgd_steps == 10
     assert load_pipeline("demo_fast_fgsm").defence.grad_align_weight == 0.1
+    # The pipelines' own settings, given as flags, leave every config as the pipeline's, so
+    # the models of a run before the cuts are found and reused.
+    same = configs(dataclasses.replace(lib.ZOO, inner_steps=5, guard_pgd_steps=10,
+                                       grad_align_weight=0.1))
+    assert all(same[m] == kept[m] for m in kept)

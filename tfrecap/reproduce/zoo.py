@@ -426,6 +426,8 @@ def _inner_steps(defence: DefenceConfig, steps: int) -> dict:
     2.5 ε at any k, is unchanged)."""
     from tfrecap.models.defences import default_step_size
 
+    if steps == defence.attack_steps:
+        return {}  # the pipeline's own: its config (and so its runs) unchanged
     step = defence.attack_step_size or default_step_size(
         defence.method, defence.attack_eps, defence.attack_steps)
     return {"defence.attack_steps": steps,
