@@ -396,3 +396,28 @@ def test_the_zoo_sets_each_methods_inner_attack_and_the_guard_and_none_keeps_the
     same = configs(dataclasses.replace(lib.ZOO, inner_steps=5, guard_pgd_steps=10,
                                        grad_align_weight=0.1))
     assert all(same[m] == kept[m] for m in kept)
+
+
+def test_the_photo_finding_never_headlines_a_near_constant_verdict():
+    """On photos as on patches: a model whose clean balanced accuracy is at or below 60 %
+    keeps the photos a constant answer keeps, which is not robustness."""
+    def run(name, robust, balanced):
+        item = zoo.DefenceSeed(seed=0, config=None, output=None,
+                               photos={"attacked": {"n": 16}})
+        return (zoo.DefenceRun(name, "pgd_at", name, [item]),
+                {"photos_robust": [robust], "photos_clean_balanced": [balanced]})
+
+    def finding(*specs):
+        pairs = [run(*spec) for spec in specs]
+        runs, fig = [r for r, _ in pairs], {r.pipeline: f for r, f in pairs}
+        return zoo_report._photo_finding(runs, fig, runs[0], lib.ZOO, [0])
+
+    text = finding(("base", 0.0, 0.77), ("pgd", 0.44, 0.48), ("good", 0.30, 0.70))
+    assert "above 60%: good, 30.0% of the attacked photos" in text
+    assert "More robust, but at a clean balanced accuracy of 60% or less" in text
+    assert "pgd (44.0%, clean balanced 48.0%)" in text
+    text = finding(("base", 0.0, 0.55), ("pgd", 0.44, 0.48))
+    assert "at ε = 2: pgd, 44.0%" in text
+    assert "none of these robust shares is robustness" in text
+    text = finding(("base", 0.1, 0.77), ("good", 0.5, 0.8))
+    assert "at ε = 2: good, 50.0%" in text and "More robust" not in text

@@ -735,14 +735,33 @@ def _photo_finding(runs, fig, baseline, profile: ZooProfile, seeds) -> str:
     measured = [r for r in runs if _mean(fig[r.pipeline][key]) is not None]
     if not measured:
         return "**Real photos.** No photo could be attacked (see the photos table)."
-    best = max(measured, key=lambda r: _mean(fig[r.pipeline][key]))
+    # As on patches, a model whose clean verdicts are no better than a near-constant answer
+    # (balanced accuracy at or below COLLAPSE) is never headlined: its robust share is the
+    # share of photos that answer keeps, not robustness.
+    useful = [r for r in measured
+              if (_mean(fig[r.pipeline]["photos_clean_balanced"]) or 0.0) > COLLAPSE]
+    best = max(useful or measured, key=lambda r: _mean(fig[r.pipeline][key]))
     b = fig[best.pipeline]
-    text = (f"**Real photos.** Most robust whole-image verdict at ε = {profile.photo_eps:g}: "
-            f"{best.label}, {spread_text(b[key])} of the attacked photos, with clean balanced "
-            f"accuracy {spread_text(b['photos_clean_balanced'])}")
+    where = (" among the models whose clean balanced accuracy is above "
+             f"{COLLAPSE:.0%}" if useful and len(useful) < len(measured) else "")
+    text = (f"**Real photos.** Most robust whole-image verdict at ε = {profile.photo_eps:g}"
+            f"{where}: {best.label}, {spread_text(b[key])} of the attacked photos, with clean "
+            f"balanced accuracy {spread_text(b['photos_clean_balanced'])}")
     if baseline and best is not baseline:
         base = fig[baseline.pipeline]
         text += (f" against the baseline's {spread_text(base[key])} and "
                  f"{spread_text(base['photos_clean_balanced'])}")
     n = next(s.photos for s in best.seeds if s.photos)["attacked"]["n"]
-    return text + f" ({n} photos attacked; intervals are wide at this n)."
+    text += f" ({n} photos attacked; intervals are wide at this n)."
+    collapsed = [r for r in measured if r not in useful
+                 and _mean(fig[r.pipeline][key]) > _mean(b[key])]
+    if not useful:
+        text += (f" No model's clean balanced accuracy is above {COLLAPSE:.0%}, so none of "
+                 "these robust shares is robustness.")
+    elif collapsed:
+        text += (" More robust, but at a clean balanced accuracy of "
+                 f"{COLLAPSE:.0%} or less (a near-constant answer): " + ", ".join(
+                     f"{r.label} ({spread_text(fig[r.pipeline][key])}, clean balanced "
+                     f"{spread_text(fig[r.pipeline]['photos_clean_balanced'])})"
+                     for r in collapsed) + ".")
+    return text
