@@ -50,7 +50,7 @@ def _given(ctx: click.Context, names) -> list[str]:
               "(a GPU job; 256 and 512 need imported real photos). zoo: five defences "
               "(demo_baseline, demo, demo_pgd_at, demo_trades, demo_fast_fgsm) on the shipped "
               "default's data (synthetic_v2_64), 300 steps each, all attacked with auto, PGD "
-              "and FGSM on the same patches; 71–82 min per seed as measured on 2 cores.")
+              "and FGSM on the same patches; 50 min per seed as measured on 2 cores.")
 @click.option("--sizes", callback=POSITIVE_INTEGERS, default=None,
               help="Comma-separated patch sizes [demo: 64; paper: 64,128,256,512]; not zoo "
               "(64 only).")
@@ -111,7 +111,8 @@ def _given(ctx: click.Context, names) -> list[str]:
               help="zoo: attack at most N judged photos per class [8; a photo costs seconds].")
 @click.option("--inner-steps", type=click.IntRange(min=1), default=None,
               help="zoo: k of the PGD-AT and TRADES inner attacks instead of their pipelines' "
-              "5 [3: a seed within 60 min on 2 CPU cores].")
+              "5, each step longer so that k × step stays theirs [3; with the other zoo "
+              "defaults a seed took 50 min on 2 CPU cores].")
 @click.option("--grad-align", type=click.FloatRange(min=0), default=None,
               help="zoo: fast FGSM-AT's GradAlign weight instead of its pipeline's 0.1 [0: "
               "Wong et al.'s recipe, 2 passes a step instead of 5; the guard stops it "
@@ -142,7 +143,7 @@ def reproduce(ctx, profile, sizes, data_dir, dataset, output, steps, count, seed
     Examples:
       tfrecap reproduce --profile demo                      # CPU, ~20 min
       tfrecap reproduce --profile demo --seeds 3            # 3× as long; mean [min–max]
-      tfrecap reproduce --profile zoo                       # CPU, ~70–80 min
+      tfrecap reproduce --profile zoo                       # CPU, ~50 min
       tfrecap reproduce --profile zoo --originals photos/direct --recaptured photos/screens
       tfrecap reproduce --profile zoo --photos-from mine_64   # the photos `data import` read
       tfrecap reproduce --profile paper --sizes 64,128      # GPU, synthetic data

@@ -11,8 +11,9 @@ and evaluation is reused on a rerun (as the demo profile does, through the helpe
 :mod:`tfrecap.reproduce.run`), so an interrupted zoo continues where it stopped. The report,
 the JSON and the plots are written by :mod:`tfrecap.reproduce.zoo_report`.
 
-The default budgets are estimated at about 50 minutes on 2 CPU cores per seed (one seed took
-82 minutes on partly loaded cores, docs/defences.md); :func:`estimate` gives the
+The default budgets (300 steps; PGD-AT and TRADES at 3 inner steps, fast FGSM without
+GradAlign, the guard's PGD at 5 steps, Square at 50 queries) took 50.5 minutes for one seed on
+2 CPU cores, photos included (docs/defences.md); :func:`estimate` gives the
 arithmetic (:data:`PLAIN_SECONDS_PER_IMAGE` per image of a plain step, the other steps and the
 attacks as multiples of it), which the run prints first and the report sets beside the
 measured wall times.
@@ -66,7 +67,10 @@ TARGET_EPS, TARGET_ROBUST, TARGET_CLEAN_GAP = 2.0, 0.80, 0.03
 AIMS = ((2.0, 0.90), (4.0, 0.60))
 
 # The cost model of `estimate`, in seconds on 2 CPU cores at the demo widths 16-32-32-64-64.
-PLAIN_SECONDS_PER_IMAGE = 3.5e-3  # one image of a plain training step (forward + backward)
+# One image of a plain training step (forward + backward). Calibrated on a measured seed
+# (2026-12-02, docs/defences.md): its training took 29.6 min where 3.5 ms per image predicted
+# 22.0, so 3.5 × 29.6 / 22.0 ≈ 4.7 ms; the evaluation, an upper bound, then reads high.
+PLAIN_SECONDS_PER_IMAGE = 4.7e-3
 FORWARD_COST = 1 / 3  # a forward pass (clean verdicts), in plain steps per image
 QUERY_COST = 0.12  # one Square query (a forward on one image, batched), measured
 SECONDS_PER_V2_PATCH = 0.025  # simulator v2, 2 workers
