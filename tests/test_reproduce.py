@@ -78,7 +78,7 @@ def test_demo_flow_writes_the_report_then_reuses_everything(demo_runs):
 
     assert second.exit_code == 0, second.output
     assert second.output.count("reusing the finished model") == 2
-    assert second.output.count("same model version and evaluation settings") == 2
+    assert second.output.count("same model and evaluation settings") == 2
     for name in ("demo_baseline", "demo"):
         assert _versions(out / "saved_models" / name) == ["1"]  # nothing retrained
     assert "reused export version 1" in (out / "report.md").read_text()

@@ -137,7 +137,7 @@ def test_rerun_through_the_cli_reuses_every_model_and_result(zoo_runs):
     assert again.exit_code == 0, again.output
     assert "already built" in again.output
     assert again.output.count("reusing the finished model") == 2
-    assert again.output.count("same model version and evaluation settings") == 6
+    assert again.output.count("same model and evaluation settings") == 6
     for name in TINY.defences:
         assert sorted(p.name for p in (out / "saved_models" / name).iterdir()) == ["1"]
         assert str(out / "saved_models" / name) in again.output.split("Models (")[1]

@@ -401,7 +401,7 @@ def _evaluate_or_reuse(version_dir, role, config, profile, data_dir, path, log,
         "label": f"{ROLES[role]} ({config.name})", "role": role, "pipeline": config.name,
         "dataset": config.data.dataset, "patch_size": config.data.patch_size, "split": "test",
         "train_steps": config.train.steps, "train_seed": config.train.seed,
-        "eval_settings": settings,
+        "eval_settings": settings, "export": wanted["export"],
     }
     result = evaluate_model(version_dir, config.data.dataset, profile, data_dir, meta,
                             progress=progress)
