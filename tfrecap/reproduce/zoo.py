@@ -428,14 +428,19 @@ def _inner_steps(defence: DefenceConfig, steps: int) -> dict:
     of TRADES' default ε/4 would stop short of it (3 × ε/4 < ε), so the step grows to keep the
     pipeline's k × step (TRADES at 5 steps of ε/4: 1.25 ε; PGD-AT's 2.5 ε/k, whose reach is
     2.5 ε at any k, is unchanged)."""
-    from tfrecap.models.defences import default_step_size
-
     if steps == defence.attack_steps:
         return {}  # the pipeline's own: its config (and so its runs) unchanged
-    step = defence.attack_step_size or default_step_size(
-        defence.method, defence.attack_eps, defence.attack_steps)
     return {"defence.attack_steps": steps,
-            "defence.attack_step_size": step * defence.attack_steps / steps}
+            "defence.attack_step_size": inner_step_size(defence) * defence.attack_steps / steps}
+
+
+def inner_step_size(defence: DefenceConfig) -> float:
+    """The inner attack's step in pixel levels: ``attack_step_size``, or the method's default
+    when it is 0."""
+    from tfrecap.models.defences import default_step_size
+
+    return defence.attack_step_size or default_step_size(
+        defence.method, defence.attack_eps, defence.attack_steps)
 
 
 def _check_profile(profile: ZooProfile) -> None:

@@ -41,6 +41,7 @@ from tfrecap.reproduce.zoo import (
     ZooProfile,
     ZooResult,
     estimate_line,
+    inner_step_size,
 )
 
 COLLAPSE = 0.6  # clean accuracy at or below this is a collapse (a coin toss is 0.5)
@@ -298,7 +299,7 @@ queries): robust accuracy here is an upper bound.
 def _training_attacks(first) -> str:
     """The inner attacks' steps and the guard's settings, as the configs record them."""
     inner = [f"{METHOD_LABELS.get(s.config.defence.method, s.config.defence.method)} "
-             f"{s.config.defence.attack_steps} steps of {_step_size(s.config.defence):.3g} "
+             f"{s.config.defence.attack_steps} steps of {inner_step_size(s.config.defence):.3g} "
              f"levels at ε = {s.config.defence.attack_eps:g}"
              for s in first if s.config.defence.method in INNER_STEP_METHODS]
     inner += [f"{METHOD_LABELS['fast_fgsm']} one step at ε = {s.config.defence.attack_eps:g}, "
@@ -312,13 +313,6 @@ def _training_attacks(first) -> str:
         f"≥ {floor:g}" if every else "none: every export is its run's last checkpoint"
         for every, patches, eps, steps, floor in guards)
     return (f"{'; '.join(inner) or 'no multi-step inner attack'}. Guard: {guard}.")
-
-
-def _step_size(defence) -> float:
-    from tfrecap.models.defences import default_step_size
-
-    return defence.attack_step_size or default_step_size(
-        defence.method, defence.attack_eps, defence.attack_steps)
 
 
 def _fixed(fmt: str) -> Callable[[float], str]:
