@@ -340,6 +340,7 @@ def check_runs_up_front(configs, outputs) -> None:
     """
     from tfrecap.training.checkpoint import RunDirError, check_resumable
     from tfrecap.training.guard import check_finished_guard
+    from tfrecap.training.loop import read_history
 
     for config, output in zip(configs, outputs, strict=True):
         output = Path(output)
@@ -348,18 +349,10 @@ def check_runs_up_front(configs, outputs) -> None:
         run_dir = output / "runs" / config.name
         try:
             check_resumable(run_dir / "config.json", config)
-            check_finished_guard(run_dir, config, _last_history_step(run_dir))
+            done = max((e["step"] for e in read_history(run_dir / "history.json")), default=0)
+            check_finished_guard(run_dir, config, done)
         except RunDirError as err:
             raise _start_over(err, config, output) from None
-
-
-def _last_history_step(run_dir: Path) -> int:
-    """The step of the last epoch in ``run_dir/history.json`` (0: none, or unreadable)."""
-    try:
-        epochs = json.loads((run_dir / "history.json").read_text()).get("epochs", [])
-    except (OSError, ValueError, AttributeError):
-        return 0
-    return max((int(e.get("step", 0)) for e in epochs if isinstance(e, dict)), default=0)
 
 
 def _train_or_reuse(config, data_dir, output, verbose, log):
@@ -390,22 +383,28 @@ def _train_or_reuse(config, data_dir, output, verbose, log):
 def _evaluate_or_reuse(version_dir, role, config, profile, data_dir, path, log,
                        progress=True):
     settings = eval_settings(profile)
-    wanted = {"model_version": version_dir.name, "dataset": config.data.dataset,
-              "train_seed": config.train.seed, "eval_settings": settings}
-    wanted["export"] = export_fingerprint(version_dir)
+    model = model_key(version_dir)
+    wanted = {**model, "dataset": config.data.dataset, "train_seed": config.train.seed,
+              "eval_settings": settings}
     reused = reuse_result(path, wanted, log)
     if reused is not None:
         return reused
     meta = {
-        "model": str(version_dir.parent), "model_version": version_dir.name,
+        "model": str(version_dir.parent), **model,
         "label": f"{ROLES[role]} ({config.name})", "role": role, "pipeline": config.name,
         "dataset": config.data.dataset, "patch_size": config.data.patch_size, "split": "test",
         "train_steps": config.train.steps, "train_seed": config.train.seed,
-        "eval_settings": settings, "export": wanted["export"],
+        "eval_settings": settings,
     }
     result = evaluate_model(version_dir, config.data.dataset, profile, data_dir, meta,
                             progress=progress)
     return write_result(path, result, log), "evaluated"
+
+
+def model_key(version_dir) -> dict:
+    """What names an exported model in a result it made, for :func:`reuse_result`: its
+    version number and its fingerprint (:func:`export_fingerprint`)."""
+    return {"model_version": version_dir.name, "export": export_fingerprint(version_dir)}
 
 
 def export_fingerprint(version_dir) -> str | None:
@@ -425,7 +424,9 @@ def export_fingerprint(version_dir) -> str | None:
 
 def reuse_result(path: Path, wanted: dict, log) -> tuple[dict, str] | None:
     """``(the stored result, status)`` when ``path`` holds every ``wanted`` key and value,
-    else None (a missing, older or differently made result is made again)."""
+    else None (a missing, older or differently made result is made again). A model whose
+    fingerprint is unknown (``wanted["export"]`` None, see :func:`model_key`) never reuses
+    one: the stored result may be another model's."""
     if not path.exists():
         return None
     old = json.loads(path.read_text())

@@ -579,12 +579,11 @@ def auto_params(profile: ZooProfile) -> dict:
 
 
 def _evaluate_or_reuse(item: DefenceSeed, profile, data_dir, log, progress):
-    from tfrecap.reproduce.run import export_fingerprint, reuse_result, write_result
+    from tfrecap.reproduce.run import model_key, reuse_result, write_result
 
     config, version_dir = item.config, item.export
-    wanted = {"model_version": version_dir.name, "dataset": config.data.dataset,
+    wanted = {**model_key(version_dir), "dataset": config.data.dataset,
               "train_seed": config.train.seed, "zoo_eval_settings": eval_settings(profile)}
-    wanted["export"] = export_fingerprint(version_dir)
     reused = reuse_result(item.result_path, wanted, log)
     if reused is not None:
         return reused
@@ -647,11 +646,10 @@ def edit_settings(profile: ZooProfile) -> dict:
 
 
 def _edits_or_reuse(item: DefenceSeed, profile, data_dir, log):
-    from tfrecap.reproduce.run import export_fingerprint, reuse_result, write_result
+    from tfrecap.reproduce.run import model_key, reuse_result, write_result
 
-    wanted = {"model_version": item.export.name, "dataset": item.config.data.dataset,
+    wanted = {**model_key(item.export), "dataset": item.config.data.dataset,
               "train_seed": item.config.train.seed, "zoo_edit_settings": edit_settings(profile)}
-    wanted["export"] = export_fingerprint(item.export)
     reused = reuse_result(item.edits_path, wanted, log)
     if reused is not None:
         return reused
@@ -720,12 +718,11 @@ def _photos_or_reuse(item: DefenceSeed, profile, folders, log):
 
     from tfrecap.evaluation import images
     from tfrecap.export import load_verdict
-    from tfrecap.reproduce.run import export_fingerprint, reuse_result, write_result
+    from tfrecap.reproduce.run import model_key, reuse_result, write_result
 
     version_dir = item.export
-    wanted = {"model_version": version_dir.name, "train_seed": item.config.train.seed,
+    wanted = {**model_key(version_dir), "train_seed": item.config.train.seed,
               "zoo_photo_settings": photo_settings(profile, folders)}
-    wanted["export"] = export_fingerprint(version_dir)
     reused = reuse_result(item.photos_path, wanted, log)
     if reused is not None:
         return reused

@@ -311,7 +311,7 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
 
     history_path = run_dir / "history.json"
     # Keep only epochs that the restored checkpoint covers.
-    history = [h for h in _read_history(history_path) if h["step"] <= resumed_from]
+    history = [h for h in read_history(history_path) if h["step"] <= resumed_from]
     # First: nothing after it (guard, checkpoint) may see non-finite weights.
     callbacks = [_StopOnNonFiniteWeights(manager, run_dir)]
     if config.monitor.enabled:
@@ -556,7 +556,12 @@ def _check_patch_size(dataset: tf.data.Dataset, config: PipelineConfig, data_dir
         )
 
 
-def _read_history(path: Path) -> list[dict]:
+def read_history(path: Path) -> list[dict]:
+    """The epochs of a run's ``history.json`` (none when it is missing).
+
+    Raises:
+        RunDirError: the file is unreadable; the message names it.
+    """
     if not path.exists():
         return []
     try:
