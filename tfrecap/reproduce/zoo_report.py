@@ -127,13 +127,13 @@ def write_outputs(runs: list[DefenceRun], profile: ZooProfile, stages: list[Stag
 
     ``simulated``: whether ``dataset`` holds simulated recaptures (None: judged by its name, so
     only the built-in synthetic datasets count)."""
+    if simulated is None:
+        simulated = is_synthetic(dataset, profile.size)
     output.mkdir(parents=True, exist_ok=True)
     plot_path, curves_path = output / "pareto.png", output / "robustness.png"
     _pareto_plot(runs, profile, plot_path)
     _curves_plot(runs, profile, curves_path)
-    lines = findings(runs, profile, photos=photos,
-                     simulated=is_synthetic(dataset, profile.size) if simulated is None
-                     else simulated)
+    lines = findings(runs, profile, photos=photos, simulated=simulated)
     json_path = jsonio.write_json(output / "zoo.json", zoo_json(
         runs, profile, stages, est, output=output, command=command, seconds=seconds,
         dataset=dataset, simulated=simulated, findings=lines))
