@@ -253,6 +253,24 @@ def test_steps_of_a_killed_session_are_counted_at_the_measured_rate(tmp_path):
     assert "without a session record" in cost["source"] and "," not in cost["source"]
 
 
+def test_unrecorded_restarts_are_told_apart_by_the_history_itself(tmp_path):
+    # Three sessions: 0 -> 100 and 100 -> 200, both killed before they recorded themselves, then
+    # 200 -> 400, recorded. Only the last restart is in the session record; the history's
+    # session_from marks the first one too, so neither gap is read as a step time.
+    epochs = [{"step": 100, "time": 1000.0, "session_from": 0},
+              {"step": 200, "time": 50000.0, "session_from": 100},
+              {"step": 300, "time": 90000.0, "session_from": 200},
+              {"step": 400, "time": 90050.0, "session_from": 200}]
+    history = tmp_path / "history.json"
+    jsonio.write_json(history, {"schema_version": 1, "epochs": epochs})
+    assert zoo.history_seconds_per_step(history, restarts={200}) == pytest.approx(0.5)
+    # A history from before the field knows only the recorded restart: the first gap skews it.
+    old = tmp_path / "old.json"
+    jsonio.write_json(old, {"schema_version": 1, "epochs": [
+        {k: v for k, v in e.items() if k != "session_from"} for e in epochs]})
+    assert zoo.history_seconds_per_step(old, restarts={200}) == pytest.approx((490 + 0.5) / 2)
+
+
 def _item(seed, clean, auto2, pgd2, per_step):
     def rows(acc):
         return [{"eps": 2.0, "accuracy": acc, "ci": [acc - 0.02, acc + 0.02], "n": 1000,

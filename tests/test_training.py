@@ -77,6 +77,10 @@ def test_resume_after_sigkill_finishes_at_requested_steps(tiny_pipeline, synthet
     assert history["epochs"][-1]["step"] == STEPS
     steps = [h["step"] for h in history["epochs"]]
     assert steps == sorted(set(steps))  # nothing counted twice
+    # Each epoch names the session it belongs to: the killed one's epochs start from 0, the
+    # resumed one's from its checkpoint (what tells the gap between them from a step time).
+    sessions = [h["session_from"] for h in history["epochs"]]
+    assert sessions == [0 if h["step"] <= resumed else resumed for h in history["epochs"]]
     assert (export_dir / "1" / "saved_model.pb").exists()
 
 

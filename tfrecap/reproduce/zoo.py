@@ -546,9 +546,11 @@ def history_seconds_per_step(path: Path, guard: dict[int, float] | None = None,
     """The median seconds per training step between consecutive epochs of a ``history.json``,
     less the guard's pass at the end of the epoch (``guard``: :func:`guard_seconds`), so that
     defences with and without a guard compare step for step; the validation pass and the
-    checkpoint stay in. An epoch that starts at a step in ``restarts`` (a session resumed
-    there) is left out: its time spans the gap between the sessions. None with fewer than
-    two epochs."""
+    checkpoint stay in. An epoch whose end belongs to another training session than its start
+    is left out: its time spans the gap between the sessions. Sessions are told apart by each
+    record's ``session_from`` (written by the training loop), and, for histories from before
+    that field, by ``restarts``: the steps recorded sessions resumed from. None with fewer
+    than two epochs."""
     if not path.exists():
         return None
     guard = guard or {}
@@ -556,7 +558,8 @@ def history_seconds_per_step(path: Path, guard: dict[int, float] | None = None,
     rates = [(b["time"] - a["time"] - guard.get(int(b["step"]), 0.0)) / (b["step"] - a["step"])
              for a, b in itertools.pairwise(epochs)
              if b["step"] > a["step"] and "time" in a and "time" in b
-             and int(a["step"]) not in restarts]
+             and int(a["step"]) not in restarts
+             and a.get("session_from") == b.get("session_from")]
     return statistics.median(rates) if rates else None
 
 

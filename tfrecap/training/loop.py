@@ -62,11 +62,16 @@ class _CheckpointEveryEpoch(keras.callbacks.Callback):
     """Save a checkpoint and append the epoch's logs to history.json, both atomically.
 
     A non-finite figure (a NaN loss) is written as ``null``: history.json stays strict JSON.
+    Each record carries ``session_from``, the step its training session started from (0 for a
+    fresh run), so a reader can tell the epochs of one session from the next even when a
+    session was killed before anything else recorded it (the time between two sessions is
+    then never read as training time).
     """
 
     def __init__(self, manager: tf.train.CheckpointManager, history_path: Path, history: list,
-                 write_history: bool = True):
+                 write_history: bool = True, session_from: int = 0):
         super().__init__()
+        self.session_from = int(session_from)
         self.write_history = write_history
         self.manager = manager
         self.history_path = history_path
@@ -75,7 +80,8 @@ class _CheckpointEveryEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         step = _step(self.model)
         self.manager.save(checkpoint_number=step)
-        record = {"epoch": epoch + 1, "step": step, "time": time.time()}
+        record = {"epoch": epoch + 1, "step": step, "time": time.time(),
+                  "session_from": self.session_from}
         record.update({k: float(v) for k, v in (logs or {}).items()})
         self.history.append(record)
         if not self.write_history:
@@ -335,7 +341,8 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
             final_step=t.steps, resumed_from=resumed_from, write=chief, strategy=strategy,
             log=log)
         callbacks.append(guard)
-    callbacks.append(_CheckpointEveryEpoch(manager, history_path, history, write_history=chief))
+    callbacks.append(_CheckpointEveryEpoch(manager, history_path, history, write_history=chief,
+                                           session_from=resumed_from))
     if chief:
         callbacks.append(
             keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False)
