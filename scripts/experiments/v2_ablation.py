@@ -1,0 +1,264 @@
+"""Ablation of simulator v2's randomizations: what each one buys (issue 13, item 6).
+
+Each arm switches one group of v2's randomizations off, each field fixed at a typical value
+inside its committed range (`ARMS`), builds that variant's data under its own name (as
+``tfrecap data synth --simulator v2 --param KEY=VALUE ... --dataset v2abl_ARM`` does), trains
+the same network on it (the ``demo_baseline`` pipeline: Yang's L-CNN 16-32-32-64-64, with
+``--steps`` and the training seed), and measures three things:
+
+* ``own_test``: accuracy on the arm's own test patches (how hard its own task is);
+* ``v2_test``: accuracy on the committed v2's test patches, every randomization on (the
+  synthetic stand-in for "a world the arm did not see": what switching a randomization off
+  costs in generalization);
+* on labelled real photos, when given: whole-image ROC AUC, and per-class and balanced
+  accuracy at 0.5, for the mean of the tile probabilities and the mean logit, with the tiles
+  cut at native resolution and under the served 1024 scale rule (the functions of
+  ``scale_and_aggregation.py``).
+
+The real photos only check: nothing here is chosen on them. The control arm (the committed
+v2) is trained with two seeds, so that a difference smaller than their spread is read as none.
+
+Run (about 11 minutes per arm on 2 cores at the defaults)::
+
+    python scripts/experiments/v2_ablation.py --out runs/v2_ablation --data-dir /tmp/abl_tfds \\
+        --originals DIR --recaptured DIR
+    python scripts/experiments/v2_ablation.py --out runs/v2_ablation --arms control --seed 1 ...
+    python scripts/experiments/v2_ablation.py --summary runs/v2_ablation/v2_ablation.json
+
+Every arm's row goes into ``OUT/v2_ablation.json`` as soon as it is done; a rerun skips the
+arms (and seeds) already there, so an interrupted run goes on where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CONTROL = "control"
+PATCH_SIZE = 64
+SCALE_RULES = ("native", "reference-1024")
+PHOTO_AGGREGATIONS = ("mean_probability", "mean_logit")
+
+# arm -> (what it switches off, in the issue's words; the --param assignments that do it).
+ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
+    CONTROL: ("nothing: the committed v2", ()),
+    "no_dead_leaves": ("procedural scenes: bundled photos only", ("dead_leaves_fraction=0",)),
+    "fixed_display_tone": (
+        "display brightness, gamma, colour temperature and gamut",
+        ("display_gamma=2.2,2.2", "brightness=1,1", "white_point=1,1",
+         "display_saturation=1,1"),
+    ),
+    "no_display_nuisances": (
+        "refresh bands, glare, anti-glare diffusers, JPEG content on screen",
+        ("refresh_band_prob=0", "glare_prob=0", "diffuser_prob=0", "content_jpeg_prob=0"),
+    ),
+    "fixed_geometry": (
+        "framing rotation, screen rotation (moiré angle), tilt, distortion, zoom, defocus range",
+        ("rotation_deg=0,0", "screen_rotation_deg=0,0", "keystone=0", "aspect=1,1", "zoom=1,1",
+         "lens_sigma=0.8,0.8"),
+    ),
+    "fixed_camera": (
+        "ISP: demosaicing, denoising, sharpening, tone curve, sensor noise level",
+        ("demosaics=bilinear", "denoise_prob=0", "sharpen_prob=0", "tone_gamma=2.2,2.2",
+         "tone_s_curve=0,0", "full_well=5000,5000", "read_noise=0.002,0.002"),
+    ),
+    "no_messaging": ("messaging-app resize and JPEG chains", ("messaging_prob=0",)),
+    "fixed_exposure_wb": ("exposure and white balance, both classes",
+                          ("exposure=1,1", "white_balance=1,1")),
+    "no_aliased_pitch": (
+        "held-out display regime: pitches below 1.5 sensor px (aliased, moiré only) are never "
+        "seen in training; the v2 test patches hold them",
+        ("pitch=1.5,6",),
+    ),
+}
+
+
+def arm_params(arm: str):
+    """The v2 parameters of ``arm``: the committed ones with the arm's fields replaced."""
+    from tfrecap.data.simulator import V2_PARAMS
+    from tfrecap.data.simulator.overrides import parse_assignments, with_overrides
+
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}: use one of {', '.join(ARMS)}")
+    return with_overrides(V2_PARAMS, parse_assignments(ARMS[arm][1]))
+
+
+def dataset_name(arm: str) -> str:
+    """The control is the built-in v2 dataset; every other arm has its own name."""
+    from tfrecap.data.builder import synthetic_name
+
+    return synthetic_name(PATCH_SIZE, 2) if arm == CONTROL else f"v2abl_{arm}"
+
+
+def synth_command(arm: str, count: int) -> str:
+    """The CLI command that builds ``arm``'s data, for the record."""
+    words = ["tfrecap data synth --simulator v2", f"--count {count}"]
+    words += [f"--param {p}" for p in ARMS[arm][1]]
+    if arm != CONTROL:
+        words.append(f"--dataset {dataset_name(arm)}")
+    return " ".join(words)
+
+
+def _scale_script():
+    path = Path(__file__).with_name("scale_and_aggregation.py")
+    spec = importlib.util.spec_from_file_location("scale_and_aggregation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def patch_accuracy(model, data_dir: str, dataset: str, limit: int) -> dict:
+    """Accuracy of ``model`` (logits) on the first ``limit`` test patches, and per class."""
+    from tfrecap.data.pipeline import make_dataset
+
+    data = make_dataset(data_dir, dataset, "test", 256, training=False)
+    correct, labels = [], []
+    for images, batch_labels in data:
+        predicted = np.argmax(model(images, training=False).numpy(), axis=-1)
+        correct.extend((predicted == batch_labels.numpy()).tolist())
+        labels.extend(batch_labels.numpy().tolist())
+        if len(correct) >= limit:
+            break
+    correct, labels = np.asarray(correct[:limit]), np.asarray(labels[:limit])
+    return {"accuracy": float(correct.mean()), "n": int(len(correct)),
+            "originals": float(correct[labels == 0].mean()),
+            "recaptured": float(correct[labels == 1].mean())}
+
+
+def photo_rows(export: Path, originals: Path, recaptured: Path) -> dict:
+    """Whole-image AUC and accuracies at 0.5 on the photo folders, per rule and aggregation."""
+    from tfrecap.export import latest_version_dir, load_verdict
+
+    scale = _scale_script()
+    per_rule, skipped = scale.tile_probabilities(export, {0: originals, 1: recaptured},
+                                                 SCALE_RULES)
+    rows = scale.summarise(per_rule, load_verdict(latest_version_dir(export)))
+    labels = next(iter(per_rule.values()))[1]
+    out = {"photos": {"originals": int(labels.count(0)), "recaptured": int(labels.count(1))},
+           "skipped": len(skipped)}
+    for row in rows:
+        if row["aggregation"] in PHOTO_AGGREGATIONS:
+            out[f"{row['rule']}/{row['aggregation']}"] = {
+                key: round(row[key], 4) for key in
+                ("auc", "originals_correct", "recaptures_correct", "balanced_accuracy")}
+    return out
+
+
+def run_arm(arm: str, *, out: Path, data_dir: str, count: int, steps: int, seed: int,
+            limit: int, photos: tuple[Path, Path] | None, workers: int | None = None) -> dict:
+    """Builds (or reuses) the arm's data, trains, measures; returns one JSON-able row."""
+    from tfrecap import config as cfg
+    from tfrecap.data import builder, catalog
+    from tfrecap.training import train
+
+    started = time.perf_counter()
+    params = arm_params(arm)
+    name = dataset_name(arm)
+    data_config = builder.synthetic_config(PATCH_SIZE, count, 0, params,
+                                           name=None if arm == CONTROL else name)
+    catalog.build_dataset(data_config, data_dir, workers=workers)
+    generated = time.perf_counter()
+    config = cfg.override(cfg.load_pipeline("demo_baseline"), **{
+        "data.dataset": name, "train.steps": steps, "train.seed": seed})
+    where = out / arm / f"seed_{seed}"
+    result = train(config, data_dir=data_dir, run_dir=where / "run",
+                   export_dir=where / "saved_model", verbose=0, log=_print_warnings)
+    trained = time.perf_counter()
+    row = {
+        "arm": arm, "seed": seed, "switched_off": ARMS[arm][0], "params": list(ARMS[arm][1]),
+        "simulator_fingerprint": params.fingerprint(), "count": count, "steps": steps,
+        "command": synth_command(arm, count),
+        "own_test": patch_accuracy(result.model, data_dir, name, limit),
+        "v2_test": patch_accuracy(result.model, data_dir, dataset_name(CONTROL), limit),
+    }
+    if photos is not None:
+        row["real_photos"] = photo_rows(where / "saved_model", *photos)
+    row["seconds"] = {"data": round(generated - started), "train": round(trained - generated),
+                      "measure": round(time.perf_counter() - trained)}
+    return row
+
+
+def _print_warnings(line: str) -> None:
+    if line.startswith("Warning"):
+        print(line, flush=True)
+
+
+def summary_table(record: dict) -> str:
+    """The markdown table of a record: one line per arm and seed."""
+    head = ("| arm (switched off) | seed | own test | v2 test | real AUC native (mean p) "
+            "| real AUC 1024 (mean p) | real balanced 1024 at 0.5 (orig / screens) |")
+    lines = [head, "|" + "---|" * 7]
+    for row in record["rows"]:
+        photos = row.get("real_photos")
+        if photos:
+            native = f"{photos['native/mean_probability']['auc']:.3f}"
+            ref = photos["reference-1024/mean_probability"]
+            at_1024 = f"{ref['auc']:.3f}"
+            balanced = (f"{ref['balanced_accuracy']:.1%} ({ref['originals_correct']:.1%} / "
+                        f"{ref['recaptures_correct']:.1%})")
+        else:
+            native = at_1024 = balanced = "—"
+        lines.append(f"| `{row['arm']}` | {row['seed']} | {row['own_test']['accuracy']:.1%} "
+                     f"| {row['v2_test']['accuracy']:.1%} | {native} | {at_1024} | {balanced} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="run dirs, exports and v2_ablation.json")
+    parser.add_argument("--data-dir", default=None, help="where the datasets are built")
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help=f"comma-separated, from: {', '.join(ARMS)} (the control first)")
+    parser.add_argument("--count", type=int, default=3000, help="patches per class per arm")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="the training seed")
+    parser.add_argument("--limit", type=int, default=2000, help="test patches measured")
+    parser.add_argument("--originals", type=Path, default=None)
+    parser.add_argument("--recaptured", type=Path, default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--summary", type=Path, default=None,
+                        help="print the table of this v2_ablation.json and stop")
+    args = parser.parse_args(argv)
+
+    from tfrecap import jsonio
+
+    if args.summary:
+        print(summary_table(json.loads(args.summary.read_text())))
+        return 0
+    if args.out is None or args.data_dir is None:
+        parser.error("--out and --data-dir are needed (or --summary)")
+    if (args.originals is None) != (args.recaptured is None):
+        parser.error("give both --originals and --recaptured, or neither")
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    for arm in arms:
+        arm_params(arm)  # a bad arm fails before anything is built
+    photos = (args.originals, args.recaptured) if args.originals else None
+    path = args.out / "v2_ablation.json"
+    record = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    done = {(row["arm"], row["seed"]) for row in record["rows"]}
+    if CONTROL not in arms and not any(arm == CONTROL for arm, _ in done):
+        # Every arm is also measured on the control's test patches: build those first.
+        arms.insert(0, CONTROL)
+    for arm in arms:
+        if (arm, args.seed) in done:
+            print(f"{arm} seed {args.seed}: already in {path}")
+            continue
+        print(f"{arm} seed {args.seed}: {ARMS[arm][0]}", flush=True)
+        row = run_arm(arm, out=args.out, data_dir=args.data_dir, count=args.count,
+                      steps=args.steps, seed=args.seed, limit=args.limit, photos=photos,
+                      workers=args.workers)
+        record["rows"].append(row)
+        jsonio.write_json(path, record)
+        print(summary_table({"rows": [row]}).splitlines()[-1], flush=True)
+    print(summary_table(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
