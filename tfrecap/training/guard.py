@@ -130,11 +130,15 @@ def incomparable_settings(saved: dict | None, settings: dict) -> str | None:
     return ", ".join(f"{key}={saved.get(key)}" for key in _COMPARABLE)
 
 
+def comparable_settings(eps: float, patches: int, pgd_steps: int) -> dict:
+    """The settings that make two guard records comparable (`_COMPARABLE`), as
+    :class:`RobustnessGuard` keeps them and ``best.json`` records them."""
+    return {"eps": float(eps), "patches": int(patches), "pgd_steps": int(pgd_steps)}
+
+
 def guard_settings(guard_config) -> dict:
-    """The comparable settings of a ``[guard]`` config, as :class:`RobustnessGuard` keeps
-    them (``patches`` is the requested count)."""
-    return {"eps": float(guard_config.eps), "patches": int(guard_config.patches),
-            "pgd_steps": int(guard_config.pgd_steps)}
+    """The comparable settings of a ``[guard]`` config (``patches`` is the requested count)."""
+    return comparable_settings(guard_config.eps, guard_config.patches, guard_config.pgd_steps)
 
 
 def check_finished_guard(run_dir: str | Path, config, done_step: int) -> None:
@@ -221,9 +225,10 @@ class RobustnessGuard(keras.callbacks.Callback):
         self.strategy = strategy
         self.log = log
         self.n = sum(int(tf.shape(labels)[0]) for _, labels in patches)
-        self.settings = {"eps": self.eps, "patches": int(requested_patches or self.n),
-                         "pgd_steps": self.pgd_steps, "clean_floor": self.clean_floor,
-                         "every": every, "attack": ATTACK, "loss": LOSS, "restarts": 1}
+        self.settings = {**comparable_settings(self.eps, requested_patches or self.n,
+                                               self.pgd_steps),
+                         "clean_floor": self.clean_floor, "every": every, "attack": ATTACK,
+                         "loss": LOSS, "restarts": 1}
         self._save_dir = (self.best_dir if write
                           else Path(tempfile.mkdtemp(prefix="tfrecap_worker_best_")))
         self.records: list[dict] = []
