@@ -209,6 +209,40 @@ def summary_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def _spread(values: list[float], percent: bool) -> str:
+    """``mean [min–max]`` (one value alone), as a percentage or to 3 decimals."""
+    def fmt(v):
+        return f"{v:.1%}" if percent else f"{v:.3f}"
+    if len(values) == 1:
+        return fmt(values[0])
+    return f"{fmt(float(np.mean(values)))} [{fmt(min(values))}–{fmt(max(values))}]"
+
+
+def arm_table(record: dict) -> str:
+    """One line per arm, over its seeds: mean [min–max] of each figure, in `ARMS` order."""
+    by_arm: dict[str, list[dict]] = {}
+    for row in record["rows"]:
+        by_arm.setdefault(row["arm"], []).append(row)
+    lines = ["| arm (switched off) | seeds | own test | v2 test | real AUC native (mean p) "
+             "| real AUC 1024 (mean p) | real balanced 1024 at 0.5 |", "|" + "---|" * 7]
+    for arm in sorted(by_arm, key=lambda a: list(ARMS).index(a) if a in ARMS else len(ARMS)):
+        rows = by_arm[arm]
+        cells = [_spread([r["own_test"]["accuracy"] for r in rows], True),
+                 _spread([r["v2_test"]["accuracy"] for r in rows], True)]
+        with_photos = [r["real_photos"] for r in rows if r.get("real_photos")]
+        if with_photos:
+            cells += [_spread([p["native/mean_probability"]["auc"] for p in with_photos], False),
+                      _spread([p["reference-1024/mean_probability"]["auc"]
+                               for p in with_photos], False),
+                      _spread([p["reference-1024/mean_probability"]["balanced_accuracy"]
+                               for p in with_photos], True)]
+        else:
+            cells += ["—"] * 3
+        seeds = ", ".join(str(r["seed"]) for r in rows)
+        lines.append(f"| `{arm}` | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="run dirs, exports and v2_ablation.json")
@@ -229,7 +263,8 @@ def main(argv=None) -> int:
     from tfrecap import jsonio
 
     if args.summary:
-        print(summary_table(json.loads(args.summary.read_text())))
+        record = json.loads(args.summary.read_text())
+        print(arm_table(record), summary_table(record), sep="\n\n")
         return 0
     if args.out is None or args.data_dir is None:
         parser.error("--out and --data-dir are needed (or --summary)")

@@ -78,3 +78,20 @@ def test_the_summary_table_reads_every_figure_from_the_record():
     assert lines[2] == ("| `control` | 1 | 70.1% | 70.1% | 0.612 | 0.534 "
                         "| 52.5% (85.0% / 20.0%) |")
     assert lines[3] == "| `no_messaging` | 0 | 80.0% | 65.0% | — | — | — |"
+
+
+def test_the_arm_table_gives_each_arm_its_mean_and_range_over_seeds():
+    def row(arm, seed, acc, auc):
+        photo = {"auc": auc, "balanced_accuracy": 0.5, "originals_correct": 0.5,
+                 "recaptures_correct": 0.5}
+        return {"arm": arm, "seed": seed, "own_test": {"accuracy": acc},
+                "v2_test": {"accuracy": acc},
+                "real_photos": {"native/mean_probability": photo,
+                                "reference-1024/mean_probability": photo}}
+
+    record = {"rows": [row("no_messaging", 0, 0.8, 0.6), row("control", 0, 0.7, 0.5),
+                       row("control", 1, 0.72, 0.7)]}
+    lines = ablation.arm_table(record).splitlines()
+    assert lines[2].startswith("| `control` | 0, 1 | 71.0% [70.0%–72.0%] |")
+    assert "| 0.600 [0.500–0.700] |" in lines[2]
+    assert lines[3].startswith("| `no_messaging` | 0 | 80.0% | 80.0% | 0.600 |")
