@@ -63,6 +63,12 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("rotation_deg=0,0", "screen_rotation_deg=0,0", "keystone=0", "aspect=1,1", "zoom=1,1",
          "lens_sigma=0.8,0.8"),
     ),
+    "no_screen_rotation": (
+        "part of fixed_geometry: the screen's pixel grid stays aligned with the sensor's",
+        ("screen_rotation_deg=0,0",),
+    ),
+    "fixed_lens": ("part of fixed_geometry: defocus fixed at the middle of its range",
+                   ("lens_sigma=0.8,0.8",)),
     "fixed_camera": (
         "ISP: demosaicing, denoising, sharpening, tone curve, sensor noise level",
         ("demosaics=bilinear", "denoise_prob=0", "sharpen_prob=0", "tone_gamma=2.2,2.2",

@@ -95,3 +95,16 @@ def test_the_arm_table_gives_each_arm_its_mean_and_range_over_seeds():
     assert lines[2].startswith("| `control` | 0, 1 | 71.0% [70.0%–72.0%] |")
     assert "| 0.600 [0.500–0.700] |" in lines[2]
     assert lines[3].startswith("| `no_messaging` | 0 | 80.0% | 80.0% | 0.600 |")
+
+
+def test_the_docs_table_is_the_committed_record():
+    import json
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    record = json.loads((docs / "real_photos" / "v2_ablation.json").read_text())
+    page = (docs / "real_photos.md").read_text()
+    for line in ablation.arm_table(record).splitlines():
+        assert line in page, line
+    # Measurement only: the record names no photo file.
+    assert "realdev" not in json.dumps(record) and ".jp" not in json.dumps(record).lower()
