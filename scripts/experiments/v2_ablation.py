@@ -15,10 +15,12 @@ the same network on it (the ``demo_baseline`` pipeline: Yang's L-CNN 16-32-32-64
   cut at native resolution and under the served 1024 scale rule (the functions of
   ``scale_and_aggregation.py``).
 
-The real photos only check: nothing here is chosen on them. The control arm (the committed
-v2) is trained with two seeds, so that a difference smaller than their spread is read as none.
+The real photos only check: nothing here is chosen on them. Run every arm with several
+training seeds (``--seed``), so that a difference smaller than the control's spread over its
+seeds is read as none.
 
-Run (about 11 minutes per arm on 2 cores at the defaults)::
+Run (about 8 minutes per arm and seed on 2 cores at the defaults; a second seed reuses the
+data, about 4)::
 
     python scripts/experiments/v2_ablation.py --out runs/v2_ablation --data-dir /tmp/abl_tfds \\
         --originals DIR --recaptured DIR
@@ -166,8 +168,7 @@ def run_arm(arm: str, *, out: Path, data_dir: str, count: int, steps: int, seed:
     started = time.perf_counter()
     params = arm_params(arm)
     name = dataset_name(arm)
-    data_config = builder.synthetic_config(PATCH_SIZE, count, 0, params,
-                                           name=None if arm == CONTROL else name)
+    data_config = builder.synthetic_config(PATCH_SIZE, count, 0, params, name=name)
     catalog.build_dataset(data_config, data_dir, workers=workers)
     generated = time.perf_counter()
     config = cfg.override(cfg.load_pipeline("demo_baseline"), **{
