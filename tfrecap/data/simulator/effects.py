@@ -1,9 +1,11 @@
 """Optional nuisance effects, off in the committed simulator: diffuser, moiré, grain, texture.
 
 Each is switched on by its `SimulatorParams` field (None means off, and the data passes through
-untouched). Each draws from a generator seeded by the bytes it changes rather than from the
-pair's generator, so turning an effect on changes nothing else about a pair: a variant and the
-control differ only by that effect, and stay deterministic.
+untouched). Each draws from a generator seeded by integer data of its pair (the uint8 scene
+window or patch) rather than from the pair's generator, so turning an effect on changes nothing
+else about a pair: a variant and the control differ only by that effect, and stay deterministic.
+Never by float arrays: their last bits differ between CPUs (BLAS kernels, SIMD maths), and a
+seed from their bytes made the same parameter set give other pixels on another machine.
 """
 
 from __future__ import annotations
@@ -16,19 +18,24 @@ from scipy import ndimage
 from tfrecap.data.simulator.params import SimulatorParams
 
 
-def data_rng(*arrays: np.ndarray) -> np.random.Generator:
-    """A generator seeded by the CRC-32 of some arrays: deterministic, different per patch."""
-    seed = 0
+def data_rng(*arrays: np.ndarray, tag: str = "") -> np.random.Generator:
+    """A generator seeded by the CRC-32 of integer arrays and a tag: deterministic, different per
+    patch, and different per effect (the tag) when two effects key on the same window."""
+    seed = zlib.crc32(tag.encode())
     for array in arrays:
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"data_rng keys on integer data only, got {array.dtype}: the last "
+                            "bits of floats differ between machines")
         seed = zlib.crc32(np.ascontiguousarray(array).tobytes(), seed)
     return np.random.default_rng(seed)
 
 
-def diffuse(field: np.ndarray, params: SimulatorParams) -> np.ndarray:
+def diffuse(field: np.ndarray, window: np.ndarray, params: SimulatorParams) -> np.ndarray:
     """The screen's anti-glare diffuser: Gaussian blur of the emitted sub-pixel field.
 
     Args:
         field: float [H, W, 3] screen light on the fine grid (`params.supersample` per px).
+        window: the uint8 scene window the screen shows, which seeds the blur's draw.
         params: `diffuser_sigma` gives the blur range in sensor px.
 
     Returns:
@@ -36,20 +43,22 @@ def diffuse(field: np.ndarray, params: SimulatorParams) -> np.ndarray:
     """
     if params.diffuser_sigma is None:
         return field
-    rng = data_rng(field[::7, ::7])
+    rng = data_rng(window, tag="diffuser")
     sigma = rng.uniform(*params.diffuser_sigma) * params.supersample  # in fine samples
     return ndimage.gaussian_filter(field, (sigma, sigma, 0), mode="nearest")
 
 
-def moire(light: np.ndarray, params: SimulatorParams) -> np.ndarray:
+def moire(light: np.ndarray, window: np.ndarray, params: SimulatorParams) -> np.ndarray:
     """A multiplicative cosine pattern of any orientation on the recapture's sensor light.
+
+    The uint8 scene `window` the screen shows seeds the pattern's draws.
 
     Returns:
         float64 ``light * (1 + a cos(...))``, or `light` itself when the effect is off.
     """
     if params.moire_period is None:
         return light
-    rng = data_rng(light[::5, ::5])
+    rng = data_rng(window, tag="moire")
     amplitude, period = rng.uniform(*params.moire_amplitude), rng.uniform(*params.moire_period)
     theta, phase = rng.uniform(0.0, np.pi), rng.uniform(0.0, 2 * np.pi)
     rows, cols = np.indices(light.shape[:2])

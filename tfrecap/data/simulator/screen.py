@@ -60,6 +60,6 @@ def image_recaptured(
     field = np.zeros(value.shape + (3,), np.float32)
     np.put_along_axis(field, column[..., None], value[..., None], axis=-1)
     # A diffuser acts on the emitted light, before the lens.
-    field = effects.diffuse(field, params)
+    field = effects.diffuse(field, window, params)
     light = lens_and_aperture(field, canvas, params.supersample, geometry.lens_sigma, params)
-    return effects.moire(light, params)
+    return effects.moire(light, window, params)
