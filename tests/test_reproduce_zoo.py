@@ -53,11 +53,13 @@ def zoo_runs(synthetic_dir, tmp_path_factory):
     result = lib.reproduce_zoo(TINY, data_dir=synthetic_dir, output=out, originals=originals,
                                recaptured=recaptured, verbose=0, log=lines.append, **TRAIN)
     with pytest.MonkeyPatch.context() as patch:
-        # What the CLI does not expose: the defences, epochs, eps = 255 check, photo PGD steps.
+        # What the CLI does not expose: epochs, the eps = 255 check, photo PGD steps.
         patch.setattr(lib, "ZOO", dataclasses.replace(
             lib.ZOO, **{k: getattr(TINY, k) for k in (
-                "defences", "checkpoint_every", "unbounded_limit", "photo_pgd_steps")}))
-        again = CliRunner().invoke(cli, [*CLI_ARGS, "--data-dir", str(synthetic_dir),
+                "checkpoint_every", "unbounded_limit", "photo_pgd_steps")}))
+        # Given out of order: the zoo's own order (the baseline first) is kept.
+        again = CliRunner().invoke(cli, [*CLI_ARGS, "--defences", "demo_pgd_at,demo_baseline",
+                                         "--data-dir", str(synthetic_dir),
                                          "--output", str(out), "--originals", str(originals),
                                          "--recaptured", str(recaptured)])
     return out, result, "\n".join(lines), again
@@ -139,6 +141,7 @@ def test_rerun_through_the_cli_reuses_every_model_and_result(zoo_runs):
     assert again.exit_code == 0, again.output
     assert "already built" in again.output
     assert again.output.count("reusing the finished model") == 2
+    assert sorted(p.name for p in (out / "saved_models").iterdir()) == sorted(TINY.defences)
     assert again.output.count("same model and evaluation settings") == 6
     for name in TINY.defences:
         assert sorted(p.name for p in (out / "saved_models" / name).iterdir()) == ["1"]
@@ -157,6 +160,10 @@ def test_rerun_through_the_cli_reuses_every_model_and_result(zoo_runs):
     (["--inner-steps", "2"], "--inner-steps only apply to --profile zoo"),
     (["--grad-align", "0.1"], "--grad-align only apply to --profile zoo"),
     (["--guard-pgd-steps", "3"], "--guard-pgd-steps only apply to --profile zoo"),
+    (["--defences", "demo"], "--defences only apply to --profile zoo"),
+    (["--profile", "zoo", "--defences", "demo,pgd_at"], "pgd_at: expected comma-separated "
+     "names from demo_baseline, demo, demo_pgd_at"),
+    (["--profile", "zoo", "--defences", ","], "',': expected comma-separated names"),
 ])
 def test_options_of_another_profile_are_refused(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["reproduce", *args, "--output", str(tmp_path)])
