@@ -36,6 +36,7 @@ def test_every_builtin_pipeline_loads_and_the_defences_carry_their_settings():
             assert paper.defence.resolved_method == method and paper.guard.every == 5
             assert (paper.data, paper.model, paper.train) == (secure.data, secure.model,
                                                               secure.train)
+    assert demo.guard == cfg.GuardConfig(every=0, select="clean")  # on only in the zoo
     assert loaded["demo_pgd_at"].defence.attack_steps == 5
     assert loaded["pgd_at_64"].defence.attack_steps == 10
     assert loaded["trades_256"].defence.trades_beta == 6.0
@@ -159,3 +160,9 @@ def test_a_defence_setting_the_method_does_not_read_is_an_error(method, key, val
 def test_guard_eps_must_be_positive():
     with pytest.raises(cfg.ConfigError, match="eps > 0"):
         cfg.pipeline_from_dict({"guard": {"every": 1, "eps": 0.0}})
+
+
+def test_guard_select_is_pgd_or_clean():
+    assert cfg.pipeline_from_dict({"guard": {"select": "clean"}}).guard.select == "clean"
+    with pytest.raises(cfg.ConfigError, match=r"\[guard\] select must be one of pgd, clean"):
+        cfg.pipeline_from_dict({"guard": {"select": "auto"}})

@@ -69,6 +69,20 @@ def test_scripted_histories_pick_the_expected_epoch(script, expected):
     assert (best["epoch"] if best else None) == expected
 
 
+def test_select_clean_ranks_by_clean_accuracy_then_pgd():
+    """An undefended model's guard (``select = "clean"``): the most accurate checkpoint wins,
+    PGD only breaks ties, and the floor still applies."""
+    best = _record(0.9, 0.05, step=2)
+    assert better(_record(0.95, 0.0, step=4), best, FLOOR, "clean")
+    assert not better(_record(0.85, 0.5, step=4), best, FLOOR, "clean")  # would win on PGD
+    assert better(_record(0.85, 0.5, step=4), best, FLOOR, "pgd")
+    assert better(_record(0.9, 0.1, step=4), best, FLOOR, "clean")  # as accurate, more robust
+    assert not better(_record(0.9, 0.05, step=4), best, FLOOR, "clean")  # a tie keeps the earlier
+    assert not better(_record(0.55, 0.55), None, FLOOR, "clean")
+    with pytest.raises(ValueError, match="select"):
+        better(best, None, FLOOR, "auto")
+
+
 # -- the measurement ------------------------------------------------------------------------
 
 
@@ -120,14 +134,18 @@ def _saved_best(best_dir, **settings):
     ({"eps": 4.0}, False),  # other settings: not comparable
     ({"pgd_steps": 5}, False),
     ({"clean_floor_now": 0.9}, False),  # a raised floor excludes the saved best
+    ({"select": "clean"}, False),  # ranked by another figure: another best
+    ({"select_now": "clean"}, False),  # a best.json from before `select` ranked by PGD
+    ({"select": "clean", "select_now": "clean"}, True),
 ])
 def test_resume_keeps_the_best_only_when_comparable(tmp_path, change, kept):
     floor = change.pop("clean_floor_now", FLOOR)
+    select = change.pop("select_now", "pgd")
     _saved_best(tmp_path / "best", **change)
     lines = []
     guard = RobustnessGuard([], tmp_path / "best", every=1, eps=2.0, pgd_steps=10,
-                            clean_floor=floor, requested_patches=512, resumed_from=4,
-                            log=lines.append)
+                            clean_floor=floor, select=select, requested_patches=512,
+                            resumed_from=4, log=lines.append)
     assert (guard.best is not None) is kept
     if kept:
         assert guard.best["step"] == 4
@@ -246,6 +264,25 @@ def test_train_exports_the_best_validation_pgd_checkpoint_not_the_last(synthetic
     logged = json.loads((run_dir / "history.json").read_text())["epochs"]
     assert [e["val_guard_pgd_acc"] for e in logged] == [0.3, 0.6, 0.4, 0.5, 0.2]
     assert [e["val_guard_clean_acc"] for e in logged] == [0.7, 0.8, 0.85, 0.5, 0.95]
+
+
+def test_an_undefended_run_selected_by_clean_accuracy_exports_its_most_accurate_epoch(
+        synthetic_dir, tmp_path, monkeypatch):
+    """``[guard] select = "clean"`` (demo_baseline's): where ranking by PGD would export step 4
+    (PGD 0.6), it exports step 10 (clean 0.95), and its log names the figure it ranks by."""
+    from tfrecap.export import load_guard_asset
+    from tfrecap.training import train
+
+    config = _config(tmp_path, steps=10, select='"clean"')
+    _script_measure(monkeypatch, {2: (0.7, 0.3), 4: (0.8, 0.6), 6: (0.75, 0.4), 8: (0.5, 0.5),
+                                  10: (0.95, 0.2)})
+    lines = []
+    result = train(config, data_dir=synthetic_dir, run_dir=tmp_path / "run",
+                   export_dir=tmp_path / "export", verbose=0, log=lines.append)
+    assert result.best["step"] == 10 and result.best["clean"] == 0.95
+    guard = load_guard_asset(result.export_path)
+    assert guard["exported_step"] == 10 and guard["select"] == "clean"
+    assert any("best stays step 4 (clean 0.800)" in line for line in lines)
 
 
 def test_resume_remembers_the_best_of_the_interrupted_run(synthetic_dir, tmp_path, monkeypatch):

@@ -81,6 +81,8 @@ def test_zoo_writes_the_table_the_json_and_the_plots(zoo_runs):
     assert "![" in report and "pareto.png" in report and "robustness.png" in report
     # The zoo's own inner attack: 3 steps, each 5/3 as long as the pipeline's 2.5 eps / 5.
     assert "**Training attacks:** PGD-AT 3 steps of 1.67 levels at ε = 2" in report
+    # The undefended baseline's export is its most accurate checkpoint (demo_baseline.toml).
+    assert "by PGD accuracy (demo_baseline: by clean accuracy)." in report
     for name in ("pareto.png", "robustness.png"):
         assert (out / name).stat().st_size > 1000
 

@@ -26,6 +26,7 @@ from tfrecap.names import (
     ATTACK_BATCHNORM,
     ATTACK_NAMES,
     DEFENCE_METHODS,
+    GUARD_SELECT,
     JIT_COMPILE,
     OPTIMIZERS,
     PATCH_SIZES,
@@ -125,7 +126,8 @@ class GuardConfig:
     the first ``patches`` validation patches, always the same ones. The checkpoint with the
     best PGD accuracy among those whose clean accuracy is at least ``clean_floor`` is kept
     in ``best/``, outside the rotation of the last checkpoints, and is the one exported.
-    Off when ``every = 0``.
+    ``select = "clean"`` ranks by clean accuracy instead, for an undefended model (whose PGD
+    accuracy only says which checkpoint an attack happened to spare). Off when ``every = 0``.
     """
 
     every: int = 0
@@ -133,6 +135,7 @@ class GuardConfig:
     eps: float = 2.0
     pgd_steps: int = 10
     clean_floor: float = 0.6
+    select: str = "pgd"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -392,6 +395,8 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
              f"{g.every}, {g.patches}, {g.pgd_steps} and {g.eps}")
     if not 0 <= g.clean_floor <= 1:
         fail(f"[guard] clean_floor must be in [0, 1], got {g.clean_floor}")
+    if g.select not in GUARD_SELECT:
+        fail(f"[guard] select must be one of {', '.join(GUARD_SELECT)}, got {g.select!r}")
     if s.attack_batchnorm not in ATTACK_BATCHNORM:
         fail(
             f"[defence] attack_batchnorm must be one of {', '.join(ATTACK_BATCHNORM)}, "

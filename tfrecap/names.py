@@ -27,6 +27,9 @@ JIT_COMPILE = ("auto", "on", "off")
 
 # BatchNorm mode of the FGSM-fusion pass: moving statistics, or the batch's own.
 ATTACK_BATCHNORM = ("inference", "batch")
+# How the guard ranks checkpoints ([guard] select): by PGD accuracy (a defence) or by clean
+# accuracy (an undefended model).
+GUARD_SELECT = ("pgd", "clean")
 # [defence] method: "auto" resolves to zhao2018 when the penalty or the fusion is on, else
 # to Yang's undefended baseline (tfrecap.config.DefenceConfig.resolved_method).
 DEFENCE_METHODS = ("auto", "baseline", "zhao2018", "pgd_at", "trades", "fast_fgsm")

@@ -312,7 +312,11 @@ def _training_attacks(first) -> str:
         f"validation patches; the export is the best checkpoint with clean accuracy "
         f"≥ {floor:g}" if every else "none: every export is its run's last checkpoint"
         for every, patches, eps, steps, floor in guards)
-    return (f"{'; '.join(inner) or 'no multi-step inner attack'}. Guard: {guard}.")
+    by_clean = [s.config.name for s in first
+                if s.config.guard.every and s.config.guard.select == "clean"]
+    ranked = (f", by PGD accuracy ({', '.join(by_clean)}: by clean accuracy)" if by_clean
+              else "")
+    return (f"{'; '.join(inner) or 'no multi-step inner attack'}. Guard: {guard}{ranked}.")
 
 
 def _fixed(fmt: str) -> Callable[[float], str]:

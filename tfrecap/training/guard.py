@@ -7,7 +7,10 @@ method``: every ``[guard] every`` epochs :class:`RobustnessGuard` measures clean
 accuracy on one fixed set of validation patches, and keeps the checkpoint with the best PGD
 accuracy among those whose clean accuracy reaches ``clean_floor`` (a constant predictor, which
 no attack can move, must not win). :func:`tfrecap.training.train` exports that checkpoint,
-not the last one.
+not the last one. An undefended model is ranked by its clean accuracy instead (``[guard]
+select = "clean"``, as ``demo_baseline`` sets it): its PGD accuracy is near 0 and noisy, and
+ranking by it would export whichever early checkpoint an attack happened to spare, which
+understates the baseline every defence is compared with.
 
 * **The measurement** (:func:`measure`) is :func:`tfrecap.evaluation.evaluate` itself, so a
   guard figure means what ``tfrecap evaluate --attack pgd --loss margin`` reports: PGD on the
@@ -18,14 +21,15 @@ not the last one.
   in stored order (``make_dataset(..., training=False)``), decoded once and kept as uint8.
 * **The rule** (:func:`better`): below the clean floor never wins; then the higher PGD
   accuracy; at equal PGD accuracy the higher clean accuracy; a full tie keeps the earlier.
+  With ``select = "clean"`` the two figures swap roles.
 * **On disk**, ``run_dir/best/``: the best checkpoint (the layout of
   :func:`~tfrecap.training.checkpoint.make_checkpoint`, outside the rotation of the last
   three in ``checkpoints/``) and ``best.json`` (the settings, the best record and every
   record). The new checkpoint is written first, then ``best.json`` naming it, and only then
   are older best checkpoints deleted, so ``best.json`` always names a checkpoint that exists.
 * **Resume.** A rerun reads ``best.json``: the records up to the resumed step and the best so
-  far are kept. Records made with other ``eps``, ``patches`` or ``pgd_steps`` are not
-  comparable and are dropped (the log says so), as is a best below a raised floor.
+  far are kept. Records made with other ``eps``, ``patches``, ``pgd_steps`` or ``select``
+  are not comparable and are dropped (the log says so), as is a best below a raised floor.
 * **Multi-worker.** Saving is collective, so every worker measures and saves; the workers
   adopt worker 0's figures (one gather), so they always decide alike. Only the chief writes
   ``run_dir/best``; the others write to a temporary folder that :meth:`RobustnessGuard.close`
@@ -45,28 +49,39 @@ import numpy as np
 import tensorflow as tf
 
 from tfrecap import jsonio
+from tfrecap.names import GUARD_SELECT
 
 GUARD_SCHEMA_VERSION = 1
 BEST_DIR = "best"
 BEST_JSON = "best.json"
 ATTACK = "pgd"
 LOSS = "margin"
-# The settings that make two records comparable; the floor only filters them.
-_COMPARABLE = ("eps", "patches", "pgd_steps")
+# How a checkpoint is ranked: by PGD accuracy (a defence), or by clean accuracy (an undefended
+# model, whose PGD accuracy only says which checkpoint an attack happened to spare).
+SELECT = GUARD_SELECT
+# The settings that make two records comparable; the floor only filters them. A best chosen
+# under another `select` is another checkpoint, so that setting counts too; best.json files
+# written before it existed ranked by PGD.
+_COMPARABLE = ("eps", "patches", "pgd_steps", "select")
+_DEFAULT_SETTINGS = {"select": "pgd"}
 
 
-def better(candidate: dict, best: dict | None, clean_floor: float) -> bool:
+def better(candidate: dict, best: dict | None, clean_floor: float, select: str = "pgd") -> bool:
     """Whether the record ``candidate`` replaces ``best`` (records hold ``clean`` and ``pgd``).
 
     A candidate whose clean accuracy is below ``clean_floor`` (or NaN: no patches) never wins,
     not even the first record. Otherwise the higher PGD accuracy wins; at equal PGD accuracy
     the higher clean accuracy (as robust, and more useful); a full tie keeps the earlier.
+    ``select="clean"`` ranks by clean accuracy first and PGD accuracy second.
 
     Args:
         candidate: the new record.
         best: the best record so far, None when there is none.
         clean_floor: the lowest clean accuracy a record may have.
+        select: ``"pgd"`` or ``"clean"``, the figure ranked first.
     """
+    if select not in SELECT:
+        raise ValueError(f"`select` has to be one of {SELECT}, got {select!r}")
     clean, pgd = candidate["clean"], candidate["pgd"]
     if clean is None or pgd is None or math.isnan(clean) or math.isnan(pgd):
         return False
@@ -74,6 +89,8 @@ def better(candidate: dict, best: dict | None, clean_floor: float) -> bool:
         return False
     if best is None:
         return True
+    if select == "clean":
+        return (clean, pgd) > (best["clean"], best["pgd"])
     return (pgd, clean) > (best["pgd"], best["clean"])
 
 
@@ -125,20 +142,25 @@ def measure(model, batches, *, eps: float, pgd_steps: int) -> dict:
 def incomparable_settings(saved: dict | None, settings: dict) -> str | None:
     """``saved``'s comparable settings, described (``eps=2.0, patches=512, pgd_steps=10``),
     when they differ from ``settings``; None when they agree or nothing was saved."""
-    if saved is None or all(saved.get(key) == settings.get(key) for key in _COMPARABLE):
+    if saved is None:
+        return None
+    saved = {**_DEFAULT_SETTINGS, **saved}
+    if all(saved.get(key) == settings.get(key) for key in _COMPARABLE):
         return None
     return ", ".join(f"{key}={saved.get(key)}" for key in _COMPARABLE)
 
 
-def comparable_settings(eps: float, patches: int, pgd_steps: int) -> dict:
+def comparable_settings(eps: float, patches: int, pgd_steps: int, select: str = "pgd") -> dict:
     """The settings that make two guard records comparable (`_COMPARABLE`), as
     :class:`RobustnessGuard` keeps them and ``best.json`` records them."""
-    return {"eps": float(eps), "patches": int(patches), "pgd_steps": int(pgd_steps)}
+    return {"eps": float(eps), "patches": int(patches), "pgd_steps": int(pgd_steps),
+            "select": str(select)}
 
 
 def guard_settings(guard_config) -> dict:
     """The comparable settings of a ``[guard]`` config (``patches`` is the requested count)."""
-    return comparable_settings(guard_config.eps, guard_config.patches, guard_config.pgd_steps)
+    return comparable_settings(guard_config.eps, guard_config.patches, guard_config.pgd_steps,
+                               guard_config.select)
 
 
 def check_finished_guard(run_dir: str | Path, config, done_step: int) -> None:
@@ -196,6 +218,7 @@ class RobustnessGuard(keras.callbacks.Callback):
         eps: the PGD budget, pixel levels.
         pgd_steps: PGD iterations.
         clean_floor: the lowest clean accuracy of a checkpoint that may be kept.
+        select: the figure that ranks checkpoints, ``"pgd"`` or ``"clean"`` (:func:`better`).
         requested_patches: ``[guard] patches`` (``patches`` may hold fewer: a small split).
         final_step: the run's last step (``[train] steps``); None: only every ``every``.
         resumed_from: the step the run resumed from; records after it are dropped.
@@ -208,11 +231,14 @@ class RobustnessGuard(keras.callbacks.Callback):
 
     def __init__(self, patches, best_dir: str | Path, *, checkpoint=None, every: int = 1,
                  eps: float = 2.0, pgd_steps: int = 10, clean_floor: float = 0.6,
-                 requested_patches: int | None = None, final_step: int | None = None,
-                 resumed_from: int = 0, write: bool = True, strategy=None, log=print):
+                 select: str = "pgd", requested_patches: int | None = None,
+                 final_step: int | None = None, resumed_from: int = 0, write: bool = True,
+                 strategy=None, log=print):
         super().__init__()
         if every < 1:
             raise ValueError(f"`every` has to be >= 1, got {every}")
+        if select not in SELECT:
+            raise ValueError(f"`select` has to be one of {SELECT}, got {select!r}")
         self.patches = patches
         self.best_dir = Path(best_dir)
         self.checkpoint = checkpoint
@@ -220,13 +246,14 @@ class RobustnessGuard(keras.callbacks.Callback):
         self.eps = float(eps)
         self.pgd_steps = int(pgd_steps)
         self.clean_floor = float(clean_floor)
+        self.select = select
         self.final_step = final_step
         self.write = write
         self.strategy = strategy
         self.log = log
         self.n = sum(int(tf.shape(labels)[0]) for _, labels in patches)
         self.settings = {**comparable_settings(self.eps, requested_patches or self.n,
-                                               self.pgd_steps),
+                                               self.pgd_steps, select),
                          "clean_floor": self.clean_floor, "every": every, "attack": ATTACK,
                          "loss": LOSS, "restarts": 1}
         self._save_dir = (self.best_dir if write
@@ -245,7 +272,7 @@ class RobustnessGuard(keras.callbacks.Callback):
             return
         self.incomparable = incomparable_settings(saved, self.settings)
         if self.incomparable:
-            self.log(f"Guard: {self.best_dir / BEST_JSON} was measured with other settings "
+            self.log(f"Guard: {self.best_dir / BEST_JSON} was made with other settings "
                      f"({self.incomparable}); starting a new best.")
             return
         self.records = [r for r in saved.get("history", []) if r["step"] <= resumed_from]
@@ -317,7 +344,7 @@ class RobustnessGuard(keras.callbacks.Callback):
         if logs is not None:
             logs["val_guard_clean_acc"] = record["clean"]
             logs["val_guard_pgd_acc"] = record["pgd"]
-        improved = better(record, self.best, self.clean_floor)
+        improved = better(record, self.best, self.clean_floor, self.select)
         if improved:
             self._save(record)
         elif self.write:
@@ -328,10 +355,15 @@ class RobustnessGuard(keras.callbacks.Callback):
     def _describe(self, record: dict, improved: bool) -> str:
         verdict = ("new best" if improved else
                    f"below the clean floor {self.clean_floor}" if not record["passed_floor"]
-                   else f"best stays step {self.best['step']} (PGD {self.best['pgd']:.3f})")
+                   else f"best stays step {self.best['step']} ({self._ranked(self.best)})")
         return (f"Guard at step {record['step']}: clean {record['clean']:.3f}, PGD-{LOSS} "
                 f"(eps {self.eps:g}, {self.pgd_steps} steps) {record['pgd']:.3f} on {record['n']} "
                 f"validation patches ({record['seconds']:.1f} s): {verdict}.")
+
+    def _ranked(self, record: dict) -> str:
+        """The figure that ranks ``record``, e.g. ``PGD 0.412`` or ``clean 0.963``."""
+        return (f"clean {record['clean']:.3f}" if self.select == "clean"
+                else f"PGD {record['pgd']:.3f}")
 
     def _agreed(self, figures: dict) -> dict:
         """Worker 0's figures on every worker, so that all take the same (collective) path."""

@@ -337,7 +337,8 @@ def _train(config, *, data_dir, run_dir: Path, export_dir, verbose, extra_callba
         # Before the history callback, like AdversarialEvaluation: it adds to the logs.
         guard = RobustnessGuard(
             guard_patches, run_dir / BEST_DIR, checkpoint=checkpoint, every=g.every, eps=g.eps,
-            pgd_steps=g.pgd_steps, clean_floor=guard_floor, requested_patches=g.patches,
+            pgd_steps=g.pgd_steps, clean_floor=guard_floor, select=g.select,
+            requested_patches=g.patches,
             final_step=t.steps, resumed_from=resumed_from, write=chief, strategy=strategy,
             log=log)
         callbacks.append(guard)
