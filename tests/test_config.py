@@ -150,6 +150,7 @@ def test_a_folder_named_like_a_builtin_does_not_hide_it(tmp_path, monkeypatch):
     ("pgd_at", "trades_beta", 3.0), ("trades", "clean_fraction", 0.5),
     ("fast_fgsm", "attack_steps", 3), ("zhao2018", "attack_eps", 4.0),
     ("baseline", "grad_align_weight", 0.1), ("trades", "random_start", False),
+    ("fast_fgsm", "early_stop_tau", 0),
 ])
 def test_a_defence_setting_the_method_does_not_read_is_an_error(method, key, value):
     extra = {"penalty_weight": 1.0} if method == "zhao2018" else {}
@@ -160,6 +161,16 @@ def test_a_defence_setting_the_method_does_not_read_is_an_error(method, key, val
 def test_guard_eps_must_be_positive():
     with pytest.raises(cfg.ConfigError, match="eps > 0"):
         cfg.pipeline_from_dict({"guard": {"every": 1, "eps": 0.0}})
+
+
+def test_early_stop_tau_is_off_by_default_and_reaches_the_model():
+    from tfrecap.training.factory import secure_model_kwargs
+
+    assert cfg.load_pipeline("demo_pgd_at").defence.early_stop_tau == -1  # Madry's PGD
+    c = cfg.pipeline_from_dict({"defence": {"method": "pgd_at", "early_stop_tau": 1}})
+    assert secure_model_kwargs(c, "float32")["early_stop_tau"] == 1
+    with pytest.raises(cfg.ConfigError, match="early_stop_tau must be -1"):
+        cfg.pipeline_from_dict({"defence": {"method": "pgd_at", "early_stop_tau": -2}})
 
 
 def test_guard_select_is_pgd_or_clean():

@@ -92,6 +92,8 @@ class DefenceConfig:
       (fast_fgsm always starts at random: that is the method);
     * ``clean_fraction``: pgd_at and fast_fgsm, the share of each batch left clean (its last
       images; per replica under a strategy, like the fusion's k);
+    * ``early_stop_tau``: pgd_at, stop each image's inner attack τ steps after the model first
+      misclassifies it (friendly adversarial training, Zhang et al. 2020); -1: off (Madry);
     * ``trades_beta``: TRADES' beta, the weight of KL(clean || adversarial);
     * ``grad_align_weight``: fast_fgsm's GradAlign term (Andriushchenko & Flammarion 2020).
     """
@@ -108,6 +110,7 @@ class DefenceConfig:
     attack_step_size: float = 0.0
     random_start: bool = True
     clean_fraction: float = 0.0
+    early_stop_tau: int = -1
     trades_beta: float = 6.0
     grad_align_weight: float = 0.0
 
@@ -372,16 +375,19 @@ def validate(config: PipelineConfig, origin: str = "config") -> None:
              f"got {s.attack_step_size}")
     if not 0 <= s.clean_fraction < 1:
         fail(f"[defence] clean_fraction must be in [0, 1), got {s.clean_fraction}")
+    if s.early_stop_tau < -1:
+        fail(f"[defence] early_stop_tau must be -1 (off) or >= 0, got {s.early_stop_tau}")
     # A setting that the chosen method does not read is an error, not silently ignored.
     default = DefenceConfig()
     reads = {
         "pgd_at": {"attack_eps", "attack_steps", "attack_step_size", "random_start",
-                   "clean_fraction"},
+                   "clean_fraction", "early_stop_tau"},
         "trades": {"attack_eps", "attack_steps", "attack_step_size", "trades_beta"},
         "fast_fgsm": {"attack_eps", "attack_step_size", "clean_fraction", "grad_align_weight"},
     }.get(method, set())
     ignored = [key for key in ("attack_eps", "attack_steps", "attack_step_size", "random_start",
-                               "clean_fraction", "trades_beta", "grad_align_weight")
+                               "clean_fraction", "early_stop_tau", "trades_beta",
+                               "grad_align_weight")
                if key not in reads and getattr(s, key) != getattr(default, key)]
     if ignored:
         fail(f"[defence] method {method} does not use {', '.join(ignored)}; remove "

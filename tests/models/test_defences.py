@@ -56,6 +56,57 @@ def test_pgd_examples_with_no_step_and_no_start_is_the_clean_batch():
     np.testing.assert_array_equal(got.numpy(), x)
 
 
+def _margin_problem(t, labels, gain=0.05):
+    """Linear logits whose margin ``z_1 - z_0`` is ``12 · gain · t_i`` on image i: each image is
+    ``128 + t_i · u`` for one sign pattern u, and a step of s levels up the loss moves its t by
+    s toward the other class, so how many steps each image needs to flip is known."""
+    u = np.sign(np.random.default_rng(4).normal(size=12)).astype("float32")
+    detector = keras.Sequential([keras.Input((2, 2, 3)), keras.layers.Flatten(),
+                                 keras.layers.Dense(2)])
+    kernel = np.stack([np.zeros(12), gain * u], axis=1).astype("float32")
+    detector.set_weights([kernel, np.array([0.0, -gain * 128 * u.sum()], "float32")])
+    x = (128 + np.asarray(t, "float32")[:, None] * u).reshape(-1, 2, 2, 3)
+    return detector, x, np.asarray(labels, "int32"), u.reshape(2, 2, 3)
+
+
+@pytest.mark.parametrize("tau, offsets", [
+    # 4 steps of 1 level, eps 5. Image 0 (recaptured, t = 1.5) is wrong after 2 steps, image 1
+    # (recaptured, t = -0.5) from the start, image 2 (original, t = -1.5) after 2 steps.
+    (0, [-2.0, 0.0, 2.0]),
+    (1, [-3.0, -1.0, 3.0]),
+    (2, [-4.0, -2.0, 4.0]),
+    (3, [-4.0, -3.0, 4.0]),
+    (4, [-4.0, -4.0, 4.0]),  # tau >= steps: Madry's PGD
+])
+def test_early_stopped_pgd_stops_tau_steps_after_the_first_misclassification(tau, offsets):
+    """Friendly adversarial training's PGD-K-tau (Zhang et al. 2020, Alg. 1) by hand."""
+    detector, x, y, u = _margin_problem([1.5, -0.5, -1.5], [1, 1, 0])
+    got = pgd_examples(detector, x, y, 5.0, steps=4, step_size=1.0, early_stop=tau)
+    # A recapture moves along -u (toward "original"), an original along +u.
+    want = x + np.array(offsets, "float32")[:, None, None, None] * u
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-5)
+    plain = pgd_examples(detector, x, y, 5.0, steps=4, step_size=1.0)
+    assert np.array_equal(got.numpy(), plain.numpy()) == (tau >= 4)
+    with pytest.raises(ValueError, match="early_stop"):
+        pgd_examples(detector, x, y, 5.0, steps=4, step_size=1.0, early_stop=-1)
+
+
+def test_early_stop_reaches_the_pgd_at_step():
+    """``early_stop_tau`` of the model is the inner attack's τ: the step's loss is the
+    cross-entropy on the early-stopped images (no random start, so they are known)."""
+    detector, x, y, _ = _margin_problem([1.5, -0.5, -1.5, 2.5], [1, 1, 0, 0])
+    stopped = pgd_examples(detector, x, y, 5.0, steps=4, step_size=1.0, early_stop=0)
+    want = float(np.mean(keras.losses.sparse_categorical_crossentropy(
+        y, detector(stopped), from_logits=True)))
+    _, logs = _one_step(detector, x, y, lr=0.0, method="pgd_at", attack_eps=5.0,
+                        attack_steps=4, attack_step_size=1.0, random_start=False,
+                        early_stop_tau=0)
+    assert logs["loss"] == pytest.approx(want, rel=1e-5)
+    _, plain = _one_step(detector, x, y, lr=0.0, method="pgd_at", attack_eps=5.0,
+                         attack_steps=4, attack_step_size=1.0, random_start=False)
+    assert plain["loss"] > logs["loss"]  # deeper adversarial images: a larger loss
+
+
 def test_fast_fgsm_is_one_clipped_step_of_1_25_eps_from_a_uniform_start():
     """Wong et al. 2020: delta_0 ~ U[-eps, eps], one step of 1.25 eps, delta clipped to +-eps."""
     detector, _, _, x, y, direction = _linear_problem()

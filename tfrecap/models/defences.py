@@ -6,7 +6,8 @@ without ``fit``, like :func:`~tfrecap.models.adversarial_training.input_gradient
 
 * ``pgd_at`` (Madry et al. 2018): :func:`pgd_examples`, k signed-gradient steps from a random
   point of the ε-ball, then plain cross-entropy on the adversarial images (optionally mixed
-  with clean ones).
+  with clean ones). Optionally early-stopped per example (friendly adversarial training,
+  Zhang et al. 2020): each image stops τ steps after it is first misclassified.
 * ``trades`` (Zhang et al. 2019): :func:`trades_examples` maximises
   ``KL(p(x) || p(x'))`` from ``x + 0.001 N(0, 1)`` (in [0, 1] units), then
   :func:`trades_loss` = ``CE(x, y) + beta KL(p(x) || p(x'))``.
@@ -25,6 +26,8 @@ References:
     Wong, Rice, Kolter, "Fast is better than free: Revisiting adversarial training", ICLR 2020.
     Andriushchenko, Flammarion, "Understanding and Improving Fast Adversarial Training",
     NeurIPS 2020.
+    Zhang, Xu, Han, Niu, Cui, Sugiyama, Kankanhalli, "Attacks Which Do Not Kill Training Make
+    Adversarial Learning Stronger", ICML 2020 (friendly adversarial training, FAT).
 """
 
 import tensorflow as tf
@@ -115,15 +118,41 @@ def _signed_ascent(loss_fn, x_adv, images, eps, steps, step_size, scale_loss):
     return tf.stop_gradient(x_adv)
 
 
+def _early_stopped_ascent(logits_fn, x_adv, images, labels, eps, steps, step_size, tau,
+                          scale_loss):
+    """PGD-K-τ of Zhang et al. 2020 (Alg. 1): per image, before each of the ``steps`` steps,
+    a misclassified image with no budget left stops where it is; a misclassified image with
+    budget τ > 0 spends one and steps on. The verdicts come from the logits of the gradient's
+    own forward pass, so early stopping costs no extra pass."""
+    budget = tf.fill(tf.shape(labels), tf.constant(tau, tf.int32))
+    active = tf.ones(tf.shape(labels), tf.bool)
+    for _ in range(steps):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x_adv)
+            logits = logits_fn(x_adv)
+            scaled = scale_loss(tf.reduce_sum(direction_stable_cross_entropy(labels, logits)))
+        grad = tf.cast(tape.gradient(scaled, x_adv), tf.float32)
+        grad = tf.where(tf.math.is_finite(grad), grad, tf.zeros_like(grad))
+        wrong = tf.argmax(logits, axis=-1, output_type=tf.int32) != labels
+        active = active & ~(wrong & (budget <= 0))
+        budget = tf.where(active & wrong, budget - 1, budget)
+        stepped = project(signed_gradient_step(x_adv, grad, step_size), images, eps)
+        x_adv = tf.where(active[:, None, None, None], stepped, x_adv)
+    return tf.stop_gradient(x_adv)
+
+
 def pgd_examples(logits_fn, images, labels, eps, *, steps, step_size, start=None,
-                 scale_loss=None):
+                 scale_loss=None, early_stop=None):
     """Adversarial training images of PGD-AT (Madry et al. 2018) and fast FGSM (Wong et al. 2020).
 
     ``x_0 = proj(x + start)``; ``x_{t+1} = proj(x_t + step_size · sign(grad J(x_t, y)))``, where
     proj clips to the L∞ ε-ball around x and to [0, 255], and J is the direction-stable
     cross-entropy (the true label), as in the fusion. Fast FGSM is one step of ``1.25 ε`` from
     ``start = ε · U[-1, 1]``. With ``steps = 0`` and ``start = None`` this returns x: PGD-AT is
-    then the plain step.
+    then the plain step. With ``early_stop = τ`` each image stops τ steps after the model
+    first misclassifies it (friendly adversarial training, Zhang et al. 2020): the training
+    images are then the least adversarial ones that fool the model, not the deepest, which
+    Zhang et al. found to keep clean accuracy at a similar robustness. τ >= steps never stops.
 
     Args:
         logits_fn: the model without side effects (BatchNorm in inference mode by default;
@@ -137,6 +166,8 @@ def pgd_examples(logits_fn, images, labels, eps, *, steps, step_size, start=None
             pixel levels (the caller draws it, keyed by step and example).
         scale_loss: loss scaling for mixed precision (sign() is scale-invariant; scaling keeps
             float16 gradients from underflowing).
+        early_stop: None (Madry's PGD) or Python int τ >= 0, the steps each image takes after
+            it is first misclassified.
 
     Returns:
         float32 `[N, H, W, C]` inside the ε-ball and [0, 255], gradient stopped.
@@ -145,6 +176,11 @@ def pgd_examples(logits_fn, images, labels, eps, *, steps, step_size, start=None
     images = tf.convert_to_tensor(images, tf.float32)
     eps = broadcast_eps(eps, images)
     x_adv = images if start is None else project(images + start, images, eps)
+    if early_stop is not None:
+        if early_stop < 0:
+            raise ValueError(f"`early_stop` has to be None or >= 0, got {early_stop}")
+        return _early_stopped_ascent(logits_fn, x_adv, images, tf.cast(labels, tf.int32), eps,
+                                     steps, step_size, int(early_stop), scale_loss)
 
     def loss_fn(candidate):
         return direction_stable_cross_entropy(labels, logits_fn(candidate))

@@ -163,6 +163,7 @@ class SecureForensicModel(keras.Model):
         trades_beta=6.0,
         grad_align_weight=0.0,
         random_start=True,
+        early_stop_tau=-1,
         **kwargs,
     ):
         kwargs.setdefault("dtype", detector.dtype_policy)
@@ -203,6 +204,8 @@ class SecureForensicModel(keras.Model):
             raise ValueError("method trades needs attack_steps >= 1")
         if not 0 <= clean_fraction < 1:
             raise ValueError(f"clean_fraction must be in [0, 1), got {clean_fraction}")
+        if early_stop_tau < -1:
+            raise ValueError(f"early_stop_tau must be -1 (off) or >= 0, got {early_stop_tau}")
         self.method = method
         self.attack_eps = float(attack_eps)
         self.attack_steps = int(attack_steps)
@@ -220,6 +223,9 @@ class SecureForensicModel(keras.Model):
         # draws other noise (pipelines always give a seed, [train] seed).
         self._noise_seed = int(seed) if seed is not None else random.randrange(2**31)
         self.random_start = bool(random_start)
+        # pgd_at: each image's inner attack stops this many steps after it is first
+        # misclassified (friendly adversarial training); -1: Madry's PGD, never stopped.
+        self.early_stop_tau = int(early_stop_tau)
 
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.cross_entropy_tracker = keras.metrics.Mean(name="cross_entropy")
@@ -446,9 +452,11 @@ class SecureForensicModel(keras.Model):
                 start = eps * example_noise(self._noise_seed, step, START_STREAM, index[:count],
                                             image_shape)
             steps = 1 if self.method == "fast_fgsm" else self.attack_steps
+            early_stop = (self.early_stop_tau
+                          if self.method == "pgd_at" and self.early_stop_tau >= 0 else None)
             adversarial = pgd_examples(attack_fn, head, y[:count], eps, steps=steps,
                                        step_size=self.inner_step_size, start=start,
-                                       scale_loss=self._scale_loss)
+                                       scale_loss=self._scale_loss, early_stop=early_stop)
             x_train = tf.concat([adversarial, x[count:]], axis=0)
             if self.uses_grad_align:
                 noise = eps * example_noise(self._noise_seed, step, GRAD_ALIGN_STREAM, index,
@@ -530,6 +538,7 @@ class SecureForensicModel(keras.Model):
             "trades_beta": self.trades_beta,
             "grad_align_weight": self.grad_align_weight,
             "random_start": self.random_start,
+            "early_stop_tau": self.early_stop_tau,
         }
 
     @classmethod

@@ -92,6 +92,7 @@ def secure_model_kwargs(config: PipelineConfig, precision: str = "float32") -> d
         attack_step_size=s.attack_step_size,
         random_start=s.random_start,
         clean_fraction=s.clean_fraction,
+        early_stop_tau=s.early_stop_tau,
         trades_beta=s.trades_beta,
         grad_align_weight=s.grad_align_weight,
         seed=config.train.seed,
@@ -126,8 +127,9 @@ def describe(config: PipelineConfig, model) -> str:
     if method == "baseline":
         defence = "undefended baseline"
     elif method == "pgd_at":
+        stop = (f", early-stopped tau={s.early_stop_tau}" if s.early_stop_tau >= 0 else "")
         defence = (f"PGD-AT, {s.attack_steps} steps at eps {s.attack_eps:g}{step_size}, "
-                   f"{s.clean_fraction:.0%} clean")
+                   f"{s.clean_fraction:.0%} clean{stop}")
     elif method == "trades":
         defence = (f"TRADES beta={s.trades_beta:g}, {s.attack_steps} steps at eps "
                    f"{s.attack_eps:g}{step_size}")
