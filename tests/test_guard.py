@@ -489,7 +489,8 @@ def test_a_finished_run_under_another_guard_is_refused_not_exported_unranked(
     train(config, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda line: None)
     other = cfg.override(config, **{"guard.pgd_steps": 3})
     with pytest.raises(RunDirError, match=r"other settings \(eps=2.0, patches=512, "
-                                          r"pgd_steps=10\), not \[guard\]'s .*pgd_steps=3"):
+                                          r"pgd_steps=10, select=pgd\), not \[guard\]'s "
+                                          r".*pgd_steps=3"):
         train(other, data_dir=synthetic_dir, run_dir=run_dir, verbose=0, log=lambda line: None)
     check_finished_guard(run_dir, config, 4)  # the same guard: fine
     check_finished_guard(run_dir, cfg.override(other, **{"train.steps": 8}), 4)  # steps left

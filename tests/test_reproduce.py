@@ -300,3 +300,7 @@ def test_an_export_made_before_a_setting_existed_is_still_finished(tmp_path, mon
     assert finished_export(tmp_path, config) == tmp_path / "1"
     assert finished_export(tmp_path, cfg.override(config, **{"train.init_from": "x"})) is None
     assert finished_export(tmp_path, cfg.override(config, **{"train.steps": 2000})) is None
+    # demo_baseline's guard is off, so its `select = "clean"` (newer than this export) ranked
+    # nothing; switched on, the export (ranked by PGD, if at all) is not this config's.
+    assert config.guard.select == "clean" and config.guard.every == 0
+    assert finished_export(tmp_path, cfg.override(config, **{"guard.every": 1})) is None

@@ -315,8 +315,18 @@ def finished_export(export_root: Path, config: PipelineConfig) -> Path | None:
         version_dir = latest_version_dir(export_root)
     except FileNotFoundError:
         return None
-    wanted = jsonio.to_jsonable(config.to_dict())
-    return version_dir if with_defaults(load_config_asset(version_dir)) == wanted else None
+    wanted = _ranked_settings_only(jsonio.to_jsonable(config.to_dict()))
+    saved = _ranked_settings_only(with_defaults(load_config_asset(version_dir)))
+    return version_dir if saved == wanted else None
+
+
+def _ranked_settings_only(config: dict) -> dict:
+    """``config`` with a guard that is off reduced to ``{"every": 0}``: it ranked nothing, so
+    its other settings (say a ``select`` added later) say nothing about the export."""
+    guard = config.get("guard") if isinstance(config, dict) else None
+    if isinstance(guard, dict) and guard.get("every") == 0:
+        return {**config, "guard": {"every": 0}}
+    return config
 
 
 def _start_over(err, config, output: Path) -> ReproduceError:
