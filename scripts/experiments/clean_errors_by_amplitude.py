@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tfrecap.attacks.model_free import high_pass
 from tfrecap.data.pipeline import make_dataset
+from tfrecap.evaluation.run import logits_fn_of
 from tfrecap.export import latest_version_dir
 
 GROUPS = 5
@@ -46,11 +47,9 @@ def main(argv=None):
     print(f"| model | originals | recaptures by fine-detail RMS: {header} |")
     for path in args.models:
         version_dir = latest_version_dir(path)
-        loaded = tf.saved_model.load(str(version_dir))
-        logits = loaded.signatures["logits"]
-        predicted = np.concatenate([
-            np.argmax(logits(images=tf.constant(images[i:i + 256]))["logits"].numpy(), -1)
-            for i in range(0, len(images), 256)])
+        logits = logits_fn_of(tf.saved_model.load(str(version_dir)))
+        predicted = np.concatenate([np.argmax(logits(tf.constant(images[i:i + 256])).numpy(), -1)
+                                    for i in range(0, len(images), 256)])
         correct = predicted == labels
         cells = [f"{correct[recaptured & (group == g)].mean():.1%}" for g in range(GROUPS)]
         print(f"| {version_dir} | {correct[~recaptured].mean():.1%} | {' | '.join(cells)} |")

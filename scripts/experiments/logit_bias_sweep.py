@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfrecap.attacks import make_attack_fn
 from tfrecap.data.pipeline import make_dataset
+from tfrecap.evaluation.run import logits_fn_of
 from tfrecap.export import latest_version_dir
 
 
@@ -68,8 +69,7 @@ def main(argv=None):
     zero = int(np.argmin(np.abs(deltas)))
     for path in args.models:
         version_dir = latest_version_dir(path)
-        loaded = tf.saved_model.load(str(version_dir))  # kept: the signature needs its variables
-        logits = lambda x, m=loaded: m.signatures["logits"](images=x)["logits"]  # noqa: E731
+        logits = logits_fn_of(tf.saved_model.load(str(version_dir)))
         atk = make_attack_fn(logits, "pgd", steps=args.pgd_steps, loss="margin")
         curves = {}
         for split in ("validation", "test"):

@@ -83,3 +83,24 @@ def test_jpeg_roundtrip_changes_little_and_stays_valid():
     x = tf.constant(np.full((2, 16, 16, 3), 128.0, "float32"))
     y = ev.jpeg_roundtrip(x, 90)
     assert y.shape == x.shape and float(tf.reduce_max(tf.abs(y - x))) <= 2.0
+
+
+def test_logits_fn_of_a_loaded_savedmodel_keeps_it_alive_for_a_traced_attack(exported):
+    """Regression: the callable held only the signature, so once the loaded object was
+    collected, tracing an attack on it failed ("variables which have been deleted")."""
+    import gc
+
+    from tfrecap.attacks import make_attack_fn
+    from tfrecap.evaluation.run import logits_fn_of
+    from tfrecap.export import latest_version_dir
+
+    version_dir = latest_version_dir(exported)
+    logits = logits_fn_of(tf.saved_model.load(str(version_dir)))
+    gc.collect()
+    size = tf.saved_model.load(str(version_dir)).signatures["logits"].structured_input_signature[
+        1]["images"].shape[1]
+    x = tf.random.stateless_uniform([2, size, size, 3], [1, 2], 0, 255)
+    attack = make_attack_fn(logits, "pgd", steps=2, loss="margin")  # traces now
+    x_adv = attack(x, tf.constant([0, 1]), tf.constant(2.0), tf.range(2, dtype=tf.int64))
+    assert float(tf.reduce_max(tf.abs(x_adv - x))) <= 2.0
+    assert logits(x).shape == (2, 2)

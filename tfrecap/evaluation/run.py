@@ -24,10 +24,14 @@ from tfrecap.ops.jpeg import jpeg_roundtrip, through_jpeg
 
 
 def logits_fn_of(model) -> Callable[[tf.Tensor], tf.Tensor]:
-    """A callable images → float32 logits, from a Keras model or a loaded SavedModel."""
+    """A callable images → float32 logits, from a Keras model or a loaded SavedModel.
+
+    The callable holds ``model`` itself, not only its signature: a signature whose loaded
+    object has been garbage-collected fails once traced ("variables which have been
+    deleted"), so ``logits_fn_of(tf.saved_model.load(path))`` must keep the object alive.
+    """
     if hasattr(model, "signatures") and "logits" in getattr(model, "signatures", {}):
-        signature = model.signatures["logits"]
-        return lambda images: signature(images=images)["logits"]
+        return lambda images: model.signatures["logits"](images=images)["logits"]
     return lambda images: tf.cast(model(images, training=False), tf.float32)
 
 
