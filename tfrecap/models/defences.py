@@ -99,14 +99,18 @@ def global_example_index(local_batch):
     return tf.cast(replica, tf.int64) * local_batch + tf.range(local_batch, dtype=tf.int64)
 
 
-def _input_gradient(loss_fn, images, scale_loss):
+def _input_gradient(loss_fn, images, scale_loss, has_aux=False):
     """``grad_images sum(loss_fn(images))`` in float32, unscaled; a non-finite entry becomes 0
-    (a float16 overflow: the optimizer skips that step anyway)."""
+    (a float16 overflow: the optimizer skips that step anyway). With ``has_aux``, ``loss_fn``
+    returns ``(loss, aux)`` and this returns ``(gradient, aux)``, as ``jax.grad`` does: aux
+    (say the logits) comes from the same forward pass."""
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(images)
-        scaled = scale_loss(tf.reduce_sum(loss_fn(images)))
+        loss, aux = loss_fn(images) if has_aux else (loss_fn(images), None)
+        scaled = scale_loss(tf.reduce_sum(loss))
     grad = tf.cast(tape.gradient(scaled, images), tf.float32)
-    return tf.where(tf.math.is_finite(grad), grad, tf.zeros_like(grad))
+    grad = tf.where(tf.math.is_finite(grad), grad, tf.zeros_like(grad))
+    return (grad, aux) if has_aux else grad
 
 
 def _signed_ascent(loss_fn, x_adv, images, eps, steps, step_size, scale_loss):
@@ -124,15 +128,14 @@ def _early_stopped_ascent(logits_fn, x_adv, images, labels, eps, steps, step_siz
     a misclassified image with no budget left stops where it is; a misclassified image with
     budget τ > 0 spends one and steps on. The verdicts come from the logits of the gradient's
     own forward pass, so early stopping costs no extra pass."""
+    def loss_and_logits(candidate):
+        logits = logits_fn(candidate)
+        return direction_stable_cross_entropy(labels, logits), logits
+
     budget = tf.fill(tf.shape(labels), tf.constant(tau, tf.int32))
     active = tf.ones(tf.shape(labels), tf.bool)
     for _ in range(steps):
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x_adv)
-            logits = logits_fn(x_adv)
-            scaled = scale_loss(tf.reduce_sum(direction_stable_cross_entropy(labels, logits)))
-        grad = tf.cast(tape.gradient(scaled, x_adv), tf.float32)
-        grad = tf.where(tf.math.is_finite(grad), grad, tf.zeros_like(grad))
+        grad, logits = _input_gradient(loss_and_logits, x_adv, scale_loss, has_aux=True)
         wrong = tf.argmax(logits, axis=-1, output_type=tf.int32) != labels
         active = active & ~(wrong & (budget <= 0))
         budget = tf.where(active & wrong, budget - 1, budget)

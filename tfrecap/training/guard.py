@@ -56,9 +56,6 @@ BEST_DIR = "best"
 BEST_JSON = "best.json"
 ATTACK = "pgd"
 LOSS = "margin"
-# How a checkpoint is ranked: by PGD accuracy (a defence), or by clean accuracy (an undefended
-# model, whose PGD accuracy only says which checkpoint an attack happened to spare).
-SELECT = GUARD_SELECT
 # The settings that make two records comparable; the floor only filters them. A best chosen
 # under another `select` is another checkpoint, so that setting counts too; best.json files
 # written before it existed ranked by PGD.
@@ -80,8 +77,8 @@ def better(candidate: dict, best: dict | None, clean_floor: float, select: str =
         clean_floor: the lowest clean accuracy a record may have.
         select: ``"pgd"`` or ``"clean"``, the figure ranked first.
     """
-    if select not in SELECT:
-        raise ValueError(f"`select` has to be one of {SELECT}, got {select!r}")
+    if select not in GUARD_SELECT:
+        raise ValueError(f"`select` has to be one of {GUARD_SELECT}, got {select!r}")
     clean, pgd = candidate["clean"], candidate["pgd"]
     if clean is None or pgd is None or math.isnan(clean) or math.isnan(pgd):
         return False
@@ -237,8 +234,8 @@ class RobustnessGuard(keras.callbacks.Callback):
         super().__init__()
         if every < 1:
             raise ValueError(f"`every` has to be >= 1, got {every}")
-        if select not in SELECT:
-            raise ValueError(f"`select` has to be one of {SELECT}, got {select!r}")
+        if select not in GUARD_SELECT:
+            raise ValueError(f"`select` has to be one of {GUARD_SELECT}, got {select!r}")
         self.patches = patches
         self.best_dir = Path(best_dir)
         self.checkpoint = checkpoint
