@@ -91,6 +91,7 @@ def test_a_card_of_an_undefended_model_names_the_robust_one():
         data["robust_alternative"] = card.robust_alternative({"defence": defence})
         text = card.render_card(data)
         assert "## Under attack: the robust model" in text, defence
-        assert "`tfrecap data synth --size 64 && tfrecap train --pipeline demo_pgd_at`" in text
+        assert f"`{card.ROBUST_ALTERNATIVE['command']}`" in text
+        assert "--defences demo_baseline,demo_pgd_at" in text
     for method in ("pgd_at", "trades", "fast_fgsm"):
         assert card.robust_alternative({"defence": {"method": method}}) is None
