@@ -24,9 +24,8 @@ TARGET_ROBUST = 0.80
 TARGET_GAP = 0.03
 
 
-def zoo_points(path: Path, tag: str = "") -> list[dict]:
-    """One point per (defence, training seed) of a zoo run's ``zoo.json``; ``tag`` is added
-    to each label, to keep apart two runs of the same defence and steps."""
+def zoo_points(path: Path) -> list[dict]:
+    """One point per (defence, training seed) of a zoo run's ``zoo.json``."""
     zoo = json.loads(Path(path).read_text())
     points = []
     for defence in zoo["defences"]:
@@ -34,7 +33,7 @@ def zoo_points(path: Path, tag: str = "") -> list[dict]:
         steps = defence["seeds"][0]["training"]["steps"]
         for clean, robust, seed in zip(cells["clean"]["per_seed"], cells["auto_eps2"]["per_seed"],
                                        (s["seed"] for s in defence["seeds"]), strict=True):
-            points.append({"label": f"{defence['label']}, {steps} steps{tag}", "seed": seed,
+            points.append({"label": f"{defence['label']}, {steps} steps", "seed": seed,
                            "clean": clean, "robust": robust,
                            "baseline": bool(defence.get("baseline")), "source": str(path)})
     return points
@@ -118,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             parser.error(f"{path} does not exist")
     # Two runs of one defence at the same steps would share a label: tag each with its folder.
-    tags = {z: f" ({z.parent.name})" for z in args.zoo}
-    plain = [(p["label"], p["seed"]) for z in args.zoo for p in zoo_points(z)]
-    points = [p for z in args.zoo
-              for p in zoo_points(z, tags[z] if len(set(plain)) < len(plain) else "")]
+    by_zoo = {z: zoo_points(z) for z in args.zoo}
+    keys = [(p["label"], p["seed"]) for mine in by_zoo.values() for p in mine]
+    if len(set(keys)) < len(keys):
+        for z, mine in by_zoo.items():
+            for p in mine:
+                p["label"] += f" ({z.parent.name})"
+    points = [p for mine in by_zoo.values() for p in mine]
     points += [p for f in args.pilots for p in pilot_points(f)]
     reference = best_baseline_clean(points)
     print(markdown(points, reference))
