@@ -84,7 +84,17 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         "seen in training; the v2 test patches hold them",
         ("pitch=1.5,6",),
     ),
+    # An added randomization, not a switched-off one: 2-D weaves (crossed gratings: fabric,
+    # mesh, grilles) on half the textured dead-leaves disks, in both classes, so that a fine
+    # periodic grid alone stops meaning "screen".
+    "with_weaves": (
+        "nothing; adds 2-D woven textures to the dead-leaves scenes of both classes",
+        ("dead_leaves_weave_prob=0.5",),
+    ),
 }
+
+# Arms that add a randomization the committed v2 does not have, instead of switching one off.
+ADDED_ARMS = frozenset({"with_weaves"})
 
 
 def arm_params(arm: str):
@@ -191,6 +201,34 @@ def run_arm(arm: str, *, out: Path, data_dir: str, count: int, steps: int, seed:
     return row
 
 
+def cross_test(record: dict, *, out: Path, data_dir: str, arm: str, limit: int) -> None:
+    """Measures every row's export on ``arm``'s test patches, into ``row["cross"][arm]``.
+
+    The cross matrix says what a model trained without a randomization does on data that has
+    it (the control on ``with_weaves``' originals: does a woven texture alone read as a
+    screen?). ``arm``'s data must be built already; rows whose export is gone are skipped.
+    """
+    import tensorflow as tf
+
+    from tfrecap.export import latest_version_dir
+
+    for row in record["rows"]:
+        export = out / row["arm"] / f"seed_{row['seed']}" / "saved_model"
+        if not export.exists() or arm in row.get("cross", {}):
+            continue
+        logits = tf.saved_model.load(str(latest_version_dir(export))).signatures["logits"]
+
+        def model(images, training=False, logits=logits):
+            return logits(images=tf.cast(images, tf.float32))["logits"]
+
+        row.setdefault("cross", {})[arm] = patch_accuracy(model, data_dir, dataset_name(arm),
+                                                          limit)
+        print(f"{row['arm']} seed {row['seed']} on {arm}: "
+              f"{row['cross'][arm]['accuracy']:.1%} (originals "
+              f"{row['cross'][arm]['originals']:.1%}, screens "
+              f"{row['cross'][arm]['recaptured']:.1%})", flush=True)
+
+
 def _print_warnings(line: str) -> None:
     if line.startswith("Warning"):
         print(line, flush=True)
@@ -263,6 +301,9 @@ def main(argv=None) -> int:
     parser.add_argument("--originals", type=Path, default=None)
     parser.add_argument("--recaptured", type=Path, default=None)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--cross", default=None, metavar="ARM",
+                        help="measure every finished export on ARM's test patches (its data "
+                             "must be built), then stop")
     parser.add_argument("--summary", type=Path, default=None,
                         help="print the table of this v2_ablation.json and stop")
     args = parser.parse_args(argv)
@@ -283,6 +324,12 @@ def main(argv=None) -> int:
     photos = (args.originals, args.recaptured) if args.originals else None
     path = args.out / "v2_ablation.json"
     record = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    if args.cross:
+        arm_params(args.cross)
+        cross_test(record, out=args.out, data_dir=args.data_dir, arm=args.cross,
+                   limit=args.limit)
+        jsonio.write_json(path, record)
+        return 0
     done = {(row["arm"], row["seed"]) for row in record["rows"]}
     if CONTROL not in arms and not any(arm == CONTROL for arm, _ in done):
         # Every arm is also measured on the control's test patches: build those first.

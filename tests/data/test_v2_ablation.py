@@ -26,7 +26,8 @@ def test_the_control_is_the_committed_v2_and_every_arm_is_its_own_data():
     assert len(fingerprints) == len(names) == len(ablation.ARMS)
 
 
-@pytest.mark.parametrize("arm", [a for a in ablation.ARMS if a != ablation.CONTROL])
+@pytest.mark.parametrize("arm", [a for a in ablation.ARMS
+                                 if a != ablation.CONTROL and a not in ablation.ADDED_ARMS])
 def test_an_arm_fixes_its_fields_inside_the_committed_ranges(arm):
     changed = _changed(ablation.arm_params(arm))
     named = {item.split("=")[0] for item in ablation.ARMS[arm][1]}
@@ -42,6 +43,11 @@ def test_an_arm_fixes_its_fields_inside_the_committed_ranges(arm):
             assert committed[0] <= value[0] <= value[1] <= committed[1], (name, value)
         else:
             assert 0 <= value <= committed, (name, value)
+
+
+def test_the_weaves_arm_adds_only_weaves():
+    assert ablation.ADDED_ARMS <= set(ablation.ARMS)
+    assert _changed(ablation.arm_params("with_weaves")) == {"dead_leaves_weave_prob": 0.5}
 
 
 @pytest.mark.parametrize("arm", list(ablation.ARMS))

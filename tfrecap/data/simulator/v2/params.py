@@ -25,14 +25,21 @@ DEMOSAICS = ("bilinear", "malvar")
 
 # Fields that are probabilities, and fields that must be positive ranges.
 _PROBABILITIES = ("dead_leaves_fraction", "dead_leaves_texture_prob", "dead_leaves_blur_prob",
+                  "dead_leaves_weave_prob",
                   "content_jpeg_prob", "refresh_band_prob", "glare_prob", "diffuser_prob",
                   "denoise_prob", "sharpen_prob", "messaging_prob", "messaging_444_prob")
 _POSITIVE = ("downscale", "pitch", "content_scale", "dead_leaves_radius", "lens_sigma",
+             "dead_leaves_weave_period",
              "full_well", "tone_gamma", "display_gamma", "brightness", "exposure")
 _INT_FIELDS = frozenset({"version", "margin", "crop_jitter", "max_supersample",
                          "fine_budget", "subpixel_samples", "phone_jpeg_quality",
                          "messaging_jpeg_quality", "content_jpeg_quality",
                          "dead_leaves_max_disks", "photo_tile", "photo_pad"})
+
+# Fields added after v2 was first built, with the value that reproduces the first v2 exactly.
+# A field at that value is left out of the fingerprint, so the committed v2 keeps its identity
+# (c614e5082a86ba02) and its datasets are not rebuilt; set to anything else, it is hashed.
+ADDED_FIELDS = {"dead_leaves_weave_prob": 0.0, "dead_leaves_weave_period": [1.5, 8.0]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +77,10 @@ class SimulatorParamsV2:
         dead_leaves_texture_prob: probability that a disk is textured (noise or stripes).
         dead_leaves_texture_amplitude: relative amplitude of a disk's texture.
         dead_leaves_stripe_period: period of striped disks, ref px (log).
+        dead_leaves_weave_prob: probability that a textured disk is a 2-D weave (two crossed
+            gratings with dark gaps between the threads, like fabric, mesh or a grille) instead
+            of noise or stripes. 0 in the committed v2 (added later; see `ADDED_FIELDS`).
+        dead_leaves_weave_period: thread period of woven disks, ref px (log).
         dead_leaves_blur_prob: probability that the scene is blurred (depth of field).
         dead_leaves_blur_sigma: that blur, ref px.
         pitch: p, sensor px per display px (log): 0.5 (a 4K TV across the frame: aliased,
@@ -138,6 +149,8 @@ class SimulatorParamsV2:
     dead_leaves_texture_prob: float = 0.3
     dead_leaves_texture_amplitude: Range = (0.05, 0.4)
     dead_leaves_stripe_period: Range = (2.0, 12.0)
+    dead_leaves_weave_prob: float = 0.0
+    dead_leaves_weave_period: Range = (1.5, 8.0)
     dead_leaves_blur_prob: float = 0.3
     dead_leaves_blur_sigma: Range = (0.3, 1.5)
     pitch: Range = (0.5, 6.0)
@@ -253,9 +266,17 @@ class SimulatorParamsV2:
     def fingerprint(self) -> str:
         """A short, stable hash of every field: sha256 of their canonical JSON, 16 hex digits.
 
-        The class name is hashed too, so no v2 set can share an identity with a v1 set.
+        The class name is hashed too, so no v2 set can share an identity with a v1 set. A field
+        of `ADDED_FIELDS` is hashed only when it differs from the value there, and the weave
+        period only when weaves are drawn at all (it changes no pixel otherwise).
         """
-        record = {"class": type(self).__name__, "fields": self.to_dict()}
+        fields = self.to_dict()
+        if fields["dead_leaves_weave_prob"] == 0.0:
+            fields.pop("dead_leaves_weave_period")
+        for name, first in ADDED_FIELDS.items():
+            if name in fields and fields[name] == first:
+                fields.pop(name)
+        record = {"class": type(self).__name__, "fields": fields}
         text = jsonio.dumps(record, indent=None, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -272,5 +293,5 @@ def _number(name: str, value) -> int | float:
 
 V2_PARAMS = SimulatorParamsV2()
 
-__all__ = ["JPEG_SUBSAMPLING", "LAYOUTS", "RESIZE_FILTERS", "DEMOSAICS", "SimulatorParamsV2",
-           "V2_PARAMS"]
+__all__ = ["ADDED_FIELDS", "JPEG_SUBSAMPLING", "LAYOUTS", "RESIZE_FILTERS", "DEMOSAICS",
+           "SimulatorParamsV2", "V2_PARAMS"]

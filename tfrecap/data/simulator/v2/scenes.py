@@ -5,8 +5,10 @@ scene origin; both captures of a pair sample the same scene. The bundled photos 
 no more than one source px per reference px (never upsampled at the reference scale). Dead
 leaves (Lee, Mumford & Huang 2001) are occluding disks with radii drawn ∝ r^-3, the size law
 that gives natural images their scale invariance: random colours, some textured (noise or
-stripes), some blur. They are rendered at sensor resolution (`density` = the largest d of the
-pair), with antialiased edges, so no capture ever sees them upsampled.
+stripes; in variants with `dead_leaves_weave_prob` > 0 also 2-D weaves, the fabrics and meshes
+whose fine periodic grids look most like a screen's), some blur. They are rendered at sensor
+resolution (`density` = the largest d of the pair), with antialiased edges, so no capture ever
+sees them upsampled.
 """
 
 from __future__ import annotations
@@ -83,6 +85,53 @@ def disk_count(half: float, params: SimulatorParamsV2) -> int:
     return int(min(params.dead_leaves_max_disks, math.ceil(wanted)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Weaves:
+    """Per-disk draws of the woven textures of one scene (arrays of length n).
+
+    A weave is two crossed gratings, the threads, at periods ``period`` and ``period * ratio``
+    raster px, the second at 90° + ``skew`` from the first. ``cells`` picks how they combine:
+    bright cells between dark lines (their product: a mesh, a grille, a screen-like grid) or
+    bright threads over dark gaps (their mean: a fabric); ``sharpness`` raises the result to a
+    power, from soft (0.5) to thin threads (3).
+    """
+
+    woven: np.ndarray
+    period: np.ndarray
+    ratio: np.ndarray
+    skew: np.ndarray
+    cells: np.ndarray
+    sharpness: np.ndarray
+
+    def pattern(self, i: int, xx: np.ndarray, yy: np.ndarray, angle: float) -> np.ndarray:
+        """Disk i's weave on the raster offsets (xx, yy), standardized to mean 0, std 1."""
+        second = angle + math.pi / 2 + self.skew[i]
+        u = xx * np.float32(math.cos(angle)) + yy * np.float32(math.sin(angle))
+        v = xx * np.float32(math.cos(second)) + yy * np.float32(math.sin(second))
+        a = 0.5 + 0.5 * np.cos(np.float32(2.0 * math.pi / self.period[i]) * u)
+        b = 0.5 + 0.5 * np.cos(np.float32(2.0 * math.pi / (self.period[i] * self.ratio[i])) * v)
+        w = (a * b if self.cells[i] else 0.5 * (a + b)) ** np.float32(self.sharpness[i])
+        return ((w - w.mean()) / (w.std() + 1e-6)).astype(np.float32)
+
+
+def draw_weaves(rng: np.random.Generator, n: int, textured: np.ndarray, density: float,
+                params: SimulatorParamsV2) -> Weaves | None:
+    """The weave draws of a scene's n disks, or None when weaves are off.
+
+    Nothing is drawn when ``dead_leaves_weave_prob`` is 0, so the committed v2 (which has no
+    weaves) keeps its random stream and its pixels.
+    """
+    if params.dead_leaves_weave_prob <= 0.0:
+        return None
+    woven = textured & (rng.uniform(size=n) < params.dead_leaves_weave_prob)
+    period = np.exp(rng.uniform(*np.log(params.dead_leaves_weave_period), n)) * density
+    ratio = np.exp(rng.uniform(math.log(0.8), math.log(1.25), n))
+    skew = rng.uniform(-math.pi / 18, math.pi / 18, n)
+    cells = rng.integers(2, size=n).astype(bool)
+    sharpness = np.exp(rng.uniform(math.log(0.5), math.log(3.0), n))
+    return Weaves(woven, period, ratio, skew, cells, sharpness)
+
+
 def dead_leaves(
     rng: np.random.Generator, half: float, density: float, params: SimulatorParamsV2
 ) -> Scene:
@@ -103,6 +152,7 @@ def dead_leaves(
     amplitudes = rng.uniform(*params.dead_leaves_texture_amplitude, n)
     periods = np.exp(rng.uniform(*np.log(params.dead_leaves_stripe_period), n)) * density
     angles = rng.uniform(0.0, math.pi, n)
+    weaves = draw_weaves(rng, n, textured, density, params)
     # Painted front to back: the first disk is on top. `clear` is the fraction of each pixel
     # still uncovered; a disk whose box is already covered costs one reduction, not a blend.
     image = np.zeros((side, side, 3), np.float32)
@@ -122,7 +172,9 @@ def dead_leaves(
         alpha = np.clip(r + 0.5 - np.sqrt(xx * xx + yy * yy), 0.0, 1.0)[..., None] * open_
         colour = colours[i].astype(np.float32)
         if textured[i]:
-            if kinds[i] == 0:
+            if weaves is not None and weaves.woven[i]:
+                pattern = weaves.pattern(i, xx, yy, angles[i])
+            elif kinds[i] == 0:
                 pattern = rng.normal(0.0, 1.0, alpha.shape[:2]).astype(np.float32)
             else:
                 phase = xx * np.float32(math.cos(angles[i])) + yy * np.float32(
