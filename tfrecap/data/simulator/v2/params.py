@@ -23,6 +23,8 @@ LAYOUTS = ("rgb_stripe", "bgr_stripe", "pentile", "diamond")
 RESIZE_FILTERS = ("bilinear", "bicubic", "lanczos", "box")
 DEMOSAICS = ("bilinear", "malvar")
 
+# Fields that are non-empty tuples of names, with the names each may hold.
+_NAME_TUPLES = {"layouts": LAYOUTS, "demosaics": DEMOSAICS, "resize_filters": RESIZE_FILTERS}
 # Fields that are probabilities, and fields that must be positive ranges.
 _PROBABILITIES = ("dead_leaves_fraction", "dead_leaves_texture_prob", "dead_leaves_blur_prob",
                   "dead_leaves_weave_prob",
@@ -39,7 +41,8 @@ _INT_FIELDS = frozenset({"version", "margin", "crop_jitter", "max_supersample",
 # Fields added after v2 was first built, with the value that reproduces the first v2 exactly.
 # A field at that value is left out of the fingerprint, so the committed v2 keeps its identity
 # (c614e5082a86ba02) and its datasets are not rebuilt; set to anything else, it is hashed.
-ADDED_FIELDS = {"dead_leaves_weave_prob": 0.0, "dead_leaves_weave_period": [1.5, 8.0]}
+ADDED_FIELDS = {"dead_leaves_weave_prob": 0.0, "dead_leaves_weave_period": [1.5, 8.0],
+                "layouts": list(LAYOUTS)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +86,9 @@ class SimulatorParamsV2:
         dead_leaves_weave_period: thread period of woven disks, ref px (log).
         dead_leaves_blur_prob: probability that the scene is blurred (depth of field).
         dead_leaves_blur_sigma: that blur, ref px.
+        layouts: the sub-pixel layouts the displays draw from, uniformly (names of
+            `LAYOUTS`); a subset holds a display family out of a variant's data (added later;
+            see `ADDED_FIELDS`).
         pitch: p, sensor px per display px (log): 0.5 (a 4K TV across the frame: aliased,
             moiré only) to 6 (a phone shot close: resolved sub-pixels).
         subpixel_fill: lit fraction of a sub-pixel's slot (width for stripes, size for OLED).
@@ -153,6 +159,7 @@ class SimulatorParamsV2:
     dead_leaves_weave_period: Range = (1.5, 8.0)
     dead_leaves_blur_prob: float = 0.3
     dead_leaves_blur_sigma: Range = (0.3, 1.5)
+    layouts: tuple[str, ...] = LAYOUTS
     pitch: Range = (0.5, 6.0)
     subpixel_fill: Range = (0.5, 0.95)
     row_fill: Range = (0.6, 0.95)
@@ -198,7 +205,7 @@ class SimulatorParamsV2:
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in ("demosaics", "resize_filters"):
+            if field.name in _NAME_TUPLES:
                 value = tuple(str(v) for v in value)
             elif isinstance(value, (list, tuple)):
                 value = tuple(_number(field.name, v) for v in value)
@@ -215,7 +222,7 @@ class SimulatorParamsV2:
     def _validate(self) -> None:
         if self.version != 2:
             raise ValueError(f"simulator v2 parameter version must be 2, got {self.version!r}")
-        for name, known in (("demosaics", DEMOSAICS), ("resize_filters", RESIZE_FILTERS)):
+        for name, known in _NAME_TUPLES.items():
             value = getattr(self, name)
             unknown = [v for v in value if v not in known]
             if not value or unknown:

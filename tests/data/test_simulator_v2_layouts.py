@@ -1,0 +1,70 @@
+"""Display layouts as a v2 field (`layouts`): every layout in the committed v2, whose identity
+and pixels are unchanged; a subset holds a display family out of a variant's data."""
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+
+from tfrecap.data.simulator import V2_PARAMS, simulate_pair
+from tfrecap.data.simulator.overrides import ParamOverrideError, with_overrides
+from tfrecap.data.simulator.v2.draws import draw_display
+from tfrecap.data.simulator.v2.params import LAYOUTS
+
+FAST = dataclasses.replace(V2_PARAMS, downscale=(1.0, 1.5), pitch=(1.5, 6.0),
+                           dead_leaves_radius=(4.0, 40.0))
+# Six dead-leaves pairs (seeds 0-5) at FAST, hashed with the code before `layouts` existed.
+GOLDEN_PAIRS = "4eac863a2b34c49735fa8d62d8e842b87a2813ed69676171d04933a786b1b51b"
+STRIPES = ("rgb_stripe", "bgr_stripe")
+
+
+def test_committed_v2_draws_every_layout_and_keeps_its_identity_and_pixels():
+    assert V2_PARAMS.layouts == LAYOUTS
+    assert V2_PARAMS.fingerprint() == "c614e5082a86ba02"
+    digest = hashlib.sha256()
+    for seed in range(6):
+        for image in simulate_pair(None, 64, np.random.default_rng(seed), FAST):
+            digest.update(np.ascontiguousarray(image).tobytes())
+    assert digest.hexdigest() == GOLDEN_PAIRS
+
+
+def test_a_subset_is_a_different_simulator():
+    stripes = dataclasses.replace(V2_PARAMS, layouts=STRIPES)
+    assert stripes.fingerprint() != V2_PARAMS.fingerprint()
+    # Order is part of the draw (the index picks the layout), so it is part of the identity.
+    assert dataclasses.replace(V2_PARAMS, layouts=STRIPES[::-1]).fingerprint() \
+        != stripes.fingerprint()
+
+
+def test_displays_draw_only_the_given_layouts():
+    for layouts in (STRIPES, ("pentile", "diamond"), ("diamond",)):
+        params = dataclasses.replace(V2_PARAMS, layouts=layouts)
+        rng = np.random.default_rng(3)
+        drawn = {draw_display(rng, params).layout for _ in range(200)}
+        assert drawn == set(layouts)
+
+
+@pytest.mark.parametrize("layouts", [STRIPES, ("pentile", "diamond", "rgb_stripe")])
+def test_a_subset_of_two_or_more_moves_no_other_draw(layouts):
+    # Its layout takes one 32-bit draw, as all four do, so the rest of the display comes from
+    # the same positions of the stream: only the layout may differ.
+    params = dataclasses.replace(V2_PARAMS, layouts=layouts)
+    for seed in range(20):
+        everything = draw_display(np.random.default_rng(seed), V2_PARAMS)
+        subset = draw_display(np.random.default_rng(seed), params)
+        assert subset.layout in layouts
+        assert dataclasses.replace(subset, layout=everything.layout) == everything
+
+
+def test_layouts_from_the_command_line():
+    assert with_overrides(V2_PARAMS, {"layouts": "pentile,diamond"}).layouts == \
+        ("pentile", "diamond")
+    with pytest.raises(ParamOverrideError, match="layouts"):
+        with_overrides(V2_PARAMS, {"layouts": "pentile,oled"})
+
+
+@pytest.mark.parametrize("value", [(), ("oled",), ("rgb_stripe", "crt")])
+def test_bad_layouts_name_the_field(value):
+    with pytest.raises(ValueError, match="layouts"):
+        dataclasses.replace(V2_PARAMS, layouts=value)
