@@ -84,6 +84,18 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         "seen in training; the v2 test patches hold them",
         ("pitch=1.5,6",),
     ),
+    # A held-out display family: trained on stripe LCDs only, measured (with ``--cross
+    # oled_layouts_only``) on OLED screens only, against the control, which saw both.
+    "no_oled_layouts": (
+        "held-out display family: PenTile and diamond OLED layouts are never seen in "
+        "training; oled_layouts_only's test patches hold nothing else",
+        ("layouts=rgb_stripe,bgr_stripe",),
+    ),
+    "oled_layouts_only": (
+        "stripe LCD layouts: every screen is PenTile or diamond OLED (the held-out family's "
+        "test set, for --cross)",
+        ("layouts=pentile,diamond",),
+    ),
     # An added randomization, not a switched-off one: 2-D weaves (crossed gratings: fabric,
     # mesh, grilles) on half the textured dead-leaves disks, in both classes, so that a fine
     # periodic grid alone stops meaning "screen".
@@ -201,16 +213,24 @@ def run_arm(arm: str, *, out: Path, data_dir: str, count: int, steps: int, seed:
     return row
 
 
-def cross_test(record: dict, *, out: Path, data_dir: str, arm: str, limit: int) -> None:
+def cross_test(record: dict, *, out: Path, data_dir: str, arm: str, limit: int,
+               count: int = 3000, workers: int | None = None) -> None:
     """Measures every row's export on ``arm``'s test patches, into ``row["cross"][arm]``.
 
     The cross matrix says what a model trained without a randomization does on data that has
     it (the control on ``with_weaves``' originals: does a woven texture alone read as a
-    screen?). ``arm``'s data must be built already; rows whose export is gone are skipped.
+    screen? ``no_oled_layouts`` on ``oled_layouts_only``: does a held-out display family
+    read as a screen?). ``arm``'s data is built first (``count`` patches per class) unless
+    data of the same identity is there; rows whose export is gone are skipped.
     """
     import tensorflow as tf
 
+    from tfrecap.data import builder, catalog
     from tfrecap.export import latest_version_dir
+
+    catalog.build_dataset(builder.synthetic_config(PATCH_SIZE, count, 0, arm_params(arm),
+                                                   name=dataset_name(arm)),
+                          data_dir, workers=workers)
 
     for row in record["rows"]:
         export = out / row["arm"] / f"seed_{row['seed']}" / "saved_model"
@@ -303,7 +323,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--cross", default=None, metavar="ARM",
                         help="measure every finished export on ARM's test patches (its data "
-                             "must be built), then stop")
+                             "is built first, at --count, unless it is there), then stop")
     parser.add_argument("--summary", type=Path, default=None,
                         help="print the table of this v2_ablation.json and stop")
     args = parser.parse_args(argv)
@@ -327,7 +347,7 @@ def main(argv=None) -> int:
     if args.cross:
         arm_params(args.cross)
         cross_test(record, out=args.out, data_dir=args.data_dir, arm=args.cross,
-                   limit=args.limit)
+                   limit=args.limit, count=args.count, workers=args.workers)
         jsonio.write_json(path, record)
         return 0
     done = {(row["arm"], row["seed"]) for row in record["rows"]}

@@ -36,7 +36,7 @@ def test_an_arm_fixes_its_fields_inside_the_committed_ranges(arm):
         committed = getattr(V2_PARAMS, name)
         if name.endswith("_prob"):
             assert value == 0.0  # an effect switched off
-        elif name in ("demosaics",):
+        elif name in ("demosaics", "layouts"):
             assert set(value) < set(committed)
         elif isinstance(committed, tuple):
             # A range narrowed to a point (or a sub-range) of the committed one.
@@ -113,4 +113,63 @@ def test_the_docs_table_is_the_committed_record():
     for line in ablation.arm_table(record).splitlines():
         assert line in page, line
     # Measurement only: the record names no photo file.
+    assert "realdev" not in json.dumps(record) and ".jp" not in json.dumps(record).lower()
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def test_the_docs_held_out_family_table_is_the_committed_record():
+    import json
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    record = json.loads((docs / "real_photos" / "v2_heldout_layouts.json").read_text())
+    lines = (docs / "real_photos.md").read_text().splitlines()
+    assert {(row["arm"], row["seed"]) for row in record["rows"]} == {
+        (arm, seed) for arm in (ablation.CONTROL, "no_oled_layouts") for seed in (0, 1)}
+    for row in record["rows"]:
+        label = "control (" if row["arm"] == ablation.CONTROL else "`no_oled_layouts`"
+        line = next(x for x in lines if x.startswith(f"| {row['seed']} | {label}"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        real = row["real_photos"]
+        assert cells[2:] == [
+            _percent(row["own_test"]["originals"]),
+            _percent(row["v2_test"]["recaptured"]),
+            _percent(row["own_test"]["recaptured"])
+            + ("" if row["arm"] == ablation.CONTROL else " (stripes)"),
+            _percent(row["cross"]["oled_layouts_only"]["recaptured"]),
+            f"{real['native/mean_probability']['auc']:.3f} / "
+            f"{real['reference-1024/mean_probability']['auc']:.3f}",
+        ]
+        # Layouts change only the screens: the originals are the same pixels in every set.
+        assert row["own_test"]["originals"] == row["v2_test"]["originals"] \
+            == row["cross"]["oled_layouts_only"]["originals"]
+    assert "realdev" not in json.dumps(record) and ".jp" not in json.dumps(record).lower()
+
+
+def test_the_docs_big_budget_row_is_the_committed_record():
+    import json
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    record = json.loads((docs / "real_photos" / "default_64_big_budget.json").read_text())
+    page = (docs / "real_photos.md").read_text()
+    rules = {(r["rule"], r["aggregation"]): r["auc"] for r in record["real_photos_rules"]}
+    clean = record["synthetic_test"]["clean"]
+    deployed = record["real_photos_deployed"]
+    row = (f"| 12,000 pairs, 9,000 steps, seed 0 | "
+           f"{_percent(record['history'][-1]['val_accuracy'])} | "
+           f"{_percent(clean['accuracy'])} (originals "
+           f"{_percent(clean['by_class']['original']['accuracy'])}, screens "
+           f"{_percent(clean['by_class']['recaptured']['accuracy'])}; patch AUC "
+           f"{record['synthetic_test']['patch_auc']:.3f}) | "
+           f"{rules['native', 'mean_probability']:.3f} / {rules['native', 'mean_logit']:.3f} | "
+           f"{rules['reference-2048', 'mean_logit']:.3f} | "
+           f"{rules['reference-1024', 'mean_logit']:.3f} | "
+           f"balanced {_percent(deployed['balanced_accuracy'])} (AUC {deployed['auc']:.3f}): "
+           f"originals {_percent(deployed['classes']['original']['accuracy'])}, screens "
+           f"{_percent(deployed['classes']['recaptured']['accuracy'])} |")
+    assert row in page
     assert "realdev" not in json.dumps(record) and ".jp" not in json.dumps(record).lower()
