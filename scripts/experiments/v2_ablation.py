@@ -92,8 +92,8 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("layouts=rgb_stripe,bgr_stripe",),
     ),
     "oled_layouts_only": (
-        "stripe LCD layouts: every screen is PenTile or diamond OLED (the held-out family's "
-        "test set, for --cross)",
+        "stripe LCDs: every screen is a PenTile or diamond OLED (the held-out family's test "
+        "set, for --cross; not trained by default)",
         ("layouts=pentile,diamond",),
     ),
     # An added randomization, not a switched-off one: 2-D weaves (crossed gratings: fabric,
@@ -107,6 +107,10 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 # Arms that add a randomization the committed v2 does not have, instead of switching one off.
 ADDED_ARMS = frozenset({"with_weaves"})
+# Arms that are test sets for --cross, left out of the default --arms.
+TEST_ONLY_ARMS = frozenset({"oled_layouts_only"})
+DEFAULT_ARMS = tuple(a for a in ARMS if a not in TEST_ONLY_ARMS)
+DEFAULT_COUNT = 3000
 
 
 def arm_params(arm: str):
@@ -124,6 +128,15 @@ def dataset_name(arm: str) -> str:
     from tfrecap.data.builder import synthetic_name
 
     return synthetic_name(PATCH_SIZE, 2) if arm == CONTROL else f"v2abl_{arm}"
+
+
+def build_arm_data(arm: str, data_dir: str, count: int, workers: int | None = None):
+    """Builds ``arm``'s data (``count`` patches per class), or reuses data of its identity."""
+    from tfrecap.data import builder, catalog
+
+    config = builder.synthetic_config(PATCH_SIZE, count, 0, arm_params(arm),
+                                      name=dataset_name(arm))
+    return catalog.build_dataset(config, data_dir, workers=workers)
 
 
 def synth_command(arm: str, count: int) -> str:
@@ -184,14 +197,12 @@ def run_arm(arm: str, *, out: Path, data_dir: str, count: int, steps: int, seed:
             limit: int, photos: tuple[Path, Path] | None, workers: int | None = None) -> dict:
     """Builds (or reuses) the arm's data, trains, measures; returns one JSON-able row."""
     from tfrecap import config as cfg
-    from tfrecap.data import builder, catalog
     from tfrecap.training import train
 
     started = time.perf_counter()
     params = arm_params(arm)
     name = dataset_name(arm)
-    data_config = builder.synthetic_config(PATCH_SIZE, count, 0, params, name=name)
-    catalog.build_dataset(data_config, data_dir, workers=workers)
+    build_arm_data(arm, data_dir, count, workers)
     generated = time.perf_counter()
     config = cfg.override(cfg.load_pipeline("demo_baseline"), **{
         "data.dataset": name, "train.steps": steps, "train.seed": seed})
@@ -214,23 +225,24 @@ def run_arm(arm: str, *, out: Path, data_dir: str, count: int, steps: int, seed:
 
 
 def cross_test(record: dict, *, out: Path, data_dir: str, arm: str, limit: int,
-               count: int = 3000, workers: int | None = None) -> None:
+               count: int = DEFAULT_COUNT, workers: int | None = None) -> None:
     """Measures every row's export on ``arm``'s test patches, into ``row["cross"][arm]``.
 
     The cross matrix says what a model trained without a randomization does on data that has
     it (the control on ``with_weaves``' originals: does a woven texture alone read as a
     screen? ``no_oled_layouts`` on ``oled_layouts_only``: does a held-out display family
     read as a screen?). ``arm``'s data is built first (``count`` patches per class) unless
-    data of the same identity is there; rows whose export is gone are skipped.
+    data of the same identity is there; rows whose export is gone are skipped. Not the
+    control: its data is the built-in v2 dataset, which a build at another count would replace.
     """
     import tensorflow as tf
 
-    from tfrecap.data import builder, catalog
     from tfrecap.export import latest_version_dir
 
-    catalog.build_dataset(builder.synthetic_config(PATCH_SIZE, count, 0, arm_params(arm),
-                                                   name=dataset_name(arm)),
-                          data_dir, workers=workers)
+    if arm == CONTROL:
+        raise ValueError("--cross control: every row is measured on the control's test patches "
+                         "already (v2_test)")
+    build_arm_data(arm, data_dir, count, workers)
 
     for row in record["rows"]:
         export = out / row["arm"] / f"seed_{row['seed']}" / "saved_model"
@@ -312,9 +324,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="run dirs, exports and v2_ablation.json")
     parser.add_argument("--data-dir", default=None, help="where the datasets are built")
-    parser.add_argument("--arms", default=",".join(ARMS),
-                        help=f"comma-separated, from: {', '.join(ARMS)} (the control first)")
-    parser.add_argument("--count", type=int, default=3000, help="patches per class per arm")
+    parser.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                        help=f"comma-separated, from: {', '.join(ARMS)} (the control first; "
+                             f"default all but the test sets {', '.join(sorted(TEST_ONLY_ARMS))})")
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT,
+                        help="patches per class per arm")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="the training seed")
     parser.add_argument("--limit", type=int, default=2000, help="test patches measured")
@@ -346,6 +360,9 @@ def main(argv=None) -> int:
     record = json.loads(path.read_text()) if path.exists() else {"rows": []}
     if args.cross:
         arm_params(args.cross)
+        if args.cross == CONTROL:
+            parser.error("--cross control: every row is measured on the control's test "
+                         "patches already (v2_test)")
         cross_test(record, out=args.out, data_dir=args.data_dir, arm=args.cross,
                    limit=args.limit, count=args.count, workers=args.workers)
         jsonio.write_json(path, record)

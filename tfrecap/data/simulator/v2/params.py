@@ -225,9 +225,9 @@ class SimulatorParamsV2:
         for name, known in _NAME_TUPLES.items():
             value = getattr(self, name)
             unknown = [v for v in value if v not in known]
-            if not value or unknown:
+            if not value or unknown or len(set(value)) != len(value):
                 raise ValueError(f"simulator v2 parameter {name} must be a non-empty tuple of "
-                                 f"{', '.join(known)}, got {value!r}")
+                                 f"distinct names from {', '.join(known)}, got {value!r}")
         for name in _PROBABILITIES:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"simulator v2 parameter {name} must lie in [0, 1], got "
