@@ -103,17 +103,23 @@ def test_the_arm_table_gives_each_arm_its_mean_and_range_over_seeds():
     assert lines[3].startswith("| `no_messaging` | 0 | 80.0% | 80.0% | 0.600 |")
 
 
-def test_the_docs_table_is_the_committed_record():
+def _docs_record(name: str) -> tuple[dict, str]:
+    """A committed JSON record under docs/real_photos/ and the page its tables are in; the
+    record must name no photo file (measurement only)."""
     import json
     from pathlib import Path
 
     docs = Path(__file__).resolve().parents[2] / "docs"
-    record = json.loads((docs / "real_photos" / "v2_ablation.json").read_text())
-    page = (docs / "real_photos.md").read_text()
+    record = json.loads((docs / "real_photos" / name).read_text())
+    text = json.dumps(record)
+    assert "realdev" not in text and ".jp" not in text.lower()
+    return record, (docs / "real_photos.md").read_text()
+
+
+def test_the_docs_table_is_the_committed_record():
+    record, page = _docs_record("v2_ablation.json")
     for line in ablation.arm_table(record).splitlines():
         assert line in page, line
-    # Measurement only: the record names no photo file.
-    assert "realdev" not in json.dumps(record) and ".jp" not in json.dumps(record).lower()
 
 
 def _percent(value: float) -> str:
@@ -121,12 +127,8 @@ def _percent(value: float) -> str:
 
 
 def test_the_docs_held_out_family_table_is_the_committed_record():
-    import json
-    from pathlib import Path
-
-    docs = Path(__file__).resolve().parents[2] / "docs"
-    record = json.loads((docs / "real_photos" / "v2_heldout_layouts.json").read_text())
-    lines = (docs / "real_photos.md").read_text().splitlines()
+    record, page = _docs_record("v2_heldout_layouts.json")
+    lines = page.splitlines()
     assert {(row["arm"], row["seed"]) for row in record["rows"]} == {
         (arm, seed) for arm in (ablation.CONTROL, "no_oled_layouts") for seed in (0, 1)}
     for row in record["rows"]:
@@ -146,30 +148,60 @@ def test_the_docs_held_out_family_table_is_the_committed_record():
         # Layouts change only the screens: the originals are the same pixels in every set.
         assert row["own_test"]["originals"] == row["v2_test"]["originals"] \
             == row["cross"]["oled_layouts_only"]["originals"]
-    assert "realdev" not in json.dumps(record) and ".jp" not in json.dumps(record).lower()
 
 
-def test_the_docs_big_budget_row_is_the_committed_record():
-    import json
-    from pathlib import Path
+def test_the_docs_big_budget_rows_are_the_committed_record():
+    record, page = _docs_record("default_64_big_budget.json")
+    assert [run["seed"] for run in record["runs"]] == [0, 1]
+    for run in record["runs"]:
+        rules = {(r["rule"], r["aggregation"]): r["auc"] for r in run["real_photos_rules"]}
+        clean = run["synthetic_test"]["clean"]
+        deployed = run["real_photos_deployed"]
+        row = (f"| 12,000 pairs, 9,000 steps, seed {run['seed']} | "
+               f"{_percent(run['history'][-1]['val_accuracy'])} | "
+               f"{_percent(clean['accuracy'])} (originals "
+               f"{_percent(clean['by_class']['original']['accuracy'])}, screens "
+               f"{_percent(clean['by_class']['recaptured']['accuracy'])}; patch AUC "
+               f"{run['synthetic_test']['patch_auc']:.3f}) | "
+               f"{rules['native', 'mean_probability']:.3f} / "
+               f"{rules['native', 'mean_logit']:.3f} | "
+               f"{rules['reference-2048', 'mean_logit']:.3f} | "
+               f"{rules['reference-1024', 'mean_logit']:.3f} | "
+               f"balanced {_percent(deployed['balanced_accuracy'])} (AUC {deployed['auc']:.3f}): "
+               f"originals {_percent(deployed['classes']['original']['accuracy'])}, screens "
+               f"{_percent(deployed['classes']['recaptured']['accuracy'])} |")
+        assert row in page, row
 
-    docs = Path(__file__).resolve().parents[2] / "docs"
-    record = json.loads((docs / "real_photos" / "default_64_big_budget.json").read_text())
-    page = (docs / "real_photos.md").read_text()
-    rules = {(r["rule"], r["aggregation"]): r["auc"] for r in record["real_photos_rules"]}
-    clean = record["synthetic_test"]["clean"]
-    deployed = record["real_photos_deployed"]
-    row = (f"| 12,000 pairs, 9,000 steps, seed 0 | "
-           f"{_percent(record['history'][-1]['val_accuracy'])} | "
-           f"{_percent(clean['accuracy'])} (originals "
-           f"{_percent(clean['by_class']['original']['accuracy'])}, screens "
-           f"{_percent(clean['by_class']['recaptured']['accuracy'])}; patch AUC "
-           f"{record['synthetic_test']['patch_auc']:.3f}) | "
-           f"{rules['native', 'mean_probability']:.3f} / {rules['native', 'mean_logit']:.3f} | "
-           f"{rules['reference-2048', 'mean_logit']:.3f} | "
-           f"{rules['reference-1024', 'mean_logit']:.3f} | "
-           f"balanced {_percent(deployed['balanced_accuracy'])} (AUC {deployed['auc']:.3f}): "
-           f"originals {_percent(deployed['classes']['original']['accuracy'])}, screens "
-           f"{_percent(deployed['classes']['recaptured']['accuracy'])} |")
-    assert row in page
-    assert "realdev" not in json.dumps(record) and ".jp" not in json.dumps(record).lower()
+
+def test_the_docs_probe_table_is_the_committed_record():
+    probes, page = _docs_record("spectral_probe_big_budget.json")
+    runs, _ = _docs_record("default_64_big_budget.json")
+    for run in runs["runs"]:
+        probe = probes["runs"][f"seed_{run['seed']}"]
+        native = next(r["auc"] for r in run["real_photos_rules"]
+                      if (r["rule"], r["aggregation"]) == ("native", "mean_logit"))
+        # The probe's detector score is the served mean logit: the same AUC as the ablation's.
+        assert probe["detector_auc"] == pytest.approx(native, abs=1e-9)
+        row = (f"| 9,000 steps, seed {run['seed']} | {probe['probe_auc']:.3f} | "
+               f"{probe['detector_auc']:.3f} | "
+               f"**{probe['screens_periodic']['detector_auc']:.3f}** | "
+               f"{probe['screens_not_periodic']['detector_auc']:.3f} |")
+        assert row in page, row
+        assert probe["screens_periodic"]["screens"] + probe["screens_not_periodic"]["screens"] \
+            == probe["photos"]["recaptured"]
+        synthetic = probes["synthetic_v2_test"][f"seed_{run['seed']}"]
+        row = (f"| 9,000 steps, seed {run['seed']} | {synthetic['probe_auc']:.3f} | "
+               f"{synthetic['detector_auc']:.3f} | "
+               f"{synthetic['screens_periodic']['detector_auc']:.3f} | "
+               f"{synthetic['screens_not_periodic']['detector_auc']:.3f} |")
+        assert row in page, row
+
+
+def test_test_only_arms_are_not_trained_by_default_and_the_control_is_no_cross_set(tmp_path):
+    assert ablation.TEST_ONLY_ARMS <= set(ablation.ARMS)
+    assert "oled_layouts_only" not in ablation.DEFAULT_ARMS
+    assert {ablation.CONTROL, "no_oled_layouts"} <= set(ablation.DEFAULT_ARMS)
+    with pytest.raises(SystemExit):
+        ablation.main(["--out", str(tmp_path), "--data-dir", str(tmp_path), "--cross",
+                       ablation.CONTROL])
+    assert not (tmp_path / "v2_ablation.json").exists()
