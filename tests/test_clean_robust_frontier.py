@@ -61,6 +61,9 @@ def test_the_committed_records_read_as_their_reports_say(capsys):
     assert (round(pgd_at[0]["clean"], 3), round(pgd_at[0]["robust"], 3)) == (0.907, 0.734)
     pilots = script.pilot_points(DOCS / "pilots" / "pilots_v1_1000steps.json")
     assert {p["label"] for p in pilots} >= {"pilot_trades_beta1, 1000 steps"}
+    longer = script.pilot_points(DOCS / "pilots" / "pilots_v1_3000steps.json")
+    assert [(p["label"], round(p["clean"], 3), round(p["robust"], 3)) for p in longer] == [
+        ("pilot_trades_beta1_3000, 3000 steps", 0.91, 0.789)]
     # Two zoo files holding the same runs get their folder in the label, not merged points.
     assert script.main(["--zoo", str(DOCS / "zoo_v1_3000steps" / "zoo.json"),
                         str(DOCS / "zoo_v1_3000steps_clean_baseline" / "zoo.json")]) == 0

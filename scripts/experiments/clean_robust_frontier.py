@@ -11,6 +11,7 @@ rather than from six tables. Nothing is measured here: it only reads committed J
         --zoo docs/defences/zoo_v1_3seeds/zoo.json docs/defences/zoo_v1_1000steps/zoo.json \
               docs/defences/zoo_v1_3000steps_clean_baseline/zoo.json \
         --pilots docs/defences/pilots/pilots_v1_1000steps.json \
+                 docs/defences/pilots/pilots_v1_3000steps.json \
         --plot docs/defences/pilots/frontier.png
 """
 from __future__ import annotations
