@@ -96,6 +96,15 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         "set, for --cross; not trained by default)",
         ("layouts=pentile,diamond",),
     ),
+    # The level match erases the screen's tone reproduction (a v2 design choice against a
+    # brightness shortcut); this arm keeps it, matching only each channel's mean, so a
+    # screen's gamma, gamut and glare's lift of the shadows stay in the recapture: a
+    # non-grid cue that survives where the pixel grid is not resolved.
+    "screen_tone_kept": (
+        "the quantile level match: only each channel's mean is matched, so recaptures keep "
+        "their screen's tone curve, gamut and glare's lift of the shadows",
+        ("level_match_strength=0",),
+    ),
     # An added randomization, not a switched-off one: 2-D weaves (crossed gratings: fabric,
     # mesh, grilles) on half the textured dead-leaves disks, in both classes, so that a fine
     # periodic grid alone stops meaning "screen".

@@ -5,6 +5,8 @@ detector sees), goes through the same camera and post-processing chain (`isp`, `
 own draws from the same ranges, and is cut to S x S at a jittered offset. The recapture's light
 is matched in level to the original's in linear light before the camera (`camera.match_levels`,
 as in v1): each capture's own exposure and white balance then randomise both classes alike.
+A variant can keep the screen's tone reproduction instead (`level_match_strength` < 1, see
+`match_recapture_levels`).
 """
 
 from __future__ import annotations
@@ -109,9 +111,45 @@ def simulate_pair(
                for p in poses]
     original = screen.original_light(scene, poses[0], windows[0])
     recaptured = screen.recapture_light(scene, poses[1], display, windows[1], params)
-    recaptured = match_levels(recaptured, original)
+    recaptured = match_recapture_levels(recaptured, original, params.level_match_strength)
     return (capture(original, cameras[0], posts[0], size, params, rng),
             capture(recaptured, cameras[1], posts[1], size, params, rng))
+
+
+def match_recapture_levels(image: np.ndarray, reference: np.ndarray,
+                           strength: float = 1.0) -> np.ndarray:
+    """The recapture's level matching, linear light: quantiles, channel means, or a blend.
+
+    At `strength` 1 (the committed v2) this is `match_levels`, bit for bit: the recapture gets
+    the original's per-channel distribution of levels, so nothing global tells the classes
+    apart. At 0 it is `match_means`: each channel's mean is the original's (the camera's
+    exposure and white balance then randomise both classes alike), but the shape of the
+    distribution, the screen's gamma, gamut and glare's lift of the shadows, survives.
+    Between, the blend ``s · quantile map + (1 − s) · mean map``, monotone per channel too.
+    Nothing is drawn, so the strength moves no random draw of the pair.
+    """
+    if strength == 1.0:
+        return match_levels(image, reference)
+    by_mean = match_means(image, reference)
+    if strength == 0.0:
+        return by_mean
+    return (strength * match_levels(image, reference) + (1.0 - strength) * by_mean).astype(
+        np.float32)
+
+
+def match_means(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Per-channel gain in linear light: each channel of `image` gets `reference`'s mean.
+
+    A gain keeps every ratio inside a channel, so the tone curve the light went through (a
+    panel's gamma, an additive glare) is still in it. The means are taken on the same strided
+    subsamples as `match_levels`' quantiles; a black channel is left black.
+    """
+    out = np.empty(image.shape, np.float32)
+    for c in range(3):
+        have = float(np.mean(image[::3, ::3, c]))
+        want = float(np.mean(reference[::3, ::3, c]))
+        out[..., c] = image[..., c] * (want / have if have > 0.0 else 0.0)
+    return out
 
 
 def match_levels(image: np.ndarray, reference: np.ndarray, levels: int = 1024) -> np.ndarray:

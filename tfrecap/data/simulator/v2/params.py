@@ -27,7 +27,7 @@ DEMOSAICS = ("bilinear", "malvar")
 _NAME_TUPLES = {"layouts": LAYOUTS, "demosaics": DEMOSAICS, "resize_filters": RESIZE_FILTERS}
 # Fields that are probabilities, and fields that must be positive ranges.
 _PROBABILITIES = ("dead_leaves_fraction", "dead_leaves_texture_prob", "dead_leaves_blur_prob",
-                  "dead_leaves_weave_prob",
+                  "dead_leaves_weave_prob", "level_match_strength",
                   "content_jpeg_prob", "refresh_band_prob", "glare_prob", "diffuser_prob",
                   "denoise_prob", "sharpen_prob", "messaging_prob", "messaging_444_prob")
 _POSITIVE = ("downscale", "pitch", "content_scale", "dead_leaves_radius", "lens_sigma",
@@ -42,7 +42,7 @@ _INT_FIELDS = frozenset({"version", "margin", "crop_jitter", "max_supersample",
 # A field at that value is left out of the fingerprint, so the committed v2 keeps its identity
 # (c614e5082a86ba02) and its datasets are not rebuilt; set to anything else, it is hashed.
 ADDED_FIELDS = {"dead_leaves_weave_prob": 0.0, "dead_leaves_weave_period": [1.5, 8.0],
-                "layouts": list(LAYOUTS)}
+                "layouts": list(LAYOUTS), "level_match_strength": 1.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +107,13 @@ class SimulatorParamsV2:
         glare_amplitude: glare level relative to the screen's mean light.
         diffuser_prob: probability of an anti-glare diffuser.
         diffuser_sigma: its blur of the emitted mosaic, in display px.
+        level_match_strength: how much of the screen's tone reproduction the pair's level
+            matching erases. 1 (the committed v2): per-channel quantile matching, so the
+            recapture gets the original's levels and the display's gamma, gamut, brightness
+            and glare's lift shape only local structure. 0: only each channel's mean is
+            matched (exposure and white balance), so the recapture keeps the screen's tone
+            curve and contrast. Between: a blend of the two maps (added later; see
+            `ADDED_FIELDS`).
         subpixel_samples: fine samples wanted across one stripe sub-pixel column; the
             supersampling is ceil(3 * subpixel_samples / p) per sensor px, at most
             `max_supersample` and at most `fine_budget` / canvas.
@@ -176,6 +183,7 @@ class SimulatorParamsV2:
     glare_amplitude: Range = (0.02, 0.25)
     diffuser_prob: float = 0.4
     diffuser_sigma: Range = (0.1, 0.45)
+    level_match_strength: float = 1.0
     subpixel_samples: int = 2
     max_supersample: int = 8
     fine_budget: int = 768
