@@ -3,11 +3,15 @@
 `tfrecap train` chooses an export's verdict (aggregation over tiles, then threshold) on
 ``[verdict] calibration_photos`` synthetic validation photos per class (16 in ``default_64``),
 by :func:`tfrecap.verdict.choose_verdict`. This script makes ``--photos-per-class`` such photos
-once (``tfrecap.data.generate.photos``, the same seed and size as training uses: photo ``i``
-is seeded by its index, so the first ``2 × subset`` are the ones training saw when its seed is
-``--seed``), judges them with each export's ``logits`` endpoint under the served tiling, and
-repeats the choice on each disjoint set of ``--subset`` photos per class and on all of them.
-If the threshold moves a lot between equally valid sets, the calibration set is too small.
+once (``tfrecap.data.generate.photos``: photo ``i`` is seeded by the seed and its index, and
+training seeds its calibration photos with the *dataset's* seed, ``data synth --seed``, 0 by
+default, not with ``[train] seed``; so at ``--seed`` equal to the dataset's, the first
+``2 × subset`` photos are the ones training saw), judges them with each export's ``logits``
+endpoint under the served tiling, and repeats the choice on each disjoint set of ``--subset``
+photos per class and on all of them. If the threshold moves a lot between equally valid sets,
+the calibration set is too small. The photos are the committed v2's at ``--height`` ×
+``--width`` (default_64's 384 × 512): for an export trained on a variant or with other photo
+sizes, set 0 is not its training's set.
 
 Run::
 
@@ -57,7 +61,8 @@ def main(argv=None) -> int:
     parser.add_argument("--photos-per-class", type=int, default=64)
     parser.add_argument("--subset", type=int, default=16,
                         help="photos per class in each disjoint set (default_64's 16)")
-    parser.add_argument("--seed", type=int, default=0, help="the photos' seed (training's: 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the photos' seed: the dataset's (data synth --seed), 0 by default")
     parser.add_argument("--height", type=int, default=384)
     parser.add_argument("--width", type=int, default=512)
     parser.add_argument("--json", type=Path, default=None)
@@ -73,7 +78,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from tfrecap.data import generate
-    from tfrecap.export import latest_version_dir
+    from tfrecap.export import latest_version_dir, load_config_asset
     from tfrecap.training.calibration import tile_probabilities
 
     photos = list(generate.photos("validation", args.photos_per_class, args.seed, None,
@@ -91,7 +96,8 @@ def main(argv=None) -> int:
 
         per_image = [tile_probabilities(probabilities, photo, size) for photo, _ in photos]
         rows = choices(per_image, labels, ranges)
-        out["exports"].append({"export": export.name, "choices": rows})
+        train_seed = load_config_asset(latest_version_dir(export)).get("train", {}).get("seed")
+        out["exports"].append({"export": export.name, "train_seed": train_seed, "choices": rows})
         for row in rows:
             print(f"{export}  {row['photos']:>6} ({row['per_class']}/class)  "
                   f"{row['aggregation']:<16} >= {row['threshold']:.3f}  AUC {row['auc']:.3f}",

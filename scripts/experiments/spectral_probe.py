@@ -5,16 +5,19 @@ the photo's fine detail (resolved sub-pixels, or their moiré with the sensor's 
 probe scores each photo by that alone, with no training: per tile (default 128 px, cut at
 native resolution, the tiles of ``tfrecap.data.tiling.cut_tiles``), the luma's Hann-windowed
 spectrum above ``--low`` cycles/px, and the log of its peak over its median; the photo's score
-is the mean over its tiles. Every setting was fixed before it was run on any photo and none is
-tuned here.
+is the mean over its tiles. Every setting but one was fixed before it was run on any photo;
+the noise floor under the median (``NOISE_FLOOR``) was added after the first run, when a unit
+test showed smooth tiles scoring as peaked as a grid (docs/real_photos.md gives both runs).
+None is tuned here.
 
 It answers two questions about a learned detector on labelled photos:
 
 * is the detector better than a hand-made periodicity score (its AUC beside the probe's)?
 * where does it fail? With ``--model``, the photos of screens are split at their median probe
-  score, into those whose fine detail is periodic (a grid or moiré is visible to the probe) and
-  the rest, and the detector's AUC against all originals is given for each half (tiles at
-  native resolution, mean logit).
+  score, into the half the probe scores most periodic (a score equal to the median goes to
+  that half, so with ties or an odd count it is the larger one) and the rest, and the
+  detector's AUC against all originals is given for each half (tiles at native resolution,
+  mean logit).
 
 With ``--data-dir`` it scores a built dataset's test patches instead (each patch one tile), so
 the same split can be made on synthetic data: does the detector fail there too where the
@@ -148,6 +151,10 @@ def summarise(rows: list[dict]) -> dict:
 
     labels = np.array([r["label"] for r in rows])
     probe = np.array([r["probe"] for r in rows])
+    if not (np.any(labels == 0) and np.any(labels == 1)):
+        raise ValueError(f"the probe needs photos of both classes, got "
+                         f"{int(np.sum(labels == 0))} originals and "
+                         f"{int(np.sum(labels == 1))} of screens")
     out = {"photos": {"originals": int(np.sum(labels == 0)),
                       "recaptured": int(np.sum(labels == 1))},
            "probe_auc": float(roc_auc(probe, labels)),

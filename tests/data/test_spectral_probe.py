@@ -49,6 +49,22 @@ def test_summary_splits_the_screens_at_their_median_probe_score():
     assert out["screens_not_periodic"]["detector_auc"] == pytest.approx((1 + 2) / 6)
 
 
+def test_a_score_at_the_median_goes_to_the_periodic_half():
+    rows = ([{"label": 0, "probe": 1.0, "detector": 0.0}]
+            + [{"label": 1, "probe": p, "detector": p} for p in (2.0, 3.0, 3.0)])
+    out = probe.summarise(rows)
+    assert out["split_at_probe"] == 3.0
+    assert out["screens_periodic"]["screens"] == 2
+    assert out["screens_not_periodic"]["screens"] == 1
+
+
+@pytest.mark.parametrize("labels", [(0, 0), (1, 1)])
+def test_one_class_alone_is_a_clear_error(labels):
+    rows = [{"label": y, "probe": 1.0 + k, "detector": 0.0} for k, y in enumerate(labels)]
+    with pytest.raises(ValueError, match="both classes"):
+        probe.summarise(rows)
+
+
 def test_folders_are_scored_and_a_bad_file_is_skipped(tmp_path):
     rng = np.random.default_rng(1)
     for name in ("originals", "screens"):
@@ -73,12 +89,12 @@ def test_test_patches_are_scored_with_the_exports_margin(synthetic_dir, exported
     from tfrecap.export import latest_version_dir
 
     rows = probe.score_patches(str(synthetic_dir), "synthetic_64", 12, 0.2, exported)
-    assert len(rows) == 12 and {r["label"] for r in rows} <= {0, 1}
     # The detector's score is the recapture logit margin of the export's `logits` endpoint.
     from tfrecap.data.pipeline import make_dataset
 
-    images, _ = next(iter(make_dataset(str(synthetic_dir), "synthetic_64", "test", 256,
-                                       training=False)))
+    images, labels = next(iter(make_dataset(str(synthetic_dir), "synthetic_64", "test", 256,
+                                            training=False)))
+    assert [r["label"] for r in rows] == labels[:12].numpy().tolist()
     logits = tf.saved_model.load(str(latest_version_dir(exported))).signatures["logits"](
         images=tf.cast(images[:12], tf.float32))["logits"].numpy()
     assert np.allclose([r["detector"] for r in rows], logits[:, 1] - logits[:, 0], atol=1e-5)
