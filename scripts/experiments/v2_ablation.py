@@ -27,6 +27,9 @@ data, about 4)::
     python scripts/experiments/v2_ablation.py --out runs/v2_ablation --arms control --seed 1 ...
     python scripts/experiments/v2_ablation.py --summary runs/v2_ablation/v2_ablation.json
 
+``--size 128`` runs the same arms on 128-px patches (the control is then ``synthetic_v2_128``,
+every other arm ``v2abl_ARM_128``): more context per patch. One ``--out`` holds one size.
+
 Every arm's row goes into ``OUT/v2_ablation.json`` as soon as it is done; a rerun skips the
 arms (and seeds) already there, so an interrupted run goes on where it stopped.
 """
@@ -43,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 CONTROL = "control"
-PATCH_SIZE = 64
+PATCH_SIZE = 64  # the default; --size 128 runs the same arms on v2's 128-px patches
 SCALE_RULES = ("native", "reference-1024")
 PHOTO_AGGREGATIONS = ("mean_probability", "mean_logit")
 
@@ -92,8 +95,8 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("layouts=rgb_stripe,bgr_stripe",),
     ),
     "oled_layouts_only": (
-        "stripe LCDs: every screen is a PenTile or diamond OLED (the held-out family's test "
-        "set, for --cross; not trained by default)",
+        "stripe LCDs, so every screen is a PenTile or diamond OLED (the held-out family's "
+        "test set, for --cross; not trained by default)",
         ("layouts=pentile,diamond",),
     ),
     # The level match erases the screen's tone reproduction (a v2 design choice against a
@@ -132,28 +135,34 @@ def arm_params(arm: str):
     return with_overrides(V2_PARAMS, parse_assignments(ARMS[arm][1]))
 
 
-def dataset_name(arm: str) -> str:
-    """The control is the built-in v2 dataset; every other arm has its own name."""
+def dataset_name(arm: str, size: int = PATCH_SIZE) -> str:
+    """The control is the built-in v2 dataset; every other arm has its own name (with the
+    patch size in it when that is not 64, so the two sizes never share a name)."""
     from tfrecap.data.builder import synthetic_name
 
-    return synthetic_name(PATCH_SIZE, 2) if arm == CONTROL else f"v2abl_{arm}"
+    if arm == CONTROL:
+        return synthetic_name(size, 2)
+    return f"v2abl_{arm}" if size == PATCH_SIZE else f"v2abl_{arm}_{size}"
 
 
-def build_arm_data(arm: str, data_dir: str, count: int, workers: int | None = None):
+def build_arm_data(arm: str, data_dir: str, count: int, workers: int | None = None,
+                   size: int = PATCH_SIZE):
     """Builds ``arm``'s data (``count`` patches per class), or reuses data of its identity."""
     from tfrecap.data import builder, catalog
 
-    config = builder.synthetic_config(PATCH_SIZE, count, 0, arm_params(arm),
-                                      name=dataset_name(arm))
+    config = builder.synthetic_config(size, count, 0, arm_params(arm),
+                                      name=dataset_name(arm, size))
     return catalog.build_dataset(config, data_dir, workers=workers)
 
 
-def synth_command(arm: str, count: int) -> str:
+def synth_command(arm: str, count: int, size: int = PATCH_SIZE) -> str:
     """The CLI command that builds ``arm``'s data, for the record."""
     words = ["tfrecap data synth --simulator v2", f"--count {count}"]
+    if size != PATCH_SIZE:
+        words.append(f"--size {size}")
     words += [f"--param {p}" for p in ARMS[arm][1]]
     if arm != CONTROL:
-        words.append(f"--dataset {dataset_name(arm)}")
+        words.append(f"--dataset {dataset_name(arm, size)}")
     return " ".join(words)
 
 
@@ -203,28 +212,31 @@ def photo_rows(export: Path, originals: Path, recaptured: Path) -> dict:
 
 
 def run_arm(arm: str, *, out: Path, data_dir: str, count: int, steps: int, seed: int,
-            limit: int, photos: tuple[Path, Path] | None, workers: int | None = None) -> dict:
+            limit: int, photos: tuple[Path, Path] | None, workers: int | None = None,
+            size: int = PATCH_SIZE) -> dict:
     """Builds (or reuses) the arm's data, trains, measures; returns one JSON-able row."""
     from tfrecap import config as cfg
     from tfrecap.training import train
 
     started = time.perf_counter()
     params = arm_params(arm)
-    name = dataset_name(arm)
-    build_arm_data(arm, data_dir, count, workers)
+    name = dataset_name(arm, size)
+    build_arm_data(arm, data_dir, count, workers, size)
     generated = time.perf_counter()
     config = cfg.override(cfg.load_pipeline("demo_baseline"), **{
-        "data.dataset": name, "train.steps": steps, "train.seed": seed})
+        "data.dataset": name, "data.patch_size": size, "train.steps": steps,
+        "train.seed": seed})
     where = out / arm / f"seed_{seed}"
     result = train(config, data_dir=data_dir, run_dir=where / "run",
                    export_dir=where / "saved_model", verbose=0, log=_print_warnings)
     trained = time.perf_counter()
     row = {
-        "arm": arm, "seed": seed, "switched_off": ARMS[arm][0], "params": list(ARMS[arm][1]),
+        "arm": arm, "seed": seed, "patch_size": size, "switched_off": ARMS[arm][0],
+        "params": list(ARMS[arm][1]),
         "simulator_fingerprint": params.fingerprint(), "count": count, "steps": steps,
-        "command": synth_command(arm, count),
+        "command": synth_command(arm, count, size),
         "own_test": patch_accuracy(result.model, data_dir, name, limit),
-        "v2_test": patch_accuracy(result.model, data_dir, dataset_name(CONTROL), limit),
+        "v2_test": patch_accuracy(result.model, data_dir, dataset_name(CONTROL, size), limit),
     }
     if photos is not None:
         row["real_photos"] = photo_rows(where / "saved_model", *photos)
@@ -251,7 +263,8 @@ def cross_test(record: dict, *, out: Path, data_dir: str, arm: str, limit: int,
     if arm == CONTROL:
         raise ValueError("--cross control: every row is measured on the control's test patches "
                          "already (v2_test)")
-    build_arm_data(arm, data_dir, count, workers)
+    size = record_size(record)
+    build_arm_data(arm, data_dir, count, workers, size)
 
     for row in record["rows"]:
         export = out / row["arm"] / f"seed_{row['seed']}" / "saved_model"
@@ -262,12 +275,17 @@ def cross_test(record: dict, *, out: Path, data_dir: str, arm: str, limit: int,
         def model(images, training=False, logits=logits):
             return logits(images=tf.cast(images, tf.float32))["logits"]
 
-        row.setdefault("cross", {})[arm] = patch_accuracy(model, data_dir, dataset_name(arm),
-                                                          limit)
+        row.setdefault("cross", {})[arm] = patch_accuracy(model, data_dir,
+                                                          dataset_name(arm, size), limit)
         print(f"{row['arm']} seed {row['seed']} on {arm}: "
               f"{row['cross'][arm]['accuracy']:.1%} (originals "
               f"{row['cross'][arm]['originals']:.1%}, screens "
               f"{row['cross'][arm]['recaptured']:.1%})", flush=True)
+
+
+def record_size(record: dict) -> int:
+    """The patch size of a v2_ablation.json (records before ``--size`` existed are at 64)."""
+    return int(record.get("patch_size", PATCH_SIZE))
 
 
 def _print_warnings(line: str) -> None:
@@ -338,6 +356,8 @@ def main(argv=None) -> int:
                              f"default all but the test sets {', '.join(sorted(TEST_ONLY_ARMS))})")
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT,
                         help="patches per class per arm")
+    parser.add_argument("--size", type=int, default=PATCH_SIZE, choices=(64, 128),
+                        help="patch size of every arm (one size per --out)")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="the training seed")
     parser.add_argument("--limit", type=int, default=2000, help="test patches measured")
@@ -367,6 +387,11 @@ def main(argv=None) -> int:
     photos = (args.originals, args.recaptured) if args.originals else None
     path = args.out / "v2_ablation.json"
     record = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    if path.exists() and record_size(record) != args.size:
+        parser.error(f"{path} holds {record_size(record)}-px arms; give --size "
+                     f"{record_size(record)} or another --out")
+    if args.size != PATCH_SIZE:
+        record["patch_size"] = args.size
     if args.cross:
         arm_params(args.cross)
         if args.cross == CONTROL:
@@ -387,7 +412,7 @@ def main(argv=None) -> int:
         print(f"{arm} seed {args.seed}: {ARMS[arm][0]}", flush=True)
         row = run_arm(arm, out=args.out, data_dir=args.data_dir, count=args.count,
                       steps=args.steps, seed=args.seed, limit=args.limit, photos=photos,
-                      workers=args.workers)
+                      workers=args.workers, size=args.size)
         record["rows"].append(row)
         jsonio.write_json(path, record)
         print(summary_table({"rows": [row]}).splitlines()[-1], flush=True)

@@ -62,6 +62,26 @@ def test_the_recorded_command_builds_the_arms_data(arm):
     assert words[words.index("--count") + 1] == "3000"
 
 
+def test_another_patch_size_has_its_own_datasets_and_command():
+    assert ablation.dataset_name(ablation.CONTROL, 128) == "synthetic_v2_128"
+    assert ablation.dataset_name("no_messaging", 128) == "v2abl_no_messaging_128"
+    assert ablation.dataset_name("no_messaging") == "v2abl_no_messaging"  # 64 keeps its names
+    words = ablation.synth_command("no_messaging", 3000, 128).split()
+    assert words[words.index("--size") + 1] == "128"
+    assert words[words.index("--dataset") + 1] == "v2abl_no_messaging_128"
+    assert "--size" not in ablation.synth_command("no_messaging", 3000).split()
+    assert ablation.record_size({"rows": []}) == 64  # records before --size
+    assert ablation.record_size({"rows": [], "patch_size": 128}) == 128
+
+
+def test_one_out_dir_holds_one_patch_size(tmp_path, capsys):
+    (tmp_path / "v2_ablation.json").write_text('{"rows": [], "patch_size": 128}')
+    with pytest.raises(SystemExit):
+        ablation.main(["--out", str(tmp_path), "--data-dir", str(tmp_path), "--arms",
+                       "control"])
+    assert "holds 128-px arms" in capsys.readouterr().err
+
+
 def test_an_unknown_arm_is_one_clear_error():
     with pytest.raises(ValueError, match="unknown arm 'no_glare'.*no_dead_leaves"):
         ablation.arm_params("no_glare")
@@ -205,3 +225,31 @@ def test_test_only_arms_are_not_trained_by_default_and_the_control_is_no_cross_s
         ablation.main(["--out", str(tmp_path), "--data-dir", str(tmp_path), "--cross",
                        ablation.CONTROL])
     assert not (tmp_path / "v2_ablation.json").exists()
+
+
+def test_the_docs_screen_tone_table_is_the_committed_record():
+    import numpy as np
+
+    record, page = _docs_record("v2_screen_tone.json")
+
+    def spread(values, percent):
+        values = [100 * v for v in values] if percent else values
+        fmt = "{:.1f}" if percent else "{:.3f}"
+        text = (f"{fmt.format(np.mean(values))}{' %' if percent else ''} "
+                f"[{fmt.format(min(values))}–{fmt.format(max(values))}]")
+        return text
+
+    for arm, label in ((ablation.CONTROL, "control (retrained)"),
+                       ("screen_tone_kept", "`screen_tone_kept`")):
+        rows = [r for r in record["rows"] if r["arm"] == arm]
+        assert sorted(r["seed"] for r in rows) == [0, 1, 2]
+        photos = [r["real_photos"] for r in rows]
+        cells = [spread([r["own_test"]["accuracy"] for r in rows], True),
+                 spread([r["cross"]["screen_tone_kept"]["accuracy"] for r in rows], True),
+                 spread([r["v2_test"]["accuracy"] for r in rows], True),
+                 spread([p["native/mean_probability"]["auc"] for p in photos], False),
+                 spread([p["reference-1024/mean_probability"]["auc"] for p in photos], False),
+                 spread([p["reference-1024/mean_probability"]["balanced_accuracy"]
+                         for p in photos], True)]
+        line = f"| {label} | " + " | ".join(cells) + " |"
+        assert line in page, line
