@@ -23,12 +23,21 @@ With ``--data-dir`` it scores a built dataset's test patches instead (each patch
 the same split can be made on synthetic data: does the detector fail there too where the
 probe sees no periodic trace?
 
+With ``--softness`` a second model-free score takes the detector's place: how soft the photo
+is at the finest scale (minus :func:`fine_detail_ratios`, averaged over 64-px tiles cut under
+``--softness-rule``, the detector's own view). Its AUC says whether photos of screens are softer
+(above 0.5) or sharper (below) than direct photos, overall and on each half of the split, on
+real photos and on a simulator's patches alike: a cue the simulator has the wrong way round
+is one a detector trained on it cannot learn.
+
 Run (the folders are real photos you hold; never commit them)::
 
     python scripts/experiments/spectral_probe.py --originals DIR --recaptured DIR \\
         [--model saved_models/NAME] [--json out.json]
     python scripts/experiments/spectral_probe.py --data-dir D --dataset synthetic_v2_64 \\
         --model saved_models/NAME
+    python scripts/experiments/spectral_probe.py --originals DIR --recaptured DIR --softness \\
+        --softness-rule reference-1024
 """
 
 from __future__ import annotations
@@ -72,15 +81,61 @@ def periodicity_scores(tiles: np.ndarray, low: float = 0.2) -> np.ndarray:
                   / np.maximum(np.median(values, axis=1), floor))
 
 
-def score_photos(folders: dict[int, Path], tile: int, low: float, model: Path | None):
+def _laplacian_energy(luma: np.ndarray) -> np.ndarray:
+    """Mean |4-neighbour Laplacian| of each image of ``luma`` ``[T, H, W]`` (interior)."""
+    centre = luma[:, 1:-1, 1:-1]
+    return np.abs(4 * centre - luma[:, :-2, 1:-1] - luma[:, 2:, 1:-1] - luma[:, 1:-1, :-2]
+                  - luma[:, 1:-1, 2:]).mean(axis=(1, 2))
+
+
+def fine_detail_ratios(tiles: np.ndarray) -> np.ndarray:
+    """Per tile of ``tiles`` ``[T, S, S, 3+]``: the luma's Laplacian energy at full resolution
+    over that of its 2 x 2 box downscale. Independent of the level and the contrast: about
+    0.25 for a smooth tile (a Laplacian grows 4x when the pixel spacing doubles), 0.35 for
+    noise blurred by 1.5 px, about 2 for white noise, more for a fine grid (detail at the
+    pixel scale: noise, a sub-pixel grid, sharpening halos); 0 for a flat tile."""
+    tiles = np.asarray(tiles, np.float64)
+    if tiles.ndim != 4 or tiles.shape[1] < 8 or tiles.shape[2] < 8 or tiles.shape[3] < 3:
+        raise ValueError(f"tiles must be [T, H, W, 3+] with H, W >= 8, got {tiles.shape}")
+    luma = tiles[..., :3] @ LUMA
+    h, w = luma.shape[1] // 2 * 2, luma.shape[2] // 2 * 2
+    half = luma[:, :h, :w].reshape(len(luma), h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+    # A flat tile has no structure at either scale: floor the coarse energy (0.01 levels).
+    return _laplacian_energy(luma) / np.maximum(_laplacian_energy(half), 1e-2)
+
+
+def softness_of_photo(rule: str, size: int = 64):
+    """The photo softness score: minus the mean fine-detail ratio of its ``size``-px tiles,
+    cut at native resolution (``rule`` "native") or under the served scale rule
+    ("reference-L": long side at most L, antialiased, never upsampled)."""
+    from tfrecap.data.tiling import DEFAULT_MAX_TILES, cut_tiles, served_tiles
+
+    if rule == "native":
+        def cut(pixels):
+            return cut_tiles(pixels, size, DEFAULT_MAX_TILES)[1]
+    elif rule.startswith("reference-") and rule[len("reference-"):].isdigit():
+        long_side = int(rule[len("reference-"):])
+
+        def cut(pixels):
+            return served_tiles(pixels, size, DEFAULT_MAX_TILES, long_side)[1]
+    else:
+        raise ValueError(f"unknown scale rule {rule!r}: use native or reference-L")
+    return lambda pixels: -float(np.mean(fine_detail_ratios(cut(pixels))))
+
+
+def score_photos(folders: dict[int, Path], tile: int, low: float, model: Path | None,
+                 softness_rule: str | None = None):
     """Per photo: its label, its probe score and (with ``model``) its mean-logit detector
-    score at native resolution. Unreadable or too-small files are skipped and listed."""
+    score at native resolution, or (with ``softness_rule``) its softness score instead.
+    Unreadable or too-small files are skipped and listed."""
     from tfrecap.data.decode import BadImageError, decode_rgb
     from tfrecap.data.folder import _candidate_files, _check_folder
     from tfrecap.data.tiling import DEFAULT_MAX_TILES, cut_tiles
 
     detector = None
-    if model is not None:
+    if softness_rule is not None:
+        detector = softness_of_photo(softness_rule)
+    elif model is not None:
         import tensorflow as tf
 
         from tfrecap.export import latest_version_dir
@@ -114,9 +169,11 @@ def score_photos(folders: dict[int, Path], tile: int, low: float, model: Path | 
     return rows, skipped
 
 
-def score_patches(data_dir: str, dataset: str, limit: int, low: float, model: Path | None):
+def score_patches(data_dir: str, dataset: str, limit: int, low: float, model: Path | None,
+                  softness: bool = False):
     """The same rows for the first ``limit`` test patches of a built dataset, each patch one
-    tile of its own size (the detector's score: its recapture logit margin)."""
+    tile of its own size (the detector's score: its recapture logit margin; with
+    ``softness``, minus the patch's fine-detail ratio instead)."""
     from tfrecap.data.pipeline import make_dataset
 
     logits_fn = None
@@ -131,7 +188,9 @@ def score_patches(data_dir: str, dataset: str, limit: int, low: float, model: Pa
         images = images.numpy().astype(np.float32)
         scores = periodicity_scores(images, low)
         margins = None
-        if logits_fn is not None:
+        if softness:
+            margins = -fine_detail_ratios(images)
+        elif logits_fn is not None:
             logits = logits_fn(images=tf.constant(images))["logits"].numpy()
             margins = logits[:, 1] - logits[:, 0]
         for k, label in enumerate(labels.numpy().tolist()):
@@ -187,23 +246,38 @@ def main(argv=None) -> int:
     parser.add_argument("--tile", type=int, default=128, help="probe tile side, px")
     parser.add_argument("--low", type=float, default=0.2,
                         help="lowest radial frequency the probe looks at, cycles/px")
+    parser.add_argument("--softness", action="store_true",
+                        help="instead of --model, score each photo's softness (model-free)")
+    parser.add_argument("--softness-rule", default="native",
+                        help="the 64-px tiles softness is measured on: native or reference-L "
+                             "(the served rule is reference-1024)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.softness and args.model is not None:
+        parser.error("--softness replaces --model: give one of them")
 
     if args.data_dir is not None:
         rows, skipped = score_patches(args.data_dir, args.dataset, args.limit, args.low,
-                                      args.model), []
+                                      args.model, args.softness), []
         settings = {"dataset": args.dataset, "split": "test", "low": args.low,
                     "tile": "the patch"}
     elif args.originals is not None and args.recaptured is not None:
-        rows, skipped = score_photos({0: args.originals, 1: args.recaptured}, args.tile,
-                                     args.low, args.model)
+        try:
+            rows, skipped = score_photos({0: args.originals, 1: args.recaptured}, args.tile,
+                                         args.low, args.model,
+                                         args.softness_rule if args.softness else None)
+        except ValueError as err:
+            parser.error(str(err))
         settings = {"tile": args.tile, "low": args.low, "aggregation": "mean over tiles"}
     else:
         parser.error("give --originals and --recaptured, or --data-dir")
     if not rows:
         parser.error("no photo could be read")
     out = summarise(rows)
+    if args.softness:
+        # The "detector" here is the model-free softness score, not a model.
+        settings["softness"] = {"tile": 64, "rule": "the patch" if args.data_dir
+                                else args.softness_rule}
     out["skipped"] = len(skipped)
     out["settings"] = settings
     print(json.dumps(out, indent=1))

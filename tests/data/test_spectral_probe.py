@@ -29,6 +29,41 @@ def test_a_fine_grid_scores_above_noise_and_smooth_content():
     assert np.isfinite(probe.periodicity_scores(np.full((1, 64, 64, 3), 7.0))).all()
 
 
+def test_the_fine_detail_ratio_orders_smooth_blurred_noise_and_grid():
+    from scipy.ndimage import gaussian_filter
+
+    size = 64
+    y, x = np.mgrid[:size, :size]
+    rng = np.random.default_rng(0)
+    smooth = 128 + 60 * np.sin(y / 9.0) + 40 * np.cos(x / 7.0)
+    noise = 128 + 20 * rng.standard_normal((size, size))
+    grid = smooth + 20 * ((x % 3 == 0) | (y % 3 == 0))
+    ratios = probe.fine_detail_ratios(np.stack(
+        [_tile(smooth), _tile(gaussian_filter(noise, 1.5)), _tile(noise), _tile(grid)]))
+    # A smooth tile: the Laplacian is 4x larger at twice the pixel spacing.
+    assert ratios[0] == pytest.approx(0.25, abs=0.02)
+    # White noise: the box downscale halves its amplitude, so about 2.
+    assert ratios[2] == pytest.approx(2.0, abs=0.2)
+    assert ratios[0] < ratios[1] < ratios[2] < ratios[3]
+    # Independent of contrast and level; a flat tile is 0, not a division by zero.
+    assert probe.fine_detail_ratios(_tile(3 * noise - 100)[None])[0] == pytest.approx(ratios[2])
+    assert probe.fine_detail_ratios(np.full((1, 16, 16, 3), 9.0))[0] == 0.0
+    with pytest.raises(ValueError, match="tiles"):
+        probe.fine_detail_ratios(np.zeros((1, 4, 4, 3)))
+
+
+def test_softness_is_measured_on_the_detectors_tiles_under_the_rule():
+    rng = np.random.default_rng(2)
+    photo = (128 + 20 * rng.standard_normal((300, 200, 3))).clip(0, 255).astype(np.uint8)
+    native = probe.softness_of_photo("native")(photo)
+    # Under reference-128 the photo is downscaled (antialiased): smoother, so softer.
+    assert probe.softness_of_photo("reference-128")(photo) > native
+    # A photo already under the reference side is not rescaled.
+    assert probe.softness_of_photo("reference-1024")(photo) == native
+    with pytest.raises(ValueError, match="scale rule"):
+        probe.softness_of_photo("1024")
+
+
 @pytest.mark.parametrize(("shape", "low"), [((2, 64, 32, 3), 0.2), ((2, 64, 64, 3), 0.6)])
 def test_bad_tiles_or_band_are_clear_errors(shape, low):
     with pytest.raises(ValueError, match="tiles|low"):
@@ -100,3 +135,28 @@ def test_test_patches_are_scored_with_the_exports_margin(synthetic_dir, exported
     assert np.allclose([r["detector"] for r in rows], logits[:, 1] - logits[:, 0], atol=1e-5)
     assert np.allclose([r["probe"] for r in rows],
                        probe.periodicity_scores(images[:12].numpy()))
+
+
+def test_softness_replaces_the_detector_in_the_summary(tmp_path):
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    for name in ("originals", "screens"):
+        (tmp_path / name).mkdir()
+    for k in range(3):
+        sharp = 128 + 25 * rng.standard_normal((160, 160))
+        soft = gaussian_filter(128 + 25 * rng.standard_normal((160, 160)), 2.0)
+        for name, image in (("originals", sharp), ("screens", soft)):
+            Image.fromarray(_tile(image).clip(0, 255).astype(np.uint8)).save(
+                tmp_path / name / f"{k}.png")
+    out_json = tmp_path / "out.json"
+    assert probe.main(["--originals", str(tmp_path / "originals"), "--recaptured",
+                       str(tmp_path / "screens"), "--softness", "--json", str(out_json)]) == 0
+    import json
+
+    out = json.loads(out_json.read_text())
+    assert out["detector_auc"] == 1.0  # every soft "screen" is softer than every original
+    assert out["settings"]["softness"] == {"tile": 64, "rule": "native"}
+    with pytest.raises(SystemExit):
+        probe.main(["--originals", str(tmp_path / "originals"), "--recaptured",
+                    str(tmp_path / "screens"), "--softness", "--model", str(tmp_path)])

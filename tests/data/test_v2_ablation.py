@@ -253,3 +253,23 @@ def test_the_docs_screen_tone_table_is_the_committed_record():
                          for p in photos], True)]
         line = f"| {label} | " + " | ".join(cells) + " |"
         assert line in page, line
+
+
+def test_the_docs_softness_table_is_the_committed_record():
+    record, page = _docs_record("softness_probe.json")
+    labels = {"real_photos_native": "real photos, native tiles",
+              "real_photos_reference_1024": "real photos, tiles under the served 1024 rule",
+              "synthetic_v2_64": "v2, 64-px test patches (2,000)",
+              "synthetic_v2_128": "v2, 128-px test patches (2,000)",
+              "v2abl_screen_tone_kept": "`screen_tone_kept`, 64-px test patches"}
+    assert set(record["sets"]) == set(labels)
+    for key, label in labels.items():
+        row = record["sets"][key]
+        cells = [f"{row['detector_auc']:.3f}",
+                 f"{row['screens_periodic']['detector_auc']:.3f}",
+                 f"{row['screens_not_periodic']['detector_auc']:.3f}"]
+        line = f"| {label} | " + " | ".join(cells) + " |"
+        # The table bolds the synthetic less-periodic halves.
+        assert line in page or line.replace(f"| {cells[2]} |", f"| **{cells[2]}** |") in page, \
+            line
+        assert "--softness" in row["command"] and row["settings"]["softness"]["tile"] == 64
