@@ -273,3 +273,11 @@ def test_the_docs_softness_table_is_the_committed_record():
         assert line in page or line.replace(f"| {cells[2]} |", f"| **{cells[2]}** |") in page, \
             line
         assert "--softness" in row["command"] and row["settings"]["softness"]["tile"] == 64
+
+
+def test_the_docs_128_px_table_is_the_committed_record():
+    record, page = _docs_record("v2_patch_128.json")
+    assert ablation.record_size(record) == 128
+    assert {row["patch_size"] for row in record["rows"]} == {128}
+    for line in ablation.arm_table(record).splitlines():
+        assert line in page, line

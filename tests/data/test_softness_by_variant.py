@@ -1,0 +1,46 @@
+"""scripts/experiments/softness_by_variant.py: variants parse like `data synth --param`, pairs
+are the same seeds for every variant, and the table is the probe's summary of them."""
+
+import json
+
+import pytest
+
+from tests.script_loader import load_script
+from tfrecap.data.simulator import V2_PARAMS
+
+script = load_script("experiments/softness_by_variant")
+
+
+def test_a_variant_is_a_name_and_param_assignments():
+    name, assignments = script.parse_variant("resolved pitch=3,6 sharpen_prob=0")
+    assert name == "resolved" and set(assignments) == {"pitch", "sharpen_prob"}
+    for bad in ("", "pitch=3,6"):
+        with pytest.raises(ValueError, match="NAME KEY=VALUE"):
+            script.parse_variant(bad)
+
+
+def test_rows_are_deterministic_and_label_both_classes():
+    first = script.variant_rows(V2_PARAMS, 2, 7)
+    assert first == script.variant_rows(V2_PARAMS, 2, 7)
+    assert [r["label"] for r in first] == [0, 1, 0, 1]
+    assert all(r["detector"] <= 0 for r in first)  # minus a ratio of energies
+
+
+def test_the_table_and_json_hold_every_variant(tmp_path, capsys):
+    out = tmp_path / "out.json"
+    assert script.main(["--pairs", "2", "--variant", "no_sharpen sharpen_prob=0",
+                        "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert list(record["variants"]) == ["v2", "no_sharpen"]
+    assert record["variants"]["v2"]["fingerprint"] == V2_PARAMS.fingerprint()
+    assert record["variants"]["no_sharpen"]["params"] == ["no_sharpen sharpen_prob=0"]
+    table = capsys.readouterr().out
+    for name, row in record["variants"].items():
+        assert (f"| {name} | {row['all']:.3f} | {row['periodic_half']:.3f} | "
+                f"{row['other_half']:.3f} |") in table
+
+
+def test_a_bad_variant_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        script.main(["--pairs", "2", "--variant", "x no_such_field=1"])
+    assert "no_such_field" in capsys.readouterr().err
