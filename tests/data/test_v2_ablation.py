@@ -281,3 +281,16 @@ def test_the_docs_128_px_table_is_the_committed_record():
     assert {row["patch_size"] for row in record["rows"]} == {128}
     for line in ablation.arm_table(record).splitlines():
         assert line in page, line
+
+
+def test_the_docs_softness_by_variant_table_is_the_committed_record():
+    record, page = _docs_record("softness_by_variant.json")
+    assert record["variants"]["v2"]["params"] == []
+    for name, row in record["variants"].items():
+        params = "v2 itself" if name == "v2" else \
+            "`" + " ".join(row["params"][0].split()[1:]) + "`"
+        line = (f"  | {name}: {params} | {row['all']:.3f} | {row['periodic_half']:.3f} | "
+                f"{row['other_half']:.3f} |")
+        assert line in page, line
+        if name != "v2":
+            assert f'--variant "{row["params"][0]}"' in record["command"]
