@@ -108,6 +108,15 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         "their screen's tone curve, gamut and glare's lift of the shadows",
         ("level_match_strength=0",),
     ),
+    # v2's recaptures carry more pixel-scale detail than its originals, the more so the larger
+    # the sensor-to-reference downscale d (softness_by_variant.py); real screen photos without
+    # a grid do not. This arm captures everything at the reference resolution (d = 1), which
+    # takes that excess away: does a detector trained without it transfer better?
+    "no_sensor_downscale": (
+        "the sensor-resolution chain: every capture is made at the reference resolution "
+        "(d = 1), with no downscale before the detector",
+        ("downscale=1,1",),
+    ),
     # An added randomization, not a switched-off one: 2-D weaves (crossed gratings: fabric,
     # mesh, grilles) on half the textured dead-leaves disks, in both classes, so that a fine
     # periodic grid alone stops meaning "screen".

@@ -230,7 +230,7 @@ def test_test_only_arms_are_not_trained_by_default_and_the_control_is_no_cross_s
 def test_the_docs_screen_tone_table_is_the_committed_record():
     import numpy as np
 
-    record, page = _docs_record("v2_screen_tone.json")
+    record, page = _docs_record("v2_paired_arms.json")
 
     def spread(values, percent):
         values = [100 * v for v in values] if percent else values
@@ -294,3 +294,25 @@ def test_the_docs_softness_by_variant_table_is_the_committed_record():
         assert line in page, line
         if name != "v2":
             assert f'--variant "{row["params"][0]}"' in record["command"]
+
+
+def test_the_docs_probe_halves_table_is_the_committed_record():
+    import numpy as np
+
+    record, page = _docs_record("v2_paired_arms.json")
+    labels = {"control": "control (retrained)", "screen_tone_kept": "`screen_tone_kept`",
+              "no_sensor_downscale": "`no_sensor_downscale`"}
+    arms = record["probe_halves"]["arms"]
+    assert set(arms) == set(labels)
+
+    def spread(values):
+        return f"{np.mean(values):.3f} [{min(values):.3f}–{max(values):.3f}]"
+
+    for arm, seeds in arms.items():
+        assert sorted(seeds) == ["0", "1", "2"]
+        assert {s["screens_periodic"]["screens"] for s in seeds.values()} == {50}
+        cells = [spread([s["detector_auc"] for s in seeds.values()]),
+                 spread([s["screens_periodic"]["detector_auc"] for s in seeds.values()]),
+                 spread([s["screens_not_periodic"]["detector_auc"] for s in seeds.values()])]
+        line = f"| {labels[arm]} | " + " | ".join(cells) + " |"
+        assert line in page, line
