@@ -82,6 +82,9 @@ def main(argv=None) -> int:
     for text in args.variant:
         try:
             name, assignments = parse_variant(text)
+            if name in variants:
+                raise ValueError(f"the name {name!r} is taken (v2 is always measured; give "
+                                 f"each variant its own name)")
             variants[name] = with_overrides(V2_PARAMS, assignments)
         except (ValueError, ParamOverrideError) as err:
             parser.error(f"--variant {text!r}: {err}")

@@ -25,9 +25,10 @@ probe sees no periodic trace?
 
 With ``--softness`` a second model-free score takes the detector's place: how soft the photo
 is at the finest scale (minus :func:`fine_detail_ratios`, averaged over 64-px tiles cut under
-``--softness-rule``, the detector's own view). Its AUC says whether photos of screens are softer
-(above 0.5) or sharper (below) than direct photos, overall and on each half of the split, on
-real photos and on a simulator's patches alike: a cue the simulator has the wrong way round
+``--softness-rule``, the detector's own view; with ``--data-dir``, of each patch whole). Its
+AUC says whether photos of screens are softer (above 0.5) or sharper (below) than direct
+photos, overall and on each half of the split, on real photos and on a simulator's patches
+alike: a cue the simulator has the wrong way round
 is one a detector trained on it cannot learn.
 
 Run (the folders are real photos you hold; never commit them)::
@@ -248,13 +249,18 @@ def main(argv=None) -> int:
                         help="lowest radial frequency the probe looks at, cycles/px")
     parser.add_argument("--softness", action="store_true",
                         help="instead of --model, score each photo's softness (model-free)")
-    parser.add_argument("--softness-rule", default="native",
-                        help="the 64-px tiles softness is measured on: native or reference-L "
-                             "(the served rule is reference-1024)")
+    parser.add_argument("--softness-rule", default=None,
+                        help="with --softness on photo folders: the 64-px tiles softness is "
+                             "measured on, native (the default) or reference-L (the served "
+                             "rule is reference-1024)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.softness and args.model is not None:
         parser.error("--softness replaces --model: give one of them")
+    if args.softness_rule is not None and (not args.softness or args.data_dir is not None):
+        parser.error("--softness-rule is for --softness on photo folders (a dataset's patches "
+                     "are measured whole)")
+    softness_rule = args.softness_rule or "native"
 
     if args.data_dir is not None:
         rows, skipped = score_patches(args.data_dir, args.dataset, args.limit, args.low,
@@ -265,7 +271,7 @@ def main(argv=None) -> int:
         try:
             rows, skipped = score_photos({0: args.originals, 1: args.recaptured}, args.tile,
                                          args.low, args.model,
-                                         args.softness_rule if args.softness else None)
+                                         softness_rule if args.softness else None)
         except ValueError as err:
             parser.error(str(err))
         settings = {"tile": args.tile, "low": args.low, "aggregation": "mean over tiles"}
@@ -276,8 +282,8 @@ def main(argv=None) -> int:
     out = summarise(rows)
     if args.softness:
         # The "detector" here is the model-free softness score, not a model.
-        settings["softness"] = {"tile": 64, "rule": "the patch" if args.data_dir
-                                else args.softness_rule}
+        settings["softness"] = ({"tile": "the patch"} if args.data_dir is not None
+                                else {"tile": 64, "rule": softness_rule})
     out["skipped"] = len(skipped)
     out["settings"] = settings
     print(json.dumps(out, indent=1))

@@ -157,6 +157,7 @@ def test_softness_replaces_the_detector_in_the_summary(tmp_path):
     out = json.loads(out_json.read_text())
     assert out["detector_auc"] == 1.0  # every soft "screen" is softer than every original
     assert out["settings"]["softness"] == {"tile": 64, "rule": "native"}
-    with pytest.raises(SystemExit):
-        probe.main(["--originals", str(tmp_path / "originals"), "--recaptured",
-                    str(tmp_path / "screens"), "--softness", "--model", str(tmp_path)])
+    for extra in (["--softness", "--model", str(tmp_path)], ["--softness-rule", "native"]):
+        with pytest.raises(SystemExit):
+            probe.main(["--originals", str(tmp_path / "originals"), "--recaptured",
+                        str(tmp_path / "screens"), *extra])

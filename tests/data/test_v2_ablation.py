@@ -272,7 +272,12 @@ def test_the_docs_softness_table_is_the_committed_record():
         # The table bolds the synthetic less-periodic halves.
         assert line in page or line.replace(f"| {cells[2]} |", f"| **{cells[2]}** |") in page, \
             line
-        assert "--softness" in row["command"] and row["settings"]["softness"]["tile"] == 64
+        assert "--softness" in row["command"]
+        # Photos: 64-px tiles under a rule; a dataset's patches are measured whole.
+        expected = ({"tile": "the patch"} if "--data-dir" in row["command"] else
+                    {"tile": 64, "rule": "reference-1024" if "reference-1024" in row["command"]
+                     else "native"})
+        assert row["settings"]["softness"] == expected
 
 
 def test_the_docs_128_px_table_is_the_committed_record():
@@ -316,3 +321,19 @@ def test_the_docs_probe_halves_table_is_the_committed_record():
                  spread([s["screens_not_periodic"]["detector_auc"] for s in seeds.values()])]
         line = f"| {labels[arm]} | " + " | ".join(cells) + " |"
         assert line in page, line
+
+
+def test_the_docs_128_px_probe_halves_are_the_committed_record():
+    import numpy as np
+
+    record, page = _docs_record("v2_patch_128.json")
+    page = " ".join(page.split())
+    seeds = record["probe_halves"]["arms"]["control"]
+    assert sorted(seeds) == ["0", "1", "2"]
+
+    def spread(key):
+        values = [s[key]["detector_auc"] for s in seeds.values()]
+        return f"{np.mean(values):.3f} [{min(values):.3f}–{max(values):.3f}]"
+
+    assert (f"the 128-px detectors score {spread('screens_periodic')} on the 50 most periodic "
+            f"screen photos and {spread('screens_not_periodic')} on the other 49") in page

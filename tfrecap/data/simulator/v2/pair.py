@@ -142,13 +142,14 @@ def match_means(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
     A gain keeps every ratio inside a channel, so the tone curve the light went through (a
     panel's gamma, an additive glare) is still in it. The means are taken on the same strided
-    subsamples as `match_levels`' quantiles; a black channel is left black.
+    subsamples as `match_levels`' quantiles; a channel that is black (mean below 1e-8 of full
+    scale, where a gain would be unbounded) is left black.
     """
     out = np.empty(image.shape, np.float32)
     for c in range(3):
         have = float(np.mean(image[::3, ::3, c]))
         want = float(np.mean(reference[::3, ::3, c]))
-        out[..., c] = image[..., c] * (want / have if have > 0.0 else 0.0)
+        out[..., c] = image[..., c] * (want / have if have > 1e-8 else 0.0)
     return out
 
 

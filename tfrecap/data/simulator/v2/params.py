@@ -109,11 +109,12 @@ class SimulatorParamsV2:
         diffuser_sigma: its blur of the emitted mosaic, in display px.
         level_match_strength: how much of the screen's tone reproduction the pair's level
             matching erases. 1 (the committed v2): per-channel quantile matching, so the
-            recapture gets the original's levels and the display's gamma, gamut, brightness
-            and glare's lift shape only local structure. 0: only each channel's mean is
-            matched (exposure and white balance), so the recapture keeps the screen's tone
-            curve and contrast. Between: a blend of the two maps (added later; see
-            `ADDED_FIELDS`).
+            recapture gets the original's levels in each channel and the display's gamma,
+            brightness, white point and glare's lift shape only local structure (its gamut
+            partly survives: saturation about the grey axis is not a per-channel level).
+            0: only each channel's mean is matched (exposure and white balance), so the
+            recapture keeps the screen's tone curve and contrast. Between: a blend of the two
+            maps (added later; see `ADDED_FIELDS`).
         subpixel_samples: fine samples wanted across one stripe sub-pixel column; the
             supersampling is ceil(3 * subpixel_samples / p) per sensor px, at most
             `max_supersample` and at most `fine_budget` / canvas.
