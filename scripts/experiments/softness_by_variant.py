@@ -12,6 +12,13 @@ less periodic half to 0.5 or above has found the source.
     python scripts/experiments/softness_by_variant.py --pairs 150 \\
         --variant "no_sharpen sharpen_prob=0" --variant "resolved_pitch pitch=3,6"
 
+``--components`` also measures v2 with its screen replaced, within this process, by two
+stand-ins: ``no_screen`` (the recapture is a second capture of the scene itself, with the
+recapture's own pose and camera: the score's null, which is not 0.5 on the halves, because a
+tile that the probe finds less periodic tends to be one with more broadband fine detail) and
+``no_subpixel_mosaic`` (the screen with each display pixel lit uniformly over its area,
+``display.recapture_light(..., mosaic=False)``).
+
 Dead-leaves scenes only (the bundled photos need a split's regions); pairs are seeded
 ``--seed + i``, the same for every variant, so variants differ only by their parameters.
 """
@@ -19,6 +26,8 @@ Dead-leaves scenes only (the bundled photos need a split's regions); pairs are s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib.util
 import json
 import shlex
@@ -46,6 +55,29 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     return words[0], parse_assignments(words[1:])
 
 
+COMPONENTS = ("no_screen", "no_subpixel_mosaic")
+
+
+@contextlib.contextmanager
+def screen_replaced(component: str):
+    """Within the block, v2's recaptures are made by the stand-in ``component``."""
+    from tfrecap.data.simulator.v2 import display
+
+    real = display.recapture_light
+    if component == "no_screen":
+        def stand_in(scene, pose, screen, window, params):
+            return display.original_light(scene, pose, window)
+    elif component == "no_subpixel_mosaic":
+        stand_in = functools.partial(real, mosaic=False)
+    else:
+        raise ValueError(f"unknown component {component!r}: use one of {', '.join(COMPONENTS)}")
+    display.recapture_light = stand_in
+    try:
+        yield
+    finally:
+        display.recapture_light = real
+
+
 def variant_rows(params, pairs: int, seed: int, size: int = 64) -> list[dict]:
     """Label, periodicity probe and softness score of ``pairs`` dead-leaves pairs."""
     from tfrecap.data.simulator import simulate_pair
@@ -70,6 +102,9 @@ def main(argv=None) -> int:
                         help='"NAME KEY=VALUE ..." (repeatable); v2 itself is always measured')
     parser.add_argument("--pairs", type=int, default=150)
     parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--components", action="store_true",
+                        help="also measure v2 with its screen replaced by the stand-ins "
+                             f"{' and '.join(COMPONENTS)}")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.pairs < 2:
@@ -82,7 +117,7 @@ def main(argv=None) -> int:
     for text in args.variant:
         try:
             name, assignments = parse_variant(text)
-            if name in variants:
+            if name in variants or name in COMPONENTS:
                 raise ValueError(f"the name {name!r} is taken (v2 is always measured; give "
                                  f"each variant its own name)")
             variants[name] = with_overrides(V2_PARAMS, assignments)
@@ -91,12 +126,17 @@ def main(argv=None) -> int:
     probe = _probe_script()
     out = {"pairs": args.pairs, "seed": args.seed, "size": 64, "scenes": "dead leaves",
            "variants": {}}
+    runs = [(name, params, None) for name, params in variants.items()]
+    if args.components:
+        runs += [(component, V2_PARAMS, component) for component in COMPONENTS]
     print("| variant | softness AUC, all | most periodic half | other half |")
     print("|---|---|---|---|")
-    for name, params in variants.items():
-        summary = probe.summarise(variant_rows(params, args.pairs, args.seed))
+    for name, params, component in runs:
+        with screen_replaced(component) if component else contextlib.nullcontext():
+            summary = probe.summarise(variant_rows(params, args.pairs, args.seed))
         record = {"params": [t for t in args.variant if shlex.split(t)[0] == name],
                   "fingerprint": params.fingerprint(),
+                  **({"screen_replaced_by": component} if component else {}),
                   "all": summary["detector_auc"],
                   "periodic_half": summary["screens_periodic"]["detector_auc"],
                   "other_half": summary["screens_not_periodic"]["detector_auc"],

@@ -3,6 +3,7 @@ are the same seeds for every variant, and the table is the probe's summary of th
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.script_loader import load_script
@@ -57,3 +58,28 @@ def test_a_bad_variant_is_a_clear_error(capsys, variants, message):
     with pytest.raises(SystemExit):
         script.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_the_stand_in_screens_replace_v2s_and_are_put_back():
+    from tfrecap.data.simulator.v2 import display
+
+    real = display.recapture_light
+    v2 = script.variant_rows(V2_PARAMS, 3, 11)
+    screens = {}
+    for component in script.COMPONENTS:
+        with script.screen_replaced(component):
+            assert display.recapture_light is not real
+            screens[component] = script.variant_rows(V2_PARAMS, 3, 11)
+        assert display.recapture_light is real
+        # The originals are the same pairs; only the recaptures change.
+        assert [r for r in screens[component] if r["label"] == 0] == \
+            [r for r in v2 if r["label"] == 0]
+    # Without its sub-pixel mosaic the screen leaves softer recaptures than v2's own.
+    def mean_softness(rows):
+        return np.mean([r["detector"] for r in rows if r["label"] == 1])
+
+    assert mean_softness(screens["no_subpixel_mosaic"]) > mean_softness(v2)
+    with pytest.raises(ValueError, match="unknown component"):
+        with script.screen_replaced("no_display"):
+            pass
+    assert display.recapture_light is real

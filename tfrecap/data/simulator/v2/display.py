@@ -115,9 +115,16 @@ def nuisances(light: np.ndarray, display: Display, window: SensorWindow) -> np.n
 
 
 def recapture_light(
-    scene: Scene, pose: Pose, display: Display, window: SensorWindow, params: SimulatorParamsV2
+    scene: Scene, pose: Pose, display: Display, window: SensorWindow, params: SimulatorParamsV2,
+    *, mosaic: bool = True,
 ) -> np.ndarray:
-    """Linear light a sensor window records of a screen showing the scene: [H, W, 3]."""
+    """Linear light a sensor window records of a screen showing the scene: [H, W, 3].
+
+    ``mosaic=False`` is a diagnostic, used by no simulator version: each display pixel emits
+    its colour uniformly over its whole area (no sub-pixel layout, no black matrix), so that
+    what the sub-pixel mosaic alone contributes can be measured
+    (``scripts/experiments/softness_by_variant.py --components``).
+    """
     q = supersampling(display.pitch, max(window.height, window.width), params)
     sigma = math.hypot(pose.lens_sigma, display.diffuser_sigma * display.pitch)
     u, v = fine_grid(window, q, sigma)
@@ -134,8 +141,11 @@ def recapture_light(
     touched = np.zeros((y1 - y0, x1 - x0), bool)
     touched[iy - y0, ix - x0] = True
     levels = screen_light(scene, pose, display, x0, y0, touched)
-    flat = ((iy - y0) * (x1 - x0) + (ix - x0)) * 3 + column
-    value = levels.ravel()[flat] * lit
+    pixel = (iy - y0) * (x1 - x0) + (ix - x0)
+    if not mosaic:
+        field = levels.reshape(-1, 3)[pixel].astype(np.float32)
+        return nuisances(lens_and_aperture(field, q, sigma), display, window)
+    value = levels.ravel()[pixel * 3 + column] * lit
     field = np.zeros(value.shape + (3,), np.float32)
     np.put_along_axis(field, column[..., None], value[..., None], axis=-1)
     return nuisances(lens_and_aperture(field, q, sigma), display, window)
