@@ -73,10 +73,11 @@ def test_one_real_folder_alone_is_a_usage_error():
 def test_ablation_rules_and_rows():
     ablation = load_script("experiments/scale_and_aggregation")
     pixels = np.zeros((1500, 1100, 3), np.uint8)
-    assert ablation._tiles(pixels, 64, "native", 64).shape == (63, 64, 64, 3)  # 23x17 capped
-    assert ablation._tiles(pixels, 64, "reference-1024", 300).shape[0] == 16 * 11
+    # 23 x 17 tiles, capped at 64.
+    assert ablation.tiles_under_rule(pixels, 64, "native", 64).shape == (63, 64, 64, 3)
+    assert ablation.tiles_under_rule(pixels, 64, "reference-1024", 300).shape[0] == 16 * 11
     with pytest.raises(ValueError, match="scale rule"):
-        ablation._tiles(pixels, 64, "half", 64)
+        ablation.tiles_under_rule(pixels, 64, "half", 64)
     per_rule = {"reference-1024": ([np.array([0.1, 0.2]), np.array([0.9, 0.1])], [0, 1])}
     rows = ablation.summarise(per_rule, Verdict("top_k", 0.5))
     top_k = next(r for r in rows if r["aggregation"] == "top_k")

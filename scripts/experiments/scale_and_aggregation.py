@@ -26,15 +26,23 @@ from pathlib import Path
 import numpy as np
 
 
-def _tiles(pixels: np.ndarray, size: int, rule: str, max_tiles: int) -> np.ndarray:
-    """Tiles under ``rule``: "native" (no scaling) or "reference-L" (long side at most L)."""
-    from tfrecap.data.tiling import cut_tiles, served_tiles
-
+def rule_long_side(rule: str) -> int | None:
+    """The long side ``rule`` scales a photo to: None for "native" (no scaling), L for
+    "reference-L" (long side at most L, antialiased, never upsampled)."""
     if rule == "native":
-        return cut_tiles(pixels, size, max_tiles)[1].astype(np.float32)
+        return None
     if not rule.startswith("reference-") or not rule[len("reference-"):].isdigit():
         raise ValueError(f"unknown scale rule {rule!r}: use native or reference-L")
-    long_side = int(rule[len("reference-"):])
+    return int(rule[len("reference-"):])
+
+
+def tiles_under_rule(pixels: np.ndarray, size: int, rule: str, max_tiles: int) -> np.ndarray:
+    """Tiles under ``rule`` (see `rule_long_side`), float32 [T, size, size, 3]."""
+    from tfrecap.data.tiling import cut_tiles, served_tiles
+
+    long_side = rule_long_side(rule)
+    if long_side is None:
+        return cut_tiles(pixels, size, max_tiles)[1].astype(np.float32)
     return served_tiles(pixels, size, max_tiles, long_side)[1].astype(np.float32)
 
 
@@ -61,7 +69,7 @@ def tile_probabilities(model: Path, folders: dict[int, Path], rules: tuple[str, 
             except (BadImageError, OSError) as err:
                 skipped.append({"path": str(path), "error": str(err)})
                 continue
-            tiles = {rule: _tiles(pixels, size, rule, max_tiles) for rule in rules}
+            tiles = {rule: tiles_under_rule(pixels, size, rule, max_tiles) for rule in rules}
             if not all(len(t) for t in tiles.values()):
                 skipped.append({"path": str(path), "error": "too small after scaling"})
                 continue

@@ -1,13 +1,14 @@
 """Which part of simulator v2 makes its recaptures sharper than its originals? No training.
 
 `spectral_probe.py --softness` found v2's recaptures carrying more pixel-scale detail than its
-originals, most of all where no periodic grid shows, while real photos of screens without a
-grid carry little or none (docs/real_photos.md). This script simulates the same number of
-dead-leaves pairs under v2 and under each variant given (``--variant "NAME KEY=VALUE ..."``, the
-assignments of ``data synth --param``), and gives for each the softness score's AUC ("softer =
-screen"; below 0.5 the recaptures are sharper), overall and on each half of the recaptures
-split at their median periodicity probe score, as the probe does. A variant that brings the
-less periodic half to 0.5 or above has found the source.
+originals, on both halves of the probe's split against the score's null (``--components``),
+while real photos of screens without a grid carry little or none (docs/real_photos.md). This
+script simulates the same number of dead-leaves pairs under v2 and under each variant given
+(``--variant "NAME KEY=VALUE ..."``, the assignments of ``data synth --param``), and gives
+for each the softness score's AUC ("softer = screen"; below 0.5 the recaptures are sharper),
+overall and on each half of the recaptures split at their median periodicity probe score, as
+the probe does. A variant that brings both halves to the null (``no_screen``) has found the
+source.
 
     python scripts/experiments/softness_by_variant.py --pairs 150 \\
         --variant "no_sharpen sharpen_prob=0" --variant "resolved_pitch pitch=3,6"
@@ -28,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import importlib.util
 import json
 import shlex
 import sys
@@ -36,13 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _probe_script():
-    path = Path(__file__).with_name("spectral_probe.py")
-    spec = importlib.util.spec_from_file_location("spectral_probe", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The sibling spectral_probe.py imports by name, as scripts/benchmark.py does with
+# scripts/bench/; it is imported where used (once per process: Python caches it).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -80,9 +76,10 @@ def screen_replaced(component: str):
 
 def variant_rows(params, pairs: int, seed: int, size: int = 64) -> list[dict]:
     """Label, periodicity probe and softness score of ``pairs`` dead-leaves pairs."""
+    import spectral_probe as probe
+
     from tfrecap.data.simulator import simulate_pair
 
-    probe = _probe_script()
     images, labels = [], []
     for i in range(pairs):
         for label, image in enumerate(simulate_pair(None, size, np.random.default_rng(seed + i),
@@ -123,7 +120,8 @@ def main(argv=None) -> int:
             variants[name] = with_overrides(V2_PARAMS, assignments)
         except (ValueError, ParamOverrideError) as err:
             parser.error(f"--variant {text!r}: {err}")
-    probe = _probe_script()
+    import spectral_probe as probe
+
     out = {"pairs": args.pairs, "seed": args.seed, "size": 64, "scenes": "dead leaves",
            "variants": {}}
     runs = [(name, params, None) for name, params in variants.items()]

@@ -50,6 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
+# The sibling scripts (scale_and_aggregation.py) import by name, as scripts/benchmark.py does
+# with scripts/bench/; they are imported where used.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 LUMA = np.array([0.299, 0.587, 0.114])
 # Luma levels (of 255) of noise below which the high band counts as empty.
 NOISE_FLOOR = 1.0
@@ -108,20 +112,15 @@ def fine_detail_ratios(tiles: np.ndarray) -> np.ndarray:
 def softness_of_photo(rule: str, size: int = 64):
     """The photo softness score: minus the mean fine-detail ratio of its ``size``-px tiles,
     cut at native resolution (``rule`` "native") or under the served scale rule
-    ("reference-L": long side at most L, antialiased, never upsampled)."""
-    from tfrecap.data.tiling import DEFAULT_MAX_TILES, cut_tiles, served_tiles
+    ("reference-L": long side at most L, antialiased, never upsampled). A bad rule is an
+    error here, before any photo is read."""
+    from scale_and_aggregation import rule_long_side, tiles_under_rule
 
-    if rule == "native":
-        def cut(pixels):
-            return cut_tiles(pixels, size, DEFAULT_MAX_TILES)[1]
-    elif rule.startswith("reference-") and rule[len("reference-"):].isdigit():
-        long_side = int(rule[len("reference-"):])
+    from tfrecap.data.tiling import DEFAULT_MAX_TILES
 
-        def cut(pixels):
-            return served_tiles(pixels, size, DEFAULT_MAX_TILES, long_side)[1]
-    else:
-        raise ValueError(f"unknown scale rule {rule!r}: use native or reference-L")
-    return lambda pixels: -float(np.mean(fine_detail_ratios(cut(pixels))))
+    rule_long_side(rule)
+    return lambda pixels: -float(np.mean(fine_detail_ratios(
+        tiles_under_rule(pixels, size, rule, DEFAULT_MAX_TILES))))
 
 
 def score_photos(folders: dict[int, Path], tile: int, low: float, model: Path | None,
@@ -138,6 +137,7 @@ def score_photos(folders: dict[int, Path], tile: int, low: float, model: Path | 
         detector = softness_of_photo(softness_rule)
     elif model is not None:
         import tensorflow as tf
+        from scale_and_aggregation import tiles_under_rule
 
         from tfrecap.export import latest_version_dir
         from tfrecap.verdict import Verdict, aggregate_np
@@ -146,8 +146,7 @@ def score_photos(folders: dict[int, Path], tile: int, low: float, model: Path | 
         logits_fn = tf.saved_model.load(str(latest_version_dir(model))).signatures["logits"]
         size = int(logits_fn.structured_input_signature[1]["images"].shape[1])
         def detector(pixels):
-            # Native tiles, the "native" rule of scale_and_aggregation.py.
-            tiles = cut_tiles(pixels, size, DEFAULT_MAX_TILES)[1].astype(np.float32)
+            tiles = tiles_under_rule(pixels, size, "native", DEFAULT_MAX_TILES)
             logits = logits_fn(images=tf.constant(tiles))["logits"]
             # The served mean-logit aggregation (clipped), as scale_and_aggregation.py has it.
             return aggregate_np(tf.nn.softmax(logits)[:, 1].numpy().astype(np.float64),

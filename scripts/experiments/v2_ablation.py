@@ -37,13 +37,16 @@ arms (and seeds) already there, so an interrupted run goes on where it stopped.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+# The sibling scale_and_aggregation.py imports by name, as scripts/benchmark.py does with
+# scripts/bench/; it is imported where used.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CONTROL = "control"
 PATCH_SIZE = 64  # the default; --size 128 runs the same arms on v2's 128-px patches
@@ -111,7 +114,7 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
     # v2's recaptures carry more pixel-scale detail than its originals, the more so the larger
     # the sensor-to-reference downscale d (softness_by_variant.py); real screen photos without
     # a grid do not. This arm captures everything at the reference resolution (d = 1), which
-    # takes that excess away: does a detector trained without it transfer better?
+    # reduces that excess: does a detector trained with less of it transfer better?
     "no_sensor_downscale": (
         "the sensor-resolution chain: every capture is made at the reference resolution "
         "(d = 1), with no downscale before the detector",
@@ -175,14 +178,6 @@ def synth_command(arm: str, count: int, size: int = PATCH_SIZE) -> str:
     return " ".join(words)
 
 
-def _scale_script():
-    path = Path(__file__).with_name("scale_and_aggregation.py")
-    spec = importlib.util.spec_from_file_location("scale_and_aggregation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def patch_accuracy(model, data_dir: str, dataset: str, limit: int) -> dict:
     """Accuracy of ``model`` (logits) on the first ``limit`` test patches, and per class."""
     from tfrecap.data.pipeline import make_dataset
@@ -203,9 +198,10 @@ def patch_accuracy(model, data_dir: str, dataset: str, limit: int) -> dict:
 
 def photo_rows(export: Path, originals: Path, recaptured: Path) -> dict:
     """Whole-image AUC and accuracies at 0.5 on the photo folders, per rule and aggregation."""
+    import scale_and_aggregation as scale
+
     from tfrecap.export import latest_version_dir, load_verdict
 
-    scale = _scale_script()
     per_rule, skipped = scale.tile_probabilities(export, {0: originals, 1: recaptured},
                                                  SCALE_RULES)
     rows = scale.summarise(per_rule, load_verdict(latest_version_dir(export)))

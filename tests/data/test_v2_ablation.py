@@ -146,6 +146,17 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f} %"
 
 
+def _mean_range(values, percent: bool = False) -> str:
+    """The docs' "mean [min–max]" over seeds: "72.0 % [71.5–72.8]" or "0.652 [0.590–0.704]"."""
+    import numpy as np
+
+    if percent:
+        values = [100 * v for v in values]
+    fmt = "{:.1f}" if percent else "{:.3f}"
+    return (f"{fmt.format(np.mean(values))}{' %' if percent else ''} "
+            f"[{fmt.format(min(values))}–{fmt.format(max(values))}]")
+
+
 def test_the_docs_held_out_family_table_is_the_committed_record():
     record, page = _docs_record("v2_heldout_layouts.json")
     lines = page.splitlines()
@@ -228,16 +239,8 @@ def test_test_only_arms_are_not_trained_by_default_and_the_control_is_no_cross_s
 
 
 def test_the_docs_screen_tone_table_is_the_committed_record():
-    import numpy as np
-
     record, page = _docs_record("v2_paired_arms.json")
-
-    def spread(values, percent):
-        values = [100 * v for v in values] if percent else values
-        fmt = "{:.1f}" if percent else "{:.3f}"
-        text = (f"{fmt.format(np.mean(values))}{' %' if percent else ''} "
-                f"[{fmt.format(min(values))}–{fmt.format(max(values))}]")
-        return text
+    spread = _mean_range
 
     for arm, label in ((ablation.CONTROL, "control (retrained)"),
                        ("screen_tone_kept", "`screen_tone_kept`")):
@@ -309,16 +312,12 @@ def test_the_docs_softness_by_variant_table_is_the_committed_record():
 
 
 def test_the_docs_probe_halves_table_is_the_committed_record():
-    import numpy as np
-
     record, page = _docs_record("v2_paired_arms.json")
     labels = {"control": "control (retrained)", "screen_tone_kept": "`screen_tone_kept`",
               "no_sensor_downscale": "`no_sensor_downscale`"}
     arms = record["probe_halves"]["arms"]
     assert set(arms) == set(labels)
-
-    def spread(values):
-        return f"{np.mean(values):.3f} [{min(values):.3f}–{max(values):.3f}]"
+    spread = _mean_range
 
     for arm, seeds in arms.items():
         assert sorted(seeds) == ["0", "1", "2"]
@@ -331,16 +330,13 @@ def test_the_docs_probe_halves_table_is_the_committed_record():
 
 
 def test_the_docs_128_px_probe_halves_are_the_committed_record():
-    import numpy as np
-
     record, page = _docs_record("v2_patch_128.json")
     page = " ".join(page.split())
     seeds = record["probe_halves"]["arms"]["control"]
     assert sorted(seeds) == ["0", "1", "2"]
 
     def spread(key):
-        values = [s[key]["detector_auc"] for s in seeds.values()]
-        return f"{np.mean(values):.3f} [{min(values):.3f}–{max(values):.3f}]"
+        return _mean_range([s[key]["detector_auc"] for s in seeds.values()])
 
     assert (f"the 128-px detectors score {spread('screens_periodic')} on the 50 most periodic "
             f"screen photos and {spread('screens_not_periodic')} on the other 49") in page
