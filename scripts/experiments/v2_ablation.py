@@ -120,6 +120,14 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         "(d = 1), with no downscale before the detector",
         ("downscale=1,1",),
     ),
+    # An added stage of the camera, not a switched-off one: every capture, both classes, a
+    # burst of 2-8 frames (HDR+'s range) merged on the scene. v2's recaptures keep more of the
+    # screen's mosaic as pixel-scale detail than real screen photos without a grid do
+    # (softness_by_variant.py); a phone's merge averages the mosaic's aliasing down.
+    "burst_merge": (
+        "nothing; adds a merged burst of 2-8 hand-shaken frames to every capture, both classes",
+        ("burst_frames=2,8",),
+    ),
     # An added randomization, not a switched-off one: 2-D weaves (crossed gratings: fabric,
     # mesh, grilles) on half the textured dead-leaves disks, in both classes, so that a fine
     # periodic grid alone stops meaning "screen".
@@ -130,7 +138,7 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 # Arms that add a randomization the committed v2 does not have, instead of switching one off.
-ADDED_ARMS = frozenset({"with_weaves"})
+ADDED_ARMS = frozenset({"with_weaves", "burst_merge"})
 # Arms that are test sets for --cross, left out of the default --arms.
 TEST_ONLY_ARMS = frozenset({"oled_layouts_only"})
 DEFAULT_ARMS = tuple(a for a in ARMS if a not in TEST_ONLY_ARMS)

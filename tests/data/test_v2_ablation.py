@@ -50,6 +50,10 @@ def test_the_weaves_arm_adds_only_weaves():
     assert _changed(ablation.arm_params("with_weaves")) == {"dead_leaves_weave_prob": 0.5}
 
 
+def test_the_burst_arm_adds_only_a_merged_burst():
+    assert _changed(ablation.arm_params("burst_merge")) == {"burst_frames": (2, 8)}
+
+
 @pytest.mark.parametrize("arm", list(ablation.ARMS))
 def test_the_recorded_command_builds_the_arms_data(arm):
     words = ablation.synth_command(arm, 3000).split()

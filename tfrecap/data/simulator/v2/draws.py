@@ -82,6 +82,7 @@ class Camera:
     tone_gamma: float
     s_curve: float
     jpeg_quality: int
+    burst_frames: int = 1  # frames merged (1: a single frame, the committed v2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +161,12 @@ def draw_camera(rng: np.random.Generator, params: SimulatorParamsV2) -> Camera:
     amount, radius = float(rng.uniform(*params.sharpen_amount)), float(
         rng.uniform(*params.sharpen_sigma))
     amount = amount if _chance(rng, params.sharpen_prob) else 0.0
+    tone_gamma, s_curve = float(rng.uniform(*params.tone_gamma)), float(
+        rng.uniform(*params.tone_s_curve))
+    quality = int(rng.integers(params.phone_jpeg_quality[0], params.phone_jpeg_quality[1] + 1))
+    low, high = params.burst_frames
+    # Drawn last, and only when there is a choice, so v2's stream is unchanged at (1, 1).
+    frames = int(rng.integers(low, high + 1)) if high > low else low
     return Camera(
         cfa_phase=cfa,
         exposure=exposure,
@@ -169,11 +176,22 @@ def draw_camera(rng: np.random.Generator, params: SimulatorParamsV2) -> Camera:
         demosaic=demosaic,
         denoise_sigma=denoise,
         sharpen=(amount, radius),
-        tone_gamma=float(rng.uniform(*params.tone_gamma)),
-        s_curve=float(rng.uniform(*params.tone_s_curve)),
-        jpeg_quality=int(rng.integers(params.phone_jpeg_quality[0],
-                                      params.phone_jpeg_quality[1] + 1)),
+        tone_gamma=tone_gamma,
+        s_curve=s_curve,
+        jpeg_quality=quality,
+        burst_frames=frames,
     )
+
+
+def draw_burst_shifts(rng: np.random.Generator, camera: Camera,
+                      params: SimulatorParamsV2) -> np.ndarray:
+    """The hand's (row, column) shift of each frame after the first, sensor px: [frames - 1, 2].
+
+    Nothing is drawn for a single frame, so v2's stream is unchanged.
+    """
+    if camera.burst_frames == 1:
+        return np.zeros((0, 2))
+    return rng.uniform(-params.burst_shift, params.burst_shift, (camera.burst_frames - 1, 2))
 
 
 def draw_post(rng: np.random.Generator, params: SimulatorParamsV2, downscale: float) -> Post:

@@ -16,6 +16,7 @@ from scipy import ndimage
 from tfrecap.data.simulator.camera import demosaic as bilinear_demosaic
 from tfrecap.data.simulator.camera import mosaic
 from tfrecap.data.simulator.v2.draws import Camera
+from tfrecap.data.simulator.v2.optics import SensorWindow
 
 # Malvar, He & Cutler (ICASSP 2004), Fig. 2, times 8.
 _G_AT_RB = np.array([[0, 0, -1, 0, 0], [0, 0, 2, 0, 0], [-1, 2, 4, 2, -1], [0, 0, 2, 0, 0],
@@ -54,6 +55,41 @@ def sense(linear: np.ndarray, camera: Camera, rng: np.random.Generator) -> np.nd
     else:
         rgb = bilinear_demosaic(raw, camera.cfa_phase)
     return np.clip(rgb, 0.0, None).astype(np.float32)
+
+
+def sense_burst(first_light: np.ndarray, render, window: SensorWindow, camera: Camera,
+                shifts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`sense` of a burst: the first frame and one more per shift, merged on the scene.
+
+    Frame k's sensor window is moved by its shift (rows, columns; sensor px), so it samples
+    the light at another sub-pixel phase. Realigned by that shift (cubic spline), what is
+    resolved lines up with the first frame, while what the sensor aliased, a screen's moiré
+    above all, lands at another phase in each frame and averages down; so does the noise
+    (each frame draws its own). This is an ideal merge: known shifts, no robustness weights
+    (HDR+, Hasinoff et al. 2016; Wronski et al. 2019).
+
+    Args:
+        first_light: the first frame's linear light, `render(window)`.
+        render: callable SensorWindow -> linear light [H, W, 3] of that window.
+        window: the first frame's sensor window.
+        camera: the capture's camera; its noise and demosaicing serve every frame.
+        shifts: [frames - 1, 2] shifts of the further frames (`draws.draw_burst_shifts`);
+            empty for one frame, which is then `sense` itself.
+        rng: the noise's generator.
+
+    Returns:
+        float32 [H, W, 3] linear RGB, >= 0.
+    """
+    merged = sense(first_light, camera, rng)
+    if not len(shifts):
+        return merged
+    for dy, dx in shifts:
+        moved = SensorWindow(window.top + dy, window.left + dx, window.height, window.width,
+                             window.half)
+        frame = sense(render(moved), camera, rng)
+        # Row i of the moved frame saw sensor row i + dy of the first: back by dy.
+        merged += ndimage.shift(frame, (dy, dx, 0.0), order=3, mode="nearest")
+    return np.clip(merged / (len(shifts) + 1), 0.0, None).astype(np.float32)
 
 
 def process(rgb: np.ndarray, camera: Camera) -> np.ndarray:

@@ -20,6 +20,7 @@ from tfrecap import names
 from tfrecap.data.simulator.v2 import display as screen
 from tfrecap.data.simulator.v2 import isp, post, scenes
 from tfrecap.data.simulator.v2.draws import (
+    draw_burst_shifts,
     draw_camera,
     draw_display,
     draw_pose,
@@ -57,10 +58,15 @@ def window_radius(size: int, params: SimulatorParamsV2 = V2_PARAMS) -> int:
     return math.ceil(scene_half(size, params))
 
 
-def capture(light, camera, post_draw, size, params, rng):
-    """Camera, delivery and crop of one capture's linear light: uint8 [S, S, 3]."""
+def capture(light, camera, post_draw, size, params, rng, render=None, window=None):
+    """Camera, delivery and crop of one capture's linear light: uint8 [S, S, 3].
+
+    With a burst camera, `render` (SensorWindow -> linear light) and the first frame's
+    `window` give the further frames (`isp.sense_burst`).
+    """
     n_ref = size + 2 * params.margin
-    image = isp.process(isp.sense(light, camera, rng), camera)
+    shifts = draw_burst_shifts(rng, camera, params)
+    image = isp.process(isp.sense_burst(light, render, window, camera, shifts, rng), camera)
     image = post.deliver(image, n_ref, n_ref, camera.jpeg_quality, post_draw)
     top, left = post_draw.crop
     return np.ascontiguousarray(image[top : top + size, left : left + size])
@@ -109,11 +115,21 @@ def simulate_pair(
         scene = scenes.photo_scene(window, content_scale)
     windows = [SensorWindow.centred(round(n_ref * p.downscale), round(n_ref * p.downscale))
                for p in poses]
-    original = screen.original_light(scene, poses[0], windows[0])
-    recaptured = screen.recapture_light(scene, poses[1], display, windows[1], params)
-    recaptured = match_recapture_levels(recaptured, original, params.level_match_strength)
-    return (capture(original, cameras[0], posts[0], size, params, rng),
-            capture(recaptured, cameras[1], posts[1], size, params, rng))
+
+    def original_light(window):
+        return screen.original_light(scene, poses[0], window)
+
+    def recaptured_light(window):
+        # A burst's every frame is matched to the original's first frame.
+        light = screen.recapture_light(scene, poses[1], display, window, params)
+        return match_recapture_levels(light, original, params.level_match_strength)
+
+    original = original_light(windows[0])
+    recaptured = recaptured_light(windows[1])
+    return (capture(original, cameras[0], posts[0], size, params, rng, original_light,
+                    windows[0]),
+            capture(recaptured, cameras[1], posts[1], size, params, rng, recaptured_light,
+                    windows[1]))
 
 
 def match_recapture_levels(image: np.ndarray, reference: np.ndarray,

@@ -36,13 +36,14 @@ _POSITIVE = ("downscale", "pitch", "content_scale", "dead_leaves_radius", "lens_
 _INT_FIELDS = frozenset({"version", "margin", "crop_jitter", "max_supersample",
                          "fine_budget", "subpixel_samples", "phone_jpeg_quality",
                          "messaging_jpeg_quality", "content_jpeg_quality",
-                         "dead_leaves_max_disks", "photo_tile", "photo_pad"})
+                         "dead_leaves_max_disks", "photo_tile", "photo_pad", "burst_frames"})
 
 # Fields added after v2 was first built, with the value that reproduces the first v2 exactly.
 # A field at that value is left out of the fingerprint, so the committed v2 keeps its identity
 # (c614e5082a86ba02) and its datasets are not rebuilt; set to anything else, it is hashed.
 ADDED_FIELDS = {"dead_leaves_weave_prob": 0.0, "dead_leaves_weave_period": [1.5, 8.0],
-                "layouts": list(LAYOUTS), "level_match_strength": 1.0}
+                "layouts": list(LAYOUTS), "level_match_strength": 1.0,
+                "burst_frames": [1, 1], "burst_shift": 1.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,6 +126,17 @@ class SimulatorParamsV2:
         full_well: electrons at linear 1.0 (log): photon noise.
         read_noise: Gaussian read noise, of full scale.
         demosaics: the demosaicing algorithms drawn from (a tuple of names of `DEMOSAICS`).
+        burst_frames: frames a capture merges, drawn per capture in this inclusive range. A
+            phone camera takes a burst and merges it, aligned on the scene (HDR+, Hasinoff et
+            al. 2016: 2 to 8 raw frames; hand-held multi-frame super-resolution, Wronski et al.
+            2019, which names the hand's tremor between frames as what cancels aliasing). A
+            screen's moiré is aliasing: the frames sample it at different sub-pixel phases,
+            so aligned on the scene its copies no longer agree and the merge averages them
+            down, while the scene, alike in every frame, stays. (1, 1): one frame, the
+            committed v2 (added later; see `ADDED_FIELDS`).
+        burst_shift: the hand's shift of each further frame against the first, drawn uniformly
+            in [-burst_shift, burst_shift] sensor px per axis; the merge realigns each frame by
+            its own shift (ideal alignment, cubic spline). Unused with one frame.
         denoise_prob: probability that the ISP denoises.
         denoise_sigma: its Gaussian blur, sensor px, luma (chroma gets twice that).
         sharpen_prob: probability that the ISP sharpens (unsharp mask).
@@ -193,6 +205,8 @@ class SimulatorParamsV2:
     full_well: Range = (1000.0, 30000.0)
     read_noise: Range = (0.0005, 0.004)
     demosaics: tuple[str, ...] = DEMOSAICS
+    burst_frames: tuple[int, int] = (1, 1)
+    burst_shift: float = 1.0
     denoise_prob: float = 0.6
     denoise_sigma: Range = (0.3, 1.2)
     sharpen_prob: float = 0.7
@@ -268,6 +282,12 @@ class SimulatorParamsV2:
         if self.fine_budget < 64:
             raise ValueError(f"simulator v2 parameter fine_budget must be at least 64, got "
                              f"{self.fine_budget!r}")
+        if not 1 <= self.burst_frames[0] <= self.burst_frames[1] <= 16:
+            raise ValueError(f"simulator v2 parameter burst_frames must be a range of frame "
+                             f"counts in 1..16, got {self.burst_frames!r}")
+        if self.burst_shift < 0:
+            raise ValueError(f"simulator v2 parameter burst_shift must be >= 0 sensor px, got "
+                             f"{self.burst_shift!r}")
         if self.dead_leaves_coverage <= 0:
             raise ValueError(f"simulator v2 parameter dead_leaves_coverage must be positive, "
                              f"got {self.dead_leaves_coverage!r}")
@@ -284,11 +304,14 @@ class SimulatorParamsV2:
 
         The class name is hashed too, so no v2 set can share an identity with a v1 set. A field
         of `ADDED_FIELDS` is hashed only when it differs from the value there, and the weave
-        period only when weaves are drawn at all (it changes no pixel otherwise).
+        period only when weaves are drawn at all, the burst's shift only when a capture can
+        merge more than one frame (neither changes a pixel otherwise).
         """
         fields = self.to_dict()
         if fields["dead_leaves_weave_prob"] == 0.0:
             fields.pop("dead_leaves_weave_period")
+        if fields["burst_frames"] == [1, 1]:
+            fields.pop("burst_shift")
         for name, first in ADDED_FIELDS.items():
             if name in fields and fields[name] == first:
                 fields.pop(name)

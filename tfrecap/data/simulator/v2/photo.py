@@ -18,7 +18,13 @@ import numpy as np
 
 from tfrecap.data.simulator.v2 import display as screen
 from tfrecap.data.simulator.v2 import isp, post, scenes
-from tfrecap.data.simulator.v2.draws import draw_camera, draw_display, draw_pose, draw_post
+from tfrecap.data.simulator.v2.draws import (
+    draw_burst_shifts,
+    draw_camera,
+    draw_display,
+    draw_pose,
+    draw_post,
+)
 from tfrecap.data.simulator.v2.optics import SensorWindow
 from tfrecap.data.simulator.v2.params import V2_PARAMS, SimulatorParamsV2
 
@@ -103,6 +109,7 @@ def simulate_photo(
     content = scenes.dead_leaves(rng, half + 8.0, density, big) if label else None
     gain = lit_gain(display)
     noise_seed = int(rng.integers(2**63))
+    shifts = draw_burst_shifts(rng, camera, params)  # one hand shake for the whole frame
     # Even tile sides (and an even pad): every render tile then starts on the same Bayer phase
     # as the frame, whose CFA `isp.sense` lays from each array's own origin.
     tile = 2 * max(1, round(params.photo_tile * pose.downscale / 2))
@@ -115,16 +122,21 @@ def simulate_photo(
         h, w = min(tile, rows - top), min(tile, cols - left)
         window = SensorWindow(frame.top + top - pad, frame.left + left - pad, h + 2 * pad,
                               w + 2 * pad, frame.half)
-        light = screen.original_light(room, room_pose, window)
-        if label:
-            v = (window.top + np.arange(window.height) + 0.5)[:, None]
-            u = (window.left + np.arange(window.width) + 0.5)[None, :]
-            cover = _inside(corners, u, v)[..., None]
-            if cover.max() > 0:
-                shown = screen.recapture_light(content, pose, display, window, params) * gain
-                light = cover * shown + (1.0 - cover) * light
+
+        def render(window):
+            light = screen.original_light(room, room_pose, window)
+            if label:
+                v = (window.top + np.arange(window.height) + 0.5)[:, None]
+                u = (window.left + np.arange(window.width) + 0.5)[None, :]
+                cover = _inside(corners, u, v)[..., None]
+                if cover.max() > 0:
+                    shown = screen.recapture_light(content, pose, display, window, params) * gain
+                    light = cover * shown + (1.0 - cover) * light
+            return light
+
         tile_rng = np.random.default_rng(np.random.SeedSequence([noise_seed, index]))
-        image = isp.process(isp.sense(light, camera, tile_rng), camera)
+        sensed = isp.sense_burst(render(window), render, window, camera, shifts, tile_rng)
+        image = isp.process(sensed, camera)
         out[top : top + h, left : left + w] = image[pad : pad + h, pad : pad + w]
     if sensor:
         return post.jpeg(out, camera.jpeg_quality, "4:2:0")
