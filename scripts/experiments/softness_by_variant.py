@@ -13,7 +13,8 @@ source.
     python scripts/experiments/softness_by_variant.py --pairs 150 \\
         --variant "no_sharpen sharpen_prob=0" --variant "resolved_pitch pitch=3,6"
 
-``--components`` also measures v2 with its screen replaced, within this process, by two
+``--components`` also measures v2 (rows named after the stand-in) and every variant given (rows
+``NAME+STAND_IN``, the variant's own null) with its screen replaced, within this process, by two
 stand-ins: ``no_screen`` (the recapture is a second capture of the scene itself, with the
 recapture's own pose and camera: the score's null, which is not 0.5 on the halves, because a
 tile that the probe finds less periodic tends to be one with more broadband fine detail) and
@@ -100,12 +101,20 @@ def main(argv=None) -> int:
     parser.add_argument("--pairs", type=int, default=150)
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--components", action="store_true",
-                        help="also measure v2 with its screen replaced by the stand-ins "
-                             f"{' and '.join(COMPONENTS)}")
+                        help="also measure v2 and every variant with its screen replaced by "
+                             f"the stand-ins {' and '.join(COMPONENTS)} (rows NAME+STAND_IN)")
+    parser.add_argument("--stand-ins", default=",".join(COMPONENTS),
+                        help="with --components: which stand-ins, comma-separated (no_screen "
+                             "alone gives each variant its null)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.pairs < 2:
         parser.error(f"--pairs must be at least 2, got {args.pairs}")
+    stand_ins = [c.strip() for c in args.stand_ins.split(",") if c.strip()]
+    unknown = [c for c in stand_ins if c not in COMPONENTS]
+    if unknown or not stand_ins:
+        parser.error(f"--stand-ins must name some of {', '.join(COMPONENTS)}, got "
+                     f"{args.stand_ins!r}")
 
     from tfrecap.data.simulator import V2_PARAMS
     from tfrecap.data.simulator.overrides import ParamOverrideError, with_overrides
@@ -114,6 +123,9 @@ def main(argv=None) -> int:
     for text in args.variant:
         try:
             name, assignments = parse_variant(text)
+            if "+" in name:
+                raise ValueError(f"the name {name!r} holds a '+', which names the stand-in "
+                                 f"rows of --components")
             if name in variants or name in COMPONENTS:
                 raise ValueError(f"the name {name!r} is taken (v2 is always measured; give "
                                  f"each variant its own name)")
@@ -126,13 +138,17 @@ def main(argv=None) -> int:
            "variants": {}}
     runs = [(name, params, None) for name, params in variants.items()]
     if args.components:
-        runs += [(component, V2_PARAMS, component) for component in COMPONENTS]
+        # v2's stand-in rows keep their bare names ("no_screen"); a variant's are NAME+STAND_IN,
+        # its own null (a burst, say, changes the originals too).
+        runs += [(component if name == "v2" else f"{name}+{component}", params, component)
+                 for name, params in variants.items() for component in stand_ins]
     print("| variant | softness AUC, all | most periodic half | other half |")
     print("|---|---|---|---|")
     for name, params, component in runs:
         with screen_replaced(component) if component else contextlib.nullcontext():
             summary = probe.summarise(variant_rows(params, args.pairs, args.seed))
-        record = {"params": [t for t in args.variant if shlex.split(t)[0] == name],
+        base = name.split("+")[0] if component else name
+        record = {"params": [t for t in args.variant if shlex.split(t)[0] == base],
                   "fingerprint": params.fingerprint(),
                   **({"screen_replaced_by": component} if component else {}),
                   "all": summary["detector_auc"],

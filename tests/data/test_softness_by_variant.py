@@ -50,7 +50,8 @@ def test_the_table_and_json_hold_every_variant(tmp_path, capsys):
 @pytest.mark.parametrize(("variants", "message"), [
     (["x no_such_field=1"], "no_such_field"),
     (["v2 glare_prob=0"], "taken"),
-    (["a glare_prob=0", "a glare_prob=1"], "taken")])
+    (["a glare_prob=0", "a glare_prob=1"], "taken"),
+    (["a+b glare_prob=0"], "holds a '+'")])
 def test_a_bad_variant_is_a_clear_error(capsys, variants, message):
     argv = ["--pairs", "2"]
     for text in variants:
@@ -83,3 +84,33 @@ def test_the_stand_in_screens_replace_v2s_and_are_put_back():
         with script.screen_replaced("no_display"):
             pass
     assert display.recapture_light is real
+
+
+def test_components_give_every_variant_its_own_null(tmp_path):
+    out = tmp_path / "out.json"
+    assert script.main(["--pairs", "2", "--variant", "no_glare glare_prob=0", "--components",
+                        "--json", str(out)]) == 0
+    variants = json.loads(out.read_text())["variants"]
+    assert list(variants) == ["v2", "no_glare", *script.COMPONENTS,
+                              *(f"no_glare+{c}" for c in script.COMPONENTS)]
+    for component in script.COMPONENTS:
+        assert variants[component]["params"] == []
+        assert variants[component]["fingerprint"] == V2_PARAMS.fingerprint()
+        own = variants[f"no_glare+{component}"]
+        assert own["screen_replaced_by"] == component
+        assert own["params"] == ["no_glare glare_prob=0"]
+        assert own["fingerprint"] == variants["no_glare"]["fingerprint"]
+
+
+def test_stand_ins_pick_which_nulls(tmp_path):
+    out = tmp_path / "out.json"
+    assert script.main(["--pairs", "2", "--variant", "no_glare glare_prob=0", "--components",
+                        "--stand-ins", "no_screen", "--json", str(out)]) == 0
+    assert list(json.loads(out.read_text())["variants"]) == ["v2", "no_glare", "no_screen",
+                                                             "no_glare+no_screen"]
+
+
+def test_an_unknown_stand_in_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        script.main(["--pairs", "2", "--components", "--stand-ins", "no_display"])
+    assert "--stand-ins must name some of no_screen" in capsys.readouterr().err
