@@ -20,7 +20,8 @@ training seeds (``--seed``), so that a difference smaller than the control's spr
 seeds is read as none.
 
 Run (about 8 minutes per arm and seed on 2 cores at the defaults; a second seed reuses the
-data, about 4)::
+data, about 4; `burst_merge` renders 2-8 frames per capture, so its data takes about five
+times the control's)::
 
     python scripts/experiments/v2_ablation.py --out runs/v2_ablation --data-dir /tmp/abl_tfds \\
         --originals DIR --recaptured DIR

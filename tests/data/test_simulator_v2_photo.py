@@ -46,13 +46,15 @@ def test_sensor_photo_is_the_phone_jpeg_at_d_times_the_reference_size():
     assert small.shape == (32, 48, 3)
 
 
-def test_render_tiles_join_without_seams():
+@pytest.mark.parametrize("frames", [(1, 1), (3, 3)])
+def test_render_tiles_join_without_seams(frames):
     # An original rendered in many tiles matches the same photo rendered as one tile: the
     # tiles share the frame's Bayer phase and only the per-tile noise differs, which a huge
     # full well and no read noise remove. Measured mean difference: 0.04 levels; 0.20 when
-    # odd tile sides flipped the Bayer phase of every other tile (0.54 on those tiles).
+    # odd tile sides flipped the Bayer phase of every other tile (0.54 on those tiles). A
+    # burst shares its shifts over the frame, so its tiles join too.
     quiet = dataclasses.replace(V2_PARAMS, downscale=(1.3, 1.3), full_well=(1e9, 1e9),
-                                read_noise=(0.0, 0.0))
+                                read_noise=(0.0, 0.0), burst_frames=frames)
     tiled = simulate_photo(np.random.default_rng(5), 0, 64, 96, quiet, sensor=True)
     whole = simulate_photo(np.random.default_rng(5), 0, 64, 96,
                            dataclasses.replace(quiet, photo_tile=512), sensor=True)

@@ -10,6 +10,8 @@ order a phone applies them. The result is the uint8 image the phone would JPEG.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
@@ -57,16 +59,19 @@ def sense(linear: np.ndarray, camera: Camera, rng: np.random.Generator) -> np.nd
     return np.clip(rgb, 0.0, None).astype(np.float32)
 
 
-def sense_burst(first_light: np.ndarray, render, window: SensorWindow, camera: Camera,
-                shifts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sense_burst(first_light: np.ndarray, render: Callable[[SensorWindow], np.ndarray] | None,
+                window: SensorWindow | None, camera: Camera, shifts: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
     """`sense` of a burst: the first frame and one more per shift, merged on the scene.
 
     Frame k's sensor window is moved by its shift (rows, columns; sensor px), so it samples
     the light at another sub-pixel phase. Realigned by that shift (cubic spline), what is
     resolved lines up with the first frame, while what the sensor aliased, a screen's moiré
     above all, lands at another phase in each frame and averages down; so does the noise
-    (each frame draws its own). This is an ideal merge: known shifts, no robustness weights
-    (HDR+, Hasinoff et al. 2016; Wronski et al. 2019).
+    (each frame draws its own). This is an idealised merge: known shifts, no robustness
+    weights, and frames merged after demosaicing, where HDR+ (Hasinoff et al. 2016) and
+    Wronski et al. (2019) merge raw frames. The spline's realignment also softens detail near
+    Nyquist a little, in both classes alike.
 
     Args:
         first_light: the first frame's linear light, `render(window)`.
@@ -83,11 +88,15 @@ def sense_burst(first_light: np.ndarray, render, window: SensorWindow, camera: C
     merged = sense(first_light, camera, rng)
     if not len(shifts):
         return merged
+    if render is None or window is None:
+        raise ValueError(f"a burst of {len(shifts) + 1} frames needs `render` and `window` to "
+                         f"take its further frames")
     for dy, dx in shifts:
         moved = SensorWindow(window.top + dy, window.left + dx, window.height, window.width,
                              window.half)
         frame = sense(render(moved), camera, rng)
-        # Row i of the moved frame saw sensor row i + dy of the first: back by dy.
+        # Row i of the moved frame saw what row i + dy of the first did, so the realigned
+        # frame is out[i] = frame[i - dy]: ndimage.shift by +dy (columns alike).
         merged += ndimage.shift(frame, (dy, dx, 0.0), order=3, mode="nearest")
     return np.clip(merged / (len(shifts) + 1), 0.0, None).astype(np.float32)
 

@@ -135,8 +135,8 @@ class SimulatorParamsV2:
             down, while the scene, alike in every frame, stays. (1, 1): one frame, the
             committed v2 (added later; see `ADDED_FIELDS`).
         burst_shift: the hand's shift of each further frame against the first, drawn uniformly
-            in [-burst_shift, burst_shift] sensor px per axis; the merge realigns each frame by
-            its own shift (ideal alignment, cubic spline). Unused with one frame.
+            in [-burst_shift, burst_shift] sensor px per axis (at most 2); the merge realigns
+            each frame by its own shift (known shifts, cubic spline). Unused with one frame.
         denoise_prob: probability that the ISP denoises.
         denoise_sigma: its Gaussian blur, sensor px, luma (chroma gets twice that).
         sharpen_prob: probability that the ISP sharpens (unsharp mask).
@@ -285,9 +285,11 @@ class SimulatorParamsV2:
         if not 1 <= self.burst_frames[0] <= self.burst_frames[1] <= 16:
             raise ValueError(f"simulator v2 parameter burst_frames must be a range of frame "
                              f"counts in 1..16, got {self.burst_frames!r}")
-        if self.burst_shift < 0:
-            raise ValueError(f"simulator v2 parameter burst_shift must be >= 0 sensor px, got "
-                             f"{self.burst_shift!r}")
+        if not 0 <= self.burst_shift <= 2:
+            # Up to 2 px, the realignment's replicated border stays inside a patch's margin
+            # and a whole photo's tile pad.
+            raise ValueError(f"simulator v2 parameter burst_shift must lie in [0, 2] sensor "
+                             f"px, got {self.burst_shift!r}")
         if self.dead_leaves_coverage <= 0:
             raise ValueError(f"simulator v2 parameter dead_leaves_coverage must be positive, "
                              f"got {self.dead_leaves_coverage!r}")

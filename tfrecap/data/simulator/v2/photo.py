@@ -123,14 +123,15 @@ def simulate_photo(
         window = SensorWindow(frame.top + top - pad, frame.left + left - pad, h + 2 * pad,
                               w + 2 * pad, frame.half)
 
-        def render(window):
-            light = screen.original_light(room, room_pose, window)
+        def render(frame_window):  # a burst's further frames move the tile's window
+            light = screen.original_light(room, room_pose, frame_window)
             if label:
-                v = (window.top + np.arange(window.height) + 0.5)[:, None]
-                u = (window.left + np.arange(window.width) + 0.5)[None, :]
+                v = (frame_window.top + np.arange(frame_window.height) + 0.5)[:, None]
+                u = (frame_window.left + np.arange(frame_window.width) + 0.5)[None, :]
                 cover = _inside(corners, u, v)[..., None]
                 if cover.max() > 0:
-                    shown = screen.recapture_light(content, pose, display, window, params) * gain
+                    shown = screen.recapture_light(content, pose, display, frame_window,
+                                                   params) * gain
                     light = cover * shown + (1.0 - cover) * light
             return light
 
