@@ -129,6 +129,14 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
         "nothing; adds a merged burst of 2-8 hand-shaken frames to every capture, both classes",
         ("burst_frames=2,8",),
     ),
+    # An added randomization of the display: the screen shows an image coarser than its panel
+    # (video, web and messaging images are, on most screens), resampled by the viewer, so a
+    # recapture's content stops short of the display pixel: a photo of a screen is softer
+    # than the screen's pixels allow, where v2's shows the scene at the panel's resolution.
+    "content_upscaled": (
+        "nothing; adds content upscaled by 1-2x on the screen (recaptures only)",
+        ("content_upscale_prob=1",),
+    ),
     # An added randomization, not a switched-off one: 2-D weaves (crossed gratings: fabric,
     # mesh, grilles) on half the textured dead-leaves disks, in both classes, so that a fine
     # periodic grid alone stops meaning "screen".
@@ -139,7 +147,7 @@ ARMS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 # Arms that add a randomization the committed v2 does not have, instead of switching one off.
-ADDED_ARMS = frozenset({"with_weaves", "burst_merge"})
+ADDED_ARMS = frozenset({"with_weaves", "burst_merge", "content_upscaled"})
 # Arms that are test sets for --cross, left out of the default --arms.
 TEST_ONLY_ARMS = frozenset({"oled_layouts_only"})
 DEFAULT_ARMS = tuple(a for a in ARMS if a not in TEST_ONLY_ARMS)

@@ -54,6 +54,10 @@ def test_the_burst_arm_adds_only_a_merged_burst():
     assert _changed(ablation.arm_params("burst_merge")) == {"burst_frames": (2, 8)}
 
 
+def test_the_content_upscaled_arm_adds_only_upscaled_content():
+    assert _changed(ablation.arm_params("content_upscaled")) == {"content_upscale_prob": 1.0}
+
+
 @pytest.mark.parametrize("arm", list(ablation.ARMS))
 def test_the_recorded_command_builds_the_arms_data(arm):
     words = ablation.synth_command(arm, 3000).split()
@@ -352,15 +356,18 @@ def test_the_docs_128_px_probe_halves_are_the_committed_record():
             f"screen photos and {spread('screens_not_periodic')} on the other 49") in page
 
 
-def test_the_docs_burst_tables_are_the_committed_record():
-    record, page = _docs_record("v2_burst_arm.json")
+@pytest.mark.parametrize("name, tested", [("v2_burst_arm.json", "burst_merge"),
+                                          ("v2_content_upscale_arm.json", "content_upscaled")])
+def test_the_docs_2026_12_06_arm_tables_are_the_committed_record(name, tested):
+    # The two arms of 2026-12-06, each beside the same retrained control.
+    record, page = _docs_record(name)
     spread = _mean_range
-    for arm, label in ((ablation.CONTROL, "control (retrained)"), ("burst_merge", "`burst_merge`")):
+    for arm, label in ((ablation.CONTROL, "control (retrained)"), (tested, f"`{tested}`")):
         rows = [r for r in record["rows"] if r["arm"] == arm]
         assert sorted(r["seed"] for r in rows) == [0, 1, 2]
         photos = [r["real_photos"] for r in rows]
         cells = [spread([r["own_test"]["accuracy"] for r in rows], True),
-                 spread([r["cross"]["burst_merge"]["accuracy"] for r in rows], True),
+                 spread([r["cross"][tested]["accuracy"] for r in rows], True),
                  spread([r["v2_test"]["accuracy"] for r in rows], True),
                  spread([p["native/mean_probability"]["auc"] for p in photos], False),
                  spread([p["reference-1024/mean_probability"]["auc"] for p in photos], False),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import ndimage
 
 from tfrecap.data.simulator.camera import jpeg
 from tfrecap.data.simulator.v2.draws import Display, Pose
@@ -91,6 +92,12 @@ def screen_light(scene: Scene, pose: Pose, display: Display, x0, y0, touched) ->
     if display.content_jpeg is not None and min(code.shape[:2]) >= 8:
         levels = np.round(code * 255.0).astype(np.uint8)
         code = jpeg(levels, display.content_jpeg, "4:2:0").astype(np.float32) / 255.0
+    if display.content_upscale > 1.0:
+        # The image is coarser than the panel and the viewer resamples it (after its JPEG
+        # was decoded): its detail stops short of the display pixel.
+        sigma = 0.5 * math.sqrt(display.content_upscale**2 - 1.0)
+        code = ndimage.gaussian_filter(np.asarray(code, np.float32), (sigma, sigma, 0),
+                                       mode="nearest")
     light = np.asarray(code, np.float32) ** display.gamma
     light = light * np.array([display.white_point[0], 1.0, display.white_point[1]], np.float32)
     grey = light @ LUMA

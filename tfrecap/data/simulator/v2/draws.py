@@ -65,6 +65,7 @@ class Display:
     refresh_band: tuple[float, float, float] | None  # amplitude, period (sensor px), phase
     glare: tuple[float, float, float, float, float] | None  # amplitude, gx, gy, bx, by
     diffuser_sigma: float  # display px, 0 = none
+    content_upscale: float = 1.0  # display px per content px (1: content at the panel's own)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,8 +145,15 @@ def draw_display(rng: np.random.Generator, params: SimulatorParamsV2) -> Display
     glare = glare if _chance(rng, params.glare_prob) else None
     diffuser = float(rng.uniform(*params.diffuser_sigma))
     diffuser = diffuser if _chance(rng, params.diffuser_prob) else 0.0
+    upscale = 1.0
+    if params.content_upscale_prob > 0:
+        # From a generator of its own, seeded by this display's phase draw, so that no draw of
+        # the pair's stream moves: the pair's originals stay v2's, bit for bit.
+        own = np.random.default_rng(np.random.SeedSequence([int(phase[0] * 2**53), 0x5CA1E]))
+        upscale = log_uniform(own, params.content_upscale)
+        upscale = upscale if _chance(own, params.content_upscale_prob) else 1.0
     return Display(layout, pitch, fill, row_fill, phase, gamma, brightness, white, saturation,
-                   content_jpeg, band, glare, diffuser)
+                   content_jpeg, band, glare, diffuser, upscale)
 
 
 def draw_camera(rng: np.random.Generator, params: SimulatorParamsV2) -> Camera:

@@ -28,7 +28,8 @@ _NAME_TUPLES = {"layouts": LAYOUTS, "demosaics": DEMOSAICS, "resize_filters": RE
 # Fields that are probabilities, and fields that must be positive ranges.
 _PROBABILITIES = ("dead_leaves_fraction", "dead_leaves_texture_prob", "dead_leaves_blur_prob",
                   "dead_leaves_weave_prob", "level_match_strength",
-                  "content_jpeg_prob", "refresh_band_prob", "glare_prob", "diffuser_prob",
+                  "content_upscale_prob", "content_jpeg_prob", "refresh_band_prob",
+                  "glare_prob", "diffuser_prob",
                   "denoise_prob", "sharpen_prob", "messaging_prob", "messaging_444_prob")
 _POSITIVE = ("downscale", "pitch", "content_scale", "dead_leaves_radius", "lens_sigma",
              "dead_leaves_weave_period",
@@ -43,7 +44,8 @@ _INT_FIELDS = frozenset({"version", "margin", "crop_jitter", "max_supersample",
 # (c614e5082a86ba02) and its datasets are not rebuilt; set to anything else, it is hashed.
 ADDED_FIELDS = {"dead_leaves_weave_prob": 0.0, "dead_leaves_weave_period": [1.5, 8.0],
                 "layouts": list(LAYOUTS), "level_match_strength": 1.0,
-                "burst_frames": [1, 1], "burst_shift": 1.0}
+                "burst_frames": [1, 1], "burst_shift": 1.0,
+                "content_upscale_prob": 0.0, "content_upscale": [1.0, 2.0]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,13 @@ class SimulatorParamsV2:
             pair's level matching.
         white_point: colour temperature: red and blue gains drawn in this range (green 1).
         display_saturation: narrow vs wide gamut, about the grey axis.
+        content_upscale_prob: probability that the screen shows its content upscaled: an
+            image of lower resolution than the panel (a 1080p video on a 4K TV, a 1,600-px
+            messaging photo on a 2,400-px phone, a web image), resampled by the viewer. 0 in
+            the committed v2 (added later; see `ADDED_FIELDS`).
+        content_upscale: that upscale, display px per content px (log). The viewer's
+            resampling is modelled as a Gaussian of sigma 0.5 * sqrt(u^2 - 1) display px (a
+            pixel's blur taken as 0.5 px, added in quadrature), on the content's code values.
         content_jpeg_prob: probability that the screen shows a JPEG of the scene.
         content_jpeg_quality: its quality, inclusive.
         refresh_band_prob: probability of refresh bands (rolling shutter against PWM).
@@ -187,6 +196,8 @@ class SimulatorParamsV2:
     brightness: Range = (0.6, 1.6)
     white_point: Range = (0.85, 1.15)
     display_saturation: Range = (0.8, 1.25)
+    content_upscale_prob: float = 0.0
+    content_upscale: Range = (1.0, 2.0)
     content_jpeg_prob: float = 0.5
     content_jpeg_quality: tuple[int, int] = (70, 95)
     refresh_band_prob: float = 0.25
@@ -262,6 +273,9 @@ class SimulatorParamsV2:
         if self.downscale[0] < 1.0:
             raise ValueError(f"simulator v2 parameter downscale must be >= 1 (the reference "
                              f"rule never upsamples), got {self.downscale!r}")
+        if self.content_upscale[0] < 1.0:
+            raise ValueError(f"simulator v2 parameter content_upscale must be >= 1 (display px "
+                             f"per content px), got {self.content_upscale!r}")
         if self.content_scale[0] < 1.0:
             raise ValueError(f"simulator v2 parameter content_scale must be >= 1 (a bundled "
                              f"photo is never upsampled), got {self.content_scale!r}")
@@ -307,13 +321,16 @@ class SimulatorParamsV2:
         The class name is hashed too, so no v2 set can share an identity with a v1 set. A field
         of `ADDED_FIELDS` is hashed only when it differs from the value there, and the weave
         period only when weaves are drawn at all, the burst's shift only when a capture can
-        merge more than one frame (neither changes a pixel otherwise).
+        merge more than one frame, the content's upscale only when it is drawn at all (none
+        changes a pixel otherwise).
         """
         fields = self.to_dict()
         if fields["dead_leaves_weave_prob"] == 0.0:
             fields.pop("dead_leaves_weave_period")
         if fields["burst_frames"] == [1, 1]:
             fields.pop("burst_shift")
+        if fields["content_upscale_prob"] == 0.0:
+            fields.pop("content_upscale")
         for name, first in ADDED_FIELDS.items():
             if name in fields and fields[name] == first:
                 fields.pop(name)
