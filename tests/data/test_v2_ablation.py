@@ -389,6 +389,11 @@ def test_the_docs_2026_12_06_arm_tables_are_the_committed_record(name, tested):
                 == earlier["probe_halves"]["arms"]["control"][str(seed)])
 
 
+def _signed(value: float) -> str:
+    """The docs' signed difference, with a true minus sign: "+0.113", "−0.084"."""
+    return f"{value:+.3f}".replace("-", "−")
+
+
 def test_the_docs_own_null_table_is_the_committed_record():
     record, page = _docs_record("softness_by_variant.json")
     variants = record["variants"]
@@ -401,7 +406,7 @@ def test_the_docs_own_null_table_is_the_committed_record():
         null = variants["no_screen" if name == "v2" else f"{name}+no_screen"]
 
         def excess(half, row=row, null=null):
-            return f"{row[half] - null[half]:+.3f}".replace("-", "−")
+            return _signed(row[half] - null[half])
 
         line = (f"| {labels.get(name, f'`{name}`')} | {row['other_half']:.3f} | "
                 f"{null['other_half']:.3f} | {excess('other_half')} | "
@@ -414,6 +419,6 @@ def test_the_docs_burst_excess_table_is_the_committed_record():
     variants = record["variants"]
     for name, null in (("v2", "no_screen"), ("burst_2_8", "burst_2_8+no_screen")):
         label = name if name == "v2" else f"`{name}`"
-        cells = [f"{variants[name][h] - variants[null][h]:+.3f}".replace("-", "−")
+        cells = [_signed(variants[name][h] - variants[null][h])
                  for h in ("all", "periodic_half", "other_half")]
         assert f"| {label} | " + " | ".join(cells) + " |" in page

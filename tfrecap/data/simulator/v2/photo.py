@@ -115,6 +115,20 @@ def simulate_photo(
     tile = 2 * max(1, round(params.photo_tile * pose.downscale / 2))
     pad = params.photo_pad + params.photo_pad % 2
     frame = SensorWindow.centred(rows, cols)
+
+    def render(window):
+        """Linear light of a sensor window: the room, and the screen where it covers it (a
+        burst's further frames move the window)."""
+        light = screen.original_light(room, room_pose, window)
+        if label:
+            v = (window.top + np.arange(window.height) + 0.5)[:, None]
+            u = (window.left + np.arange(window.width) + 0.5)[None, :]
+            cover = _inside(corners, u, v)[..., None]
+            if cover.max() > 0:
+                shown = screen.recapture_light(content, pose, display, window, params) * gain
+                light = cover * shown + (1.0 - cover) * light
+        return light
+
     out = np.empty((rows, cols, 3), np.uint8)
     for index, (top, left) in enumerate(
         (t, s) for t in range(0, rows, tile) for s in range(0, cols, tile)
@@ -122,19 +136,6 @@ def simulate_photo(
         h, w = min(tile, rows - top), min(tile, cols - left)
         window = SensorWindow(frame.top + top - pad, frame.left + left - pad, h + 2 * pad,
                               w + 2 * pad, frame.half)
-
-        def render(frame_window):  # a burst's further frames move the tile's window
-            light = screen.original_light(room, room_pose, frame_window)
-            if label:
-                v = (frame_window.top + np.arange(frame_window.height) + 0.5)[:, None]
-                u = (frame_window.left + np.arange(frame_window.width) + 0.5)[None, :]
-                cover = _inside(corners, u, v)[..., None]
-                if cover.max() > 0:
-                    shown = screen.recapture_light(content, pose, display, frame_window,
-                                                   params) * gain
-                    light = cover * shown + (1.0 - cover) * light
-            return light
-
         tile_rng = np.random.default_rng(np.random.SeedSequence([noise_seed, index]))
         sensed = isp.sense_burst(render(window), render, window, camera, shifts, tile_rng)
         image = isp.process(sensed, camera)
